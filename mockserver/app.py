@@ -1,0 +1,52 @@
+"""``create_app``: the one place that wires the mock together."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from flask import Flask
+
+from mockserver import control, routes
+from mockserver.auth import Authenticator
+from mockserver.context import Mock
+from mockserver.fixtures import load_api_keys, load_seed
+from mockserver.profiles import Profiles
+from mockserver.settings import Settings
+from mockserver.spec import Spec, SpecError
+from mockserver.store import Store
+from mockserver.validation import Validator
+
+@lru_cache(maxsize=8)
+def load_spec(path: Path, mtime_ns: int) -> Spec:
+    """One validated spec per file version and process."""
+    spec = Spec.load(path)
+    spec.openapi  # noqa: B018 - validate the document now, not on the first request
+    return spec
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """A mock serving ``settings.spec`` with the state of ``settings.fixtures``."""
+    settings = settings or Settings()
+    try:
+        spec = load_spec(settings.spec.resolve(), settings.spec.stat().st_mtime_ns)
+    except OSError as exc:
+        raise SpecError(f"cannot read spec {settings.spec}: {exc.strerror}") from None
+    routes.check_handlers(spec)
+    store = Store(load_seed(settings.fixtures, spec))
+    permissions = frozenset(op.permission for op in spec.operations.values())
+    keyring = load_api_keys(settings.api_keys, permissions) if settings.api_keys else None
+    mock = Mock(
+        settings=settings,
+        spec=spec,
+        store=store,
+        profiles=Profiles(store, spec),
+        auth=Authenticator(keyring),
+        validator=Validator(spec, settings.max_body_bytes),
+    )
+    app = Flask("mockserver")
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["mockserver"] = mock
+    control.register(app)
+    routes.register(app)
+    return app

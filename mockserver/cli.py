@@ -1,0 +1,84 @@
+"""``mockserver`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from mockserver.fixtures import FixtureError
+from mockserver.settings import Settings, SettingsError
+from mockserver.spec import SpecError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    return int(args.run(args))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mockserver", description="Mock of the Bifrost Access Profiles API.")
+    commands = parser.add_subparsers(dest="command")
+    serve = commands.add_parser(
+        "serve",
+        help="serve the mock",
+        description="Serve the mock. Every option can also be set as MOCKSERVER_<OPTION> (e.g. MOCKSERVER_PORT).",
+    )
+    serve.add_argument("--host", help="interface to bind (default 127.0.0.1; 0.0.0.0 exposes it to the network)")
+    serve.add_argument("--port", type=int, help="port (default 8080; 0 picks a free one)")
+    serve.add_argument("--spec", type=Path, help="OpenAPI document (default: the bundled spec)")
+    serve.add_argument("--fixtures", type=Path, help="seed data, JSON or YAML (default: the bundled fixtures)")
+    serve.add_argument("--api-keys", type=Path, help="admins and scoped keys; turns on strict authentication")
+    serve.add_argument(
+        "--strict",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="turn an answer that breaks the contract into a 500 (default on); --no-strict logs it and sends it",
+    )
+    serve.add_argument("--threads", type=int, help="worker threads (default 8)")
+    serve.set_defaults(run=_serve)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from mockserver.app import create_app
+    from mockserver.server import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        settings = Settings.from_env(
+            host=args.host,
+            port=args.port,
+            spec=args.spec,
+            fixtures=args.fixtures,
+            api_keys=args.api_keys,
+            strict=args.strict,
+            threads=args.threads,
+        )
+        app = create_app(settings)
+    except (SettingsError, SpecError, FixtureError) as exc:
+        print(f"mockserver: error: {exc}", file=sys.stderr)
+        return 2
+    # A service manager stops us with SIGTERM; treat it like Ctrl-C so the socket closes cleanly.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        serve(app, settings.host, settings.port, settings.threads, announce=lambda m: print(m, flush=True))
+    except OSError as exc:
+        print(f"mockserver: error: cannot listen on {settings.host}:{settings.port}: {exc.strerror}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,64 @@
+"""The per-app state every request handler works from."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import current_app
+
+from mockserver.auth import Authenticator
+from mockserver.profiles import Profiles
+from mockserver.settings import Settings
+from mockserver.spec import Spec
+from mockserver.store import Store
+from mockserver.validation import Validator
+
+log = logging.getLogger("mockserver")
+
+
+@dataclass(frozen=True)
+class Violation:
+    """An answer of ours that broke the contract, or a failure inside the mock."""
+
+    operation_id: str | None
+    method: str
+    path: str
+    status: int
+    problems: tuple[str, ...]
+
+    def __str__(self) -> str:
+        where = self.operation_id or "(no operation)"
+        return f"{where} ({self.method} {self.path}) answered {self.status}: {'; '.join(self.problems)}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "operation_id": self.operation_id,
+            "method": self.method,
+            "path": self.path,
+            "status": self.status,
+            "problems": list(self.problems),
+        }
+
+
+@dataclass
+class Mock:
+    """Everything one app serves from, kept in ``app.extensions["mockserver"]``."""
+
+    settings: Settings
+    spec: Spec
+    store: Store
+    profiles: Profiles
+    auth: Authenticator
+    validator: Validator
+    violations: list[Violation] = field(default_factory=list)
+
+    def record(self, violation: Violation) -> None:
+        log.error("contract violation: %s", violation)
+        self.violations.append(violation)
+
+
+def current_mock() -> Mock:
+    """The ``Mock`` of the app handling the current request."""
+    return current_app.extensions["mockserver"]  # type: ignore[no-any-return]

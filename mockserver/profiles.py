@@ -1,0 +1,427 @@
+"""The access-profile rules (docs/behaviour.md), as plain functions over the store.
+
+Bodies arrive already checked against the spec. Every rule is checked before anything is stored,
+and a change is committed by swapping in a new record, so a refused request changes nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from mockserver.errors import BadRequest, Conflict, NotFound
+from mockserver.spec import Spec
+from mockserver.store import Record, State, Store
+from mockserver.timeutil import format_duration, format_timestamp, parse_duration, parse_timestamp
+
+DEFAULT_PAGE_SIZE = 25
+MAX_PAGE_SIZE = 100
+# Server-owned budget fields besides the schema's readOnly ones: scope is derived from placement.
+SERVER_BUDGET_FIELDS = frozenset({"scope"})
+PROFILE_NOT_FOUND = "Profile not found"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The limits the rules need, read from the spec once."""
+
+    name_max_length: int
+    rotation_min_ns: int
+    rotation_max_ns: int
+
+    @classmethod
+    def from_spec(cls, spec: Spec) -> Limits:
+        return cls(
+            name_max_length=spec.limit("CreateAccessProfileRequest", "name", "maxLength"),
+            rotation_min_ns=spec.keyword("RotationInterval", "minimum"),
+            rotation_max_ns=spec.keyword("RotationInterval", "maximum"),
+        )
+
+
+class Profiles:
+    """Operations on access profiles. Each public method is one operation of the API."""
+
+    def __init__(self, store: Store, spec: Spec) -> None:
+        self.store = store
+        self.spec = spec
+        self.limits = Limits.from_spec(spec)
+        self._read_only = {name: spec.read_only(name) for name in ("Budget", "RateLimit", "ProviderConfig")}
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def list(self, query: Mapping[str, Any]) -> dict[str, Any]:
+        """One page of profiles matching the filters, in ascending id order."""
+        limit = query.get("limit")
+        limit = DEFAULT_PAGE_SIZE if limit is None or limit <= 0 else min(limit, MAX_PAGE_SIZE)
+        offset = max(query.get("offset") or 0, 0)
+        search = (query.get("search") or "").lower()
+        tags = {t.strip() for t in (query.get("tags") or "").split(",") if t.strip()}
+        is_active = query.get("is_active")
+
+        def matches(p: Record) -> bool:
+            if is_active is not None and p["is_active"] != is_active:
+                return False
+            if tags and not tags.intersection(p["tags"]):
+                return False
+            if search:
+                text = p["name"].lower() + "\n" + (p["description"] or "").lower()
+                if search not in text:
+                    return False
+            return True
+
+        with self.store.atomic() as state:
+            found = [state.profiles[i] for i in sorted(state.profiles) if matches(state.profiles[i])]
+        page = found[offset : offset + limit]
+        return {
+            "access_profiles": page,
+            "count": len(page),
+            "total_count": len(found),
+            "limit": limit,
+            "offset": offset,
+        }
+
+    def get(self, profile_id: int) -> dict[str, Any]:
+        """The profile, its role attachments and the number of users holding a copy."""
+        with self.store.atomic() as state:
+            profile = _existing(state, profile_id)
+            roles = [a for a in state.role_attachments if a["access_profile_id"] == profile_id]
+            copies = sum(1 for c in state.user_copies if c["parent_profile_id"] == profile_id)
+        return {"access_profile": profile, "roles": roles, "user_count": copies}
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def create(self, body: Mapping[str, Any], actor: str) -> Record:
+        body = self.spec.project(body, self.spec.schema("CreateAccessProfileRequest"))
+        now = self.store.clock()
+        name = self._name(body["name"])
+        _unique_provider_names(body.get("provider_configs", []))
+        interval = self._interval(body.get("auto_rotation_interval"))
+        next_rotation = self._first_rotation(body, interval, now)
+        with self.store.atomic() as state:
+            _name_free(state, name)
+            profile_id = state.next_id("profile")
+            record: Record = {
+                "id": profile_id,
+                "name": name,
+                "description": body.get("description"),
+                "is_active": True,
+                "version": 1,
+                "tags": list(body.get("tags", [])),
+                "provider_configs": [self._provider_config(state, pc, None, now) for pc in body.get("provider_configs", [])],
+                "budgets": [self._budget(b, "total", {}, now) for b in body.get("budgets", [])],
+            }
+            if "rate_limit" in body:
+                record["rate_limit"] = self._rate_limit(body["rate_limit"], None)
+            record["calendar_aligned"] = body.get("calendar_aligned", False)
+            record["auto_rotation_interval"] = interval
+            if next_rotation is not None:
+                record["next_rotation_at"] = format_timestamp(next_rotation)
+            for key in ("mcp_tool_groups", "mcp_servers", "mcp_tool_overrides"):
+                record[key] = copy.deepcopy(body.get(key, []))
+            record["created_at"] = record["updated_at"] = format_timestamp(now)
+            state.profiles[profile_id] = record
+            record_version(state, record, actor)
+            _audit(state, "create", profile_id, actor, now, None, record)
+        return record
+
+    def update(self, profile_id: int, body: Mapping[str, Any], actor: str) -> Record:
+        """Partial update: only the fields present in the body change."""
+        body = self.spec.project(body, self.spec.schema("UpdateAccessProfileRequest"))
+        now = self.store.clock()
+        with self.store.atomic() as state:
+            old = _existing(state, profile_id)
+            new = copy.deepcopy(old)
+            if "name" in body:
+                new["name"] = self._name(body["name"])
+            if "description" in body:
+                new["description"] = body["description"]
+            if "tags" in body:
+                new["tags"] = list(body["tags"])
+            if "provider_configs" in body:
+                _unique_provider_names(body["provider_configs"])
+                kept = {pc["provider_name"]: pc for pc in old["provider_configs"]}
+                new["provider_configs"] = [
+                    self._provider_config(state, pc, kept.pop(pc["provider_name"], None), now)
+                    for pc in body["provider_configs"]
+                ]
+            if "budgets" in body:
+                kept_budgets = {b["id"]: b for b in old["budgets"]}
+                new["budgets"] = [self._budget(b, "total", kept_budgets, now) for b in body["budgets"]]
+            if "rate_limit" in body:
+                if body["rate_limit"] is None:
+                    new.pop("rate_limit", None)
+                else:
+                    new["rate_limit"] = self._rate_limit(body["rate_limit"], old.get("rate_limit"))
+            if body.get("calendar_aligned") is not None:
+                new["calendar_aligned"] = body["calendar_aligned"]
+            for key in ("mcp_tool_groups", "mcp_servers", "mcp_tool_overrides"):
+                if key in body:
+                    new[key] = copy.deepcopy(body[key])
+            self._reschedule(new, body, now)
+            if new == old:
+                return old
+            if new["name"] != old["name"]:
+                _name_free(state, new["name"], besides=profile_id)
+            new["version"] = old["version"] + 1
+            new["updated_at"] = format_timestamp(now)
+            state.profiles[profile_id] = new
+            record_version(state, new, actor)
+            _audit(state, "update", profile_id, actor, now, old, new)
+        return new
+
+    def set_active(self, profile_id: int, active: bool, actor: str) -> Record:
+        """Activate or deactivate; idempotent, and no version bump."""
+        now = self.store.clock()
+        with self.store.atomic() as state:
+            old = _existing(state, profile_id)
+            if old["is_active"] == active:
+                return old
+            new = {**old, "is_active": active, "updated_at": format_timestamp(now)}
+            state.profiles[profile_id] = new
+            _audit(state, "activate" if active else "deactivate", profile_id, actor, now, old, new)
+        return new
+
+    def delete(self, profile_id: int, actor: str) -> None:
+        now = self.store.clock()
+        with self.store.atomic() as state:
+            old = _existing(state, profile_id)
+            if any(c["parent_profile_id"] == profile_id for c in state.user_copies):
+                raise Conflict("Profile has active user copies; detach users first.", "profile_id")
+            del state.profiles[profile_id]
+            state.role_attachments = [a for a in state.role_attachments if a["access_profile_id"] != profile_id]
+            _audit(state, "delete", profile_id, actor, now, old, None)
+
+    def clone(self, source_id: int, body: Mapping[str, Any], actor: str) -> Record:
+        """A new profile from the source's template fields, with fresh ids and zero usage."""
+        body = self.spec.project(body, self.spec.schema("CloneProfileRequest"))
+        now = self.store.clock()
+        with self.store.atomic() as state:
+            source = state.profiles.get(source_id)
+            if source is None:
+                raise NotFound("Source profile not found", "profile_id")
+            name = self._name(body["name"])
+            _name_free(state, name)
+            profile_id = state.next_id("profile")
+            record = copy.deepcopy(source)
+            record.update(
+                id=profile_id,
+                name=name,
+                description=body.get("description", source["description"]),
+                is_active=True,
+                version=1,
+                provider_configs=[self._provider_config(state, pc, None, now) for pc in source["provider_configs"]],
+                budgets=[self._budget(b, "total", {}, now) for b in source["budgets"]],
+                created_at=format_timestamp(now),
+                updated_at=format_timestamp(now),
+            )
+            if "rate_limit" in source:
+                record["rate_limit"] = self._rate_limit(source["rate_limit"], None)
+            record.pop("last_rotation_at", None)
+            record.pop("next_rotation_at", None)
+            if record["auto_rotation_interval"]:
+                record["next_rotation_at"] = format_timestamp(_after(now, record["auto_rotation_interval"]))
+            state.profiles[profile_id] = record
+            record_version(state, record, actor)
+            _audit(state, "clone", profile_id, actor, now, None, record, metadata={"source_profile_id": source_id})
+        return record
+
+    # -- building parts ------------------------------------------------------------------------
+
+    def _name(self, raw: str) -> str:
+        name = raw.strip()
+        if not name:
+            raise BadRequest("name: expected a non-blank name", "name")
+        if len(name) > self.limits.name_max_length:
+            raise BadRequest(
+                f"name: expected at most {self.limits.name_max_length} characters after trimming, "
+                f"got {len(name)}",
+                "name",
+            )
+        return name
+
+    def _writable(self, data: Mapping[str, Any], schema: str, extra: frozenset[str] = frozenset()) -> Record:
+        """The client's fields of one object, without those the server owns."""
+        owned = self._read_only[schema] | extra
+        return {k: copy.deepcopy(v) for k, v in data.items() if k not in owned}
+
+    def _budget(self, data: Mapping[str, Any], scope: str, kept: dict[str, Record], now: datetime) -> Record:
+        """A stored budget. One sent with the id of an existing budget keeps its id and usage."""
+        old = kept.pop(data.get("id"), None) if isinstance(data.get("id"), str) else None
+        return {
+            "id": old["id"] if old else self.store.new_uuid(),
+            **self._writable(data, "Budget", SERVER_BUDGET_FIELDS),
+            "scope": scope,
+            "current_usage": old["current_usage"] if old else 0,
+            "last_reset": old["last_reset"] if old else format_timestamp(now),
+        }
+
+    def _rate_limit(self, data: Mapping[str, Any], old: Record | None) -> Record:
+        """A stored rate limit. Replacing an existing one keeps its id and usage counters."""
+        return {
+            "id": old["id"] if old else self.store.new_uuid(),
+            **self._writable(data, "RateLimit"),
+            "token_current_usage": old["token_current_usage"] if old else 0,
+            "request_current_usage": old["request_current_usage"] if old else 0,
+        }
+
+    def _provider_config(self, state: State, data: Mapping[str, Any], old: Record | None, now: datetime) -> Record:
+        """A stored provider config; ``old`` is the stored config with the same provider, if any."""
+        name = data["provider_name"]
+        kept = {b["id"]: b for b in old["budgets"]} if old else {}
+        record: Record = {
+            "id": old["id"] if old else state.next_id("provider_config"),
+            "provider_name": name,
+            "all_models_allowed": data.get("all_models_allowed", False),
+            "allowed_models": list(data.get("allowed_models", [])),
+            "budgets": [self._budget(b, f"provider:{name}", kept, now) for b in data.get("budgets", [])],
+        }
+        if "rate_limit" in data:
+            record["rate_limit"] = self._rate_limit(data["rate_limit"], old.get("rate_limit") if old else None)
+        return record
+
+    # -- rotation (decision 19) ----------------------------------------------------------------
+
+    def _interval(self, value: str | int | None) -> int:
+        """A rotation interval as nanoseconds; None, "" and 0 mean off."""
+        if value is None or value == "" or value == 0:
+            return 0
+        try:
+            ns = parse_duration(value) if isinstance(value, str) else value
+        except ValueError as exc:
+            raise BadRequest(f"auto_rotation_interval: {exc}", "auto_rotation_interval") from None
+        if ns == 0:
+            return 0
+        low, high = self.limits.rotation_min_ns, self.limits.rotation_max_ns
+        if not low <= ns <= high:
+            raise BadRequest(
+                f"auto_rotation_interval: expected between {format_duration(low)} and "
+                f"{format_duration(high)}, got {value!r} ({format_duration(ns)})",
+                "auto_rotation_interval",
+            )
+        return ns
+
+    def _first_rotation(self, body: Mapping[str, Any], interval: int, now: datetime) -> datetime | None:
+        if "next_rotation_at" not in body:
+            return _after(now, interval) if interval else None
+        if not interval:
+            raise BadRequest(
+                "next_rotation_at: needs auto_rotation_interval; rotation is off", "next_rotation_at"
+            )
+        return _future(body["next_rotation_at"], now)
+
+    def _reschedule(self, new: Record, body: Mapping[str, Any], now: datetime) -> None:
+        """Apply ``auto_rotation_interval`` / ``next_rotation_at`` of an update to ``new``."""
+        if body.get("auto_rotation_interval") is not None:
+            interval = self._interval(body["auto_rotation_interval"])
+            if interval != new["auto_rotation_interval"]:
+                new["auto_rotation_interval"] = interval
+                new.pop("next_rotation_at", None)
+                if interval:
+                    new["next_rotation_at"] = format_timestamp(_after(now, interval))
+        if "next_rotation_at" not in body:
+            return
+        if body["next_rotation_at"] is None:
+            if new["auto_rotation_interval"]:
+                raise BadRequest(
+                    "next_rotation_at: can be cleared only while rotation is off; "
+                    'send auto_rotation_interval: "" to turn it off',
+                    "next_rotation_at",
+                )
+            new.pop("next_rotation_at", None)
+            return
+        if not new["auto_rotation_interval"]:
+            raise BadRequest("next_rotation_at: needs auto_rotation_interval; rotation is off", "next_rotation_at")
+        new["next_rotation_at"] = format_timestamp(_future(body["next_rotation_at"], now))
+
+
+# -- helpers over the state --------------------------------------------------------------------
+
+
+def _existing(state: State, profile_id: int) -> Record:
+    profile = state.profiles.get(profile_id)
+    if profile is None:
+        raise NotFound(PROFILE_NOT_FOUND, "profile_id")
+    return profile
+
+
+def _name_free(state: State, name: str, besides: int | None = None) -> None:
+    for other in state.profiles.values():
+        if other["name"] == name and other["id"] != besides:
+            raise Conflict(f"an access profile named {name!r} already exists (id {other['id']})", "name")
+
+
+def _unique_provider_names(configs: list[Mapping[str, Any]]) -> None:
+    seen: set[str] = set()
+    for i, pc in enumerate(configs):
+        if pc["provider_name"] in seen:
+            raise BadRequest(
+                f"provider_configs[{i}].provider_name: {pc['provider_name']!r} appears more than once; "
+                "send one config per provider",
+                f"provider_configs[{i}].provider_name",
+            )
+        seen.add(pc["provider_name"])
+
+
+def _after(now: datetime, ns: int) -> datetime:
+    return now + timedelta(microseconds=ns // 1000)
+
+
+def _future(text: str, now: datetime) -> datetime:
+    try:
+        when = parse_timestamp(text)
+    except ValueError as exc:
+        raise BadRequest(f"next_rotation_at: {exc}", "next_rotation_at") from None
+    if when <= now:
+        raise BadRequest(
+            f"next_rotation_at: expected a time in the future, got {text} (now is {format_timestamp(now)})",
+            "next_rotation_at",
+        )
+    return when
+
+
+def record_version(state: State, profile: Record, actor: str) -> None:
+    """Append the profile as it is now to its version history."""
+    state.versions.setdefault(profile["id"], []).append(
+        {
+            "id": state.next_id("version"),
+            "access_profile_id": profile["id"],
+            "version": profile["version"],
+            "name": profile["name"],
+            "description": profile["description"],
+            "snapshot": json.dumps(profile, ensure_ascii=False),
+            "changed_by": actor,
+            "created_at": profile["updated_at"],
+        }
+    )
+
+
+def _audit(
+    state: State,
+    action: str,
+    profile_id: int,
+    actor: str,
+    now: datetime,
+    before: Record | None,
+    after: Record | None,
+    metadata: dict[str, Any] | None = None,
+) -> None:
+    def text(value: Any) -> str | None:
+        return None if value is None else json.dumps(value, ensure_ascii=False)
+
+    state.audit.append(
+        {
+            "id": state.next_id("audit"),
+            "access_profile_id": profile_id,
+            "user_id": None,
+            "actor": actor,
+            "action": action,
+            "previous_values": text(before),
+            "new_values": text(after),
+            "metadata": text(metadata),
+            "created_at": format_timestamp(now),
+        }
+    )

@@ -1,0 +1,68 @@
+"""Typed settings of the mock, read from arguments or ``MOCKSERVER_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, get_args, get_type_hints
+
+from mockserver.resources import bundled_fixtures, bundled_spec
+
+ENV_PREFIX = "MOCKSERVER_"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class SettingsError(ValueError):
+    """A setting has a value the mock cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything ``create_app`` and ``mockserver serve`` need to know."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    spec: Path = field(default_factory=bundled_spec)
+    fixtures: Path = field(default_factory=bundled_fixtures)
+    # With an API-keys file, credentials are checked and scoped; without one, any credential is an admin.
+    api_keys: Path | None = None
+    # Strict: an answer of ours that breaks the contract becomes a 500 (and is recorded either way).
+    strict: bool = True
+    max_body_bytes: int = 1024 * 1024
+    threads: int = 8
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then ``MOCKSERVER_<FIELD>`` variables, then explicit overrides (e.g. CLI flags)."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = _parse(f.name, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return replace(cls(), **values)
+
+
+def _parse(name: str, raw: str) -> Any:
+    hint = get_type_hints(Settings)[name]
+    kind = next((a for a in get_args(hint) if a is not type(None)), hint)
+    if kind is bool:
+        low = raw.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise SettingsError(f"{ENV_PREFIX}{name.upper()}={raw!r}: expected one of true, false, 1, 0")
+    if kind is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise SettingsError(f"{ENV_PREFIX}{name.upper()}={raw!r}: expected an integer") from None
+    if kind is Path:
+        return Path(raw)
+    return raw
+

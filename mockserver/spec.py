@@ -1,0 +1,257 @@
+"""The OpenAPI document: loaded and checked once per process, indexed for routing and rules."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+_REF_PREFIX = "#/components/schemas/"
+
+
+class SpecError(Exception):
+    """The spec cannot be served: it is invalid, or it lacks what the mock relies on."""
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One operation of the spec, with what the mock needs to serve it."""
+
+    operation_id: str
+    method: str
+    path: str
+    permission: str
+    # The canonical operation a deprecated alias stands for (itself for canonical operations).
+    canonical_id: str
+    body_media_types: tuple[str, ...]
+    body_required: bool
+    deprecated: bool
+
+
+@dataclass(frozen=True)
+class Route:
+    """A path template of the spec and the operations defined on it, by upper-case method."""
+
+    template: str
+    pattern: re.Pattern[str]
+    operations: dict[str, Operation]
+
+    @property
+    def allow(self) -> str:
+        return ", ".join(sorted(self.operations))
+
+
+class Spec:
+    """The loaded document. Build it once per process (it validates the whole document)."""
+
+    def __init__(self, document: dict[str, Any], source: str = "<dict>") -> None:
+        self.source = source
+        self.document = document
+        _lint(document, source)
+        self.operations = _index_operations(document, source)
+        # Literal templates first, then fewer parameters: `/access-profiles/audit-logs` beats `{profile_id}`.
+        templates = sorted(
+            {op.path for op in self.operations.values()},
+            key=lambda t: (t.count("{"), -len(t)),
+        )
+        self.routes = [
+            Route(
+                template=t,
+                pattern=_compile_template(t),
+                operations={op.method: op for op in self.operations.values() if op.path == t},
+            )
+            for t in templates
+        ]
+
+    @classmethod
+    def load(cls, path: Path) -> Spec:
+        """Read a YAML or JSON document from disk."""
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SpecError(f"cannot read spec {path}: {exc.strerror}") from exc
+        try:
+            document = yaml.load(text, Loader=_loader())
+        except yaml.YAMLError as exc:
+            raise SpecError(f"{path}: not valid YAML/JSON: {exc}") from exc
+        if not isinstance(document, dict):
+            raise SpecError(f"{path}: the document must be a mapping")
+        return cls(document, str(path))
+
+    @cached_property
+    def openapi(self) -> Any:
+        """The openapi-core object (validates the document the first time it is used)."""
+        from openapi_core import OpenAPI
+        from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
+
+        try:
+            return OpenAPI.from_dict(self.document)
+        except OpenAPIValidationError as exc:
+            raise SpecError(f"{self.source}: not a valid OpenAPI document: {exc.message}") from exc
+
+    @cached_property
+    def json_bytes(self) -> bytes:
+        """The document as served at ``/openapi.json``."""
+        return json.dumps(self.document, ensure_ascii=False).encode()
+
+    def match(self, path: str) -> tuple[Route, dict[str, str]] | None:
+        """The route of a request path and its raw path parameters, or None."""
+        for route in self.routes:
+            found = route.pattern.fullmatch(path)
+            if found:
+                return route, found.groupdict()
+        return None
+
+    def schema(self, name: str) -> dict[str, Any]:
+        """A schema of ``components.schemas`` by name."""
+        return self.document["components"]["schemas"][name]  # type: ignore[no-any-return]
+
+    def resolve(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """Follow ``$ref`` links to components until a schema without one is reached."""
+        while "$ref" in schema:
+            ref = schema["$ref"]
+            if not ref.startswith(_REF_PREFIX):
+                raise SpecError(f"{self.source}: only local schema references are supported, got {ref}")
+            schema = self.schema(ref[len(_REF_PREFIX) :])
+        return schema
+
+    def project(self, value: Any, schema: dict[str, Any]) -> Any:
+        """Keep only the properties the schema declares, recursively: unknown fields are dropped."""
+        if isinstance(value, dict):
+            props = self._properties(schema)
+            if props is None:
+                return value
+            return {k: self.project(v, _all_of(props[k])) for k, v in value.items() if k in props}
+        if isinstance(value, list):
+            items = self._items(schema)
+            return value if not items else [self.project(v, _all_of(items)) for v in value]
+        return value
+
+    def _members(self, schema: dict[str, Any]) -> list[dict[str, Any]]:
+        """The schema and every schema it combines with allOf/oneOf/anyOf (resolved)."""
+        schema = self.resolve(schema)
+        found = [schema]
+        for key in ("allOf", "oneOf", "anyOf"):
+            for sub in schema.get(key, ()):
+                found.extend(self._members(sub))
+        return found
+
+    def _properties(self, schema: dict[str, Any]) -> dict[str, list[dict[str, Any]]] | None:
+        merged: dict[str, list[dict[str, Any]]] = {}
+        declared = False
+        for member in self._members(schema):
+            if "properties" in member:
+                declared = True
+                for name, sub in member["properties"].items():
+                    merged.setdefault(name, []).append(sub)
+        return merged if declared else None
+
+    def _items(self, schema: dict[str, Any]) -> list[dict[str, Any]]:
+        return [m["items"] for m in self._members(schema) if isinstance(m.get("items"), dict)]
+
+    def limit(self, schema_name: str, field: str, keyword: str) -> Any:
+        """A limit keyword (``maxLength``, ``maxItems``...) of one property, read from the spec."""
+        for member in self._members(self.schema(schema_name)):
+            prop = member.get("properties", {}).get(field)
+            if prop is not None:
+                for sub in self._members(prop):
+                    if keyword in sub:
+                        return sub[keyword]
+        raise SpecError(f"{self.source}: {schema_name}.{field} declares no {keyword}")
+
+
+    def keyword(self, schema_name: str, keyword: str) -> Any:
+        """The first value of a keyword in a named schema or the schemas it combines."""
+        for member in self._members(self.schema(schema_name)):
+            if keyword in member:
+                return member[keyword]
+        raise SpecError(f"{self.source}: {schema_name} declares no {keyword}")
+
+    def read_only(self, schema_name: str) -> frozenset[str]:
+        """Names of the properties a schema marks ``readOnly`` (the server sets them)."""
+        props = self._properties(self.schema(schema_name)) or {}
+        return frozenset(
+            name for name, subs in props.items() if any(self.resolve(s).get("readOnly") for s in subs)
+        )
+
+
+def _all_of(schemas: list[dict[str, Any]]) -> dict[str, Any]:
+    return schemas[0] if len(schemas) == 1 else {"allOf": schemas}
+
+
+def _loader() -> type[yaml.SafeLoader]:
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # type: ignore[no-any-return]
+
+
+def _compile_template(template: str) -> re.Pattern[str]:
+    parts = re.split(r"\{([^}/]+)\}", template)
+    regex = "".join(
+        re.escape(part) if i % 2 == 0 else f"(?P<{part}>[^/]+)" for i, part in enumerate(parts)
+    )
+    return re.compile(regex)
+
+
+def _lint(document: dict[str, Any], source: str) -> None:
+    """Refuse shapes that the two tools read differently (see docs/toolchain notes)."""
+    version = str(document.get("openapi", ""))
+    if not version.startswith("3."):
+        raise SpecError(f"{source}: expected an OpenAPI 3.x document, got openapi={version!r}")
+    schemes = document.get("components", {}).get("securitySchemes", {})
+    for name, scheme in schemes.items():
+        # openapi-core compares the lower-cased header scheme to this value as written.
+        if scheme.get("type") == "http" and scheme.get("scheme") != str(scheme.get("scheme", "")).lower():
+            raise SpecError(f"{source}: securitySchemes.{name}.scheme must be lower-case")
+    if version.startswith("3.1") and '"nullable"' in json.dumps(document):
+        raise SpecError(f"{source}: `nullable` is ignored by 3.1 validators; write type: [X, 'null']")
+
+
+def _index_operations(document: dict[str, Any], source: str) -> dict[str, Operation]:
+    operations: dict[str, Operation] = {}
+    successors: dict[str, str] = {}
+    for path, item in document.get("paths", {}).items():
+        for method in HTTP_METHODS:
+            op = item.get(method)
+            if op is None:
+                continue
+            where = f"{source}: {method.upper()} {path}"
+            op_id = op.get("operationId")
+            permission = op.get("x-bifrost-permission")
+            if not op_id or not permission:
+                raise SpecError(f"{where}: every operation needs an operationId and x-bifrost-permission")
+            if op_id in operations:
+                raise SpecError(f"{where}: duplicate operationId {op_id}")
+            body = op.get("requestBody")
+            if body is not None and "$ref" in body:
+                body = _resolve_pointer(document, body["$ref"])
+            successors[op_id] = op.get("x-bifrost-successor", path)
+            operations[op_id] = Operation(
+                operation_id=op_id,
+                method=method.upper(),
+                path=path,
+                permission=permission,
+                canonical_id=op_id,
+                body_media_types=tuple(body.get("content", {})) if body else (),
+                body_required=bool(body and body.get("required")),
+                deprecated=bool(op.get("deprecated")),
+            )
+    by_route = {(op.method, op.path): op_id for op_id, op in operations.items()}
+    for op_id, successor in successors.items():
+        op = operations[op_id]
+        canonical = by_route.get((op.method, successor))
+        if canonical is None:
+            raise SpecError(f"{source}: {op_id} names successor {successor}, which has no {op.method}")
+        operations[op_id] = Operation(**{**op.__dict__, "canonical_id": canonical})
+    return operations
+
+
+def _resolve_pointer(document: dict[str, Any], ref: str) -> Any:
+    node: Any = document
+    for part in ref.lstrip("#/").split("/"):
+        node = node[part]
+    return node

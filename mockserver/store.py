@@ -1,0 +1,85 @@
+"""The mock's state: profiles, their history, and the records other operations hang on them.
+
+Records are values: a change builds a new record and swaps it in, and nothing mutates a stored
+record in place. That keeps readers consistent without copying and makes snapshots cheap.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+Record = dict[str, Any]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class State:
+    """Everything the mock keeps. Only the store hands it out, under its lock."""
+
+    profiles: dict[int, Record] = field(default_factory=dict)
+    # profile id -> history rows, oldest first; kept after the profile is deleted.
+    versions: dict[int, list[Record]] = field(default_factory=dict)
+    audit: list[Record] = field(default_factory=list)
+    role_attachments: list[Record] = field(default_factory=list)
+    user_copies: list[Record] = field(default_factory=list)
+    # Last id handed out, per kind of record.
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def next_id(self, kind: str) -> int:
+        self.counters[kind] = self.counters.get(kind, 0) + 1
+        return self.counters[kind]
+
+    def copy(self) -> State:
+        """A copy whose containers are independent; records are shared, as they are never mutated."""
+        return replace(
+            self,
+            profiles=dict(self.profiles),
+            versions={k: list(v) for k, v in self.versions.items()},
+            audit=list(self.audit),
+            role_attachments=list(self.role_attachments),
+            user_copies=list(self.user_copies),
+            counters=dict(self.counters),
+        )
+
+
+class Store:
+    """Thread-safe holder of the state, with ``reset``, ``snapshot`` and ``restore``."""
+
+    def __init__(
+        self,
+        seed: State,
+        clock: Callable[[], datetime] = utc_now,
+        new_uuid: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ) -> None:
+        self._seed = seed.copy()
+        self._state = seed.copy()
+        self._lock = threading.RLock()
+        self.clock = clock
+        self.new_uuid = new_uuid
+
+    @contextmanager
+    def atomic(self) -> Iterator[State]:
+        """Exclusive access for one read or one read-modify-write."""
+        with self._lock:
+            yield self._state
+
+    def reset(self) -> None:
+        """Back to the state the store was created with (the loaded fixtures)."""
+        self.restore(self._seed)
+
+    def snapshot(self) -> State:
+        with self._lock:
+            return self._state.copy()
+
+    def restore(self, snapshot: State) -> None:
+        with self._lock:
+            self._state = snapshot.copy()
