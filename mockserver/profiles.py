@@ -20,8 +20,8 @@ from mockserver.timeutil import format_duration, format_timestamp, parse_duratio
 
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
-# Server-owned budget fields besides the schema's readOnly ones: scope is derived from placement.
-SERVER_BUDGET_FIELDS = frozenset({"scope"})
+# A budget's id only selects the stored budget to keep; its scope follows from where it is placed.
+BUDGET_REFERENCE_FIELDS = ("id", "scope")
 PROFILE_NOT_FOUND = "Profile not found"
 
 
@@ -49,7 +49,6 @@ class Profiles:
         self.store = store
         self.spec = spec
         self.limits = Limits.from_spec(spec)
-        self._read_only = {name: spec.read_only(name) for name in ("Budget", "RateLimit", "ProviderConfig")}
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -96,37 +95,7 @@ class Profiles:
 
     def create(self, body: Mapping[str, Any], actor: str) -> Record:
         body = self.spec.project(body, self.spec.schema("CreateAccessProfileRequest"))
-        now = self.store.clock()
-        name = self._name(body["name"])
-        _unique_provider_names(body.get("provider_configs", []))
-        interval = self._interval(body.get("auto_rotation_interval"))
-        next_rotation = self._first_rotation(body, interval, now)
-        with self.store.atomic() as state:
-            _name_free(state, name)
-            profile_id = state.next_id("profile")
-            record: Record = {
-                "id": profile_id,
-                "name": name,
-                "description": body.get("description"),
-                "is_active": True,
-                "version": 1,
-                "tags": list(body.get("tags", [])),
-                "provider_configs": [self._provider_config(state, pc, None, now) for pc in body.get("provider_configs", [])],
-                "budgets": [self._budget(b, "total", {}, now) for b in body.get("budgets", [])],
-            }
-            if "rate_limit" in body:
-                record["rate_limit"] = self._rate_limit(body["rate_limit"], None)
-            record["calendar_aligned"] = body.get("calendar_aligned", False)
-            record["auto_rotation_interval"] = interval
-            if next_rotation is not None:
-                record["next_rotation_at"] = format_timestamp(next_rotation)
-            for key in ("mcp_tool_groups", "mcp_servers", "mcp_tool_overrides"):
-                record[key] = copy.deepcopy(body.get(key, []))
-            record["created_at"] = record["updated_at"] = format_timestamp(now)
-            state.profiles[profile_id] = record
-            record_version(state, record, actor)
-            _audit(state, "create", profile_id, actor, now, None, record)
-        return record
+        return self._insert(body, body.get("description"), actor, "create")
 
     def update(self, profile_id: int, body: Mapping[str, Any], actor: str) -> Record:
         """Partial update: only the fields present in the body change."""
@@ -198,35 +167,58 @@ class Profiles:
     def clone(self, source_id: int, body: Mapping[str, Any], actor: str) -> Record:
         """A new profile from the source's template fields, with fresh ids and zero usage."""
         body = self.spec.project(body, self.spec.schema("CloneProfileRequest"))
-        now = self.store.clock()
         with self.store.atomic() as state:
             source = state.profiles.get(source_id)
             if source is None:
                 raise NotFound("Source profile not found", "profile_id")
-            name = self._name(body["name"])
+            # The template is what a client could have sent to create the source; the schedule restarts.
+            template = self.spec.project(source, self.spec.schema("CreateAccessProfileRequest"))
+            template.pop("next_rotation_at", None)
+            template["name"] = body["name"]
+            description = body.get("description", source["description"])
+            return self._insert(template, description, actor, "clone", {"source_profile_id": source_id})
+
+    def _insert(
+        self,
+        body: Mapping[str, Any],
+        description: str | None,
+        actor: str,
+        action: str,
+        metadata: dict[str, Any] | None = None,
+    ) -> Record:
+        """Store a new profile built from a create body (checked in the order of decision 2)."""
+        now = self.store.clock()
+        name = self._name(body["name"])
+        _unique_provider_names(body.get("provider_configs", []))
+        interval = self._interval(body.get("auto_rotation_interval"))
+        next_rotation = self._first_rotation(body, interval, now)
+        with self.store.atomic() as state:
             _name_free(state, name)
             profile_id = state.next_id("profile")
-            record = copy.deepcopy(source)
-            record.update(
-                id=profile_id,
-                name=name,
-                description=body.get("description", source["description"]),
-                is_active=True,
-                version=1,
-                provider_configs=[self._provider_config(state, pc, None, now) for pc in source["provider_configs"]],
-                budgets=[self._budget(b, "total", {}, now) for b in source["budgets"]],
-                created_at=format_timestamp(now),
-                updated_at=format_timestamp(now),
-            )
-            if "rate_limit" in source:
-                record["rate_limit"] = self._rate_limit(source["rate_limit"], None)
-            record.pop("last_rotation_at", None)
-            record.pop("next_rotation_at", None)
-            if record["auto_rotation_interval"]:
-                record["next_rotation_at"] = format_timestamp(_after(now, record["auto_rotation_interval"]))
+            record: Record = {
+                "id": profile_id,
+                "name": name,
+                "description": description,
+                "is_active": True,
+                "version": 1,
+                "tags": list(body.get("tags", [])),
+                "provider_configs": [
+                    self._provider_config(state, pc, None, now) for pc in body.get("provider_configs", [])
+                ],
+                "budgets": [self._budget(b, "total", {}, now) for b in body.get("budgets", [])],
+            }
+            if "rate_limit" in body:
+                record["rate_limit"] = self._rate_limit(body["rate_limit"], None)
+            record["calendar_aligned"] = body.get("calendar_aligned", False)
+            record["auto_rotation_interval"] = interval
+            if next_rotation is not None:
+                record["next_rotation_at"] = format_timestamp(next_rotation)
+            for key in ("mcp_tool_groups", "mcp_servers", "mcp_tool_overrides"):
+                record[key] = copy.deepcopy(body.get(key, []))
+            record["created_at"] = record["updated_at"] = format_timestamp(now)
             state.profiles[profile_id] = record
             record_version(state, record, actor)
-            _audit(state, "clone", profile_id, actor, now, None, record, metadata={"source_profile_id": source_id})
+            _audit(state, action, profile_id, actor, now, None, record, metadata)
         return record
 
     # -- building parts ------------------------------------------------------------------------
@@ -243,27 +235,23 @@ class Profiles:
             )
         return name
 
-    def _writable(self, data: Mapping[str, Any], schema: str, extra: frozenset[str] = frozenset()) -> Record:
-        """The client's fields of one object, without those the server owns."""
-        owned = self._read_only[schema] | extra
-        return {k: copy.deepcopy(v) for k, v in data.items() if k not in owned}
-
     def _budget(self, data: Mapping[str, Any], scope: str, kept: dict[str, Record], now: datetime) -> Record:
-        """A stored budget. One sent with the id of an existing budget keeps its id and usage."""
+        """A stored budget from a ``BudgetInput``. One sent with the id of a budget in ``kept`` keeps
+        that budget's id, usage and last reset (each stored budget at most once)."""
         old = kept.pop(data.get("id"), None) if isinstance(data.get("id"), str) else None
         return {
             "id": old["id"] if old else self.store.new_uuid(),
-            **self._writable(data, "Budget", SERVER_BUDGET_FIELDS),
+            **{k: copy.deepcopy(v) for k, v in data.items() if k not in BUDGET_REFERENCE_FIELDS},
             "scope": scope,
             "current_usage": old["current_usage"] if old else 0,
             "last_reset": old["last_reset"] if old else format_timestamp(now),
         }
 
     def _rate_limit(self, data: Mapping[str, Any], old: Record | None) -> Record:
-        """A stored rate limit. Replacing an existing one keeps its id and usage counters."""
+        """A stored rate limit from a ``RateLimitInput``; replacing one keeps its id and counters."""
         return {
             "id": old["id"] if old else self.store.new_uuid(),
-            **self._writable(data, "RateLimit"),
+            **data,
             "token_current_usage": old["token_current_usage"] if old else 0,
             "request_current_usage": old["request_current_usage"] if old else 0,
         }

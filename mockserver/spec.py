@@ -173,13 +173,6 @@ class Spec:
                 return member[keyword]
         raise SpecError(f"{self.source}: {schema_name} declares no {keyword}")
 
-    def read_only(self, schema_name: str) -> frozenset[str]:
-        """Names of the properties a schema marks ``readOnly`` (the server sets them)."""
-        props = self._properties(self.schema(schema_name)) or {}
-        return frozenset(
-            name for name, subs in props.items() if any(self.resolve(s).get("readOnly") for s in subs)
-        )
-
 
 def _all_of(schemas: list[dict[str, Any]]) -> dict[str, Any]:
     return schemas[0] if len(schemas) == 1 else {"allOf": schemas}
