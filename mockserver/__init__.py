@@ -25,7 +25,22 @@ _EXPORTS = {
     "current_mock": "mockserver.context",
     "load_spec": "mockserver.app",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ApiError",
+    "BackgroundServer",
+    "FixtureError",
+    "Mock",
+    "Settings",
+    "SettingsError",
+    "Spec",
+    "SpecError",
+    "State",
+    "Store",
+    "Violation",
+    "create_app",
+    "current_mock",
+    "load_spec",
+]
 
 if TYPE_CHECKING:
     from mockserver.app import create_app, load_spec

@@ -17,6 +17,7 @@ from mockserver.spec import Spec, SpecError
 from mockserver.store import Store
 from mockserver.validation import Validator
 
+
 @lru_cache(maxsize=8)
 def load_spec(path: Path, mtime_ns: int) -> Spec:
     """One validated spec per file version and process."""

@@ -70,7 +70,7 @@ class Authenticator:
 
     def _login(self, user: str, password: str) -> Identity:
         if self.keyring is None:
-            return Identity(user or "admin")
+            return Identity(user)
         expected = self.keyring.admins.get(user)
         if expected is None or not hmac.compare_digest(expected.encode(), password.encode()):
             raise _unauthorized("unknown username or wrong password")
@@ -98,8 +98,8 @@ def _basic(credential: str) -> tuple[str, str]:
     except (binascii.Error, UnicodeDecodeError):
         raise _unauthorized("Basic credentials are not base64 of username:password") from None
     user, sep, password = text.partition(":")
-    if not sep:
-        raise _unauthorized("Basic credentials are not base64 of username:password")
+    if not sep or not user:
+        raise _unauthorized("Basic credentials are not base64 of username:password with a username")
     return user, password
 
 

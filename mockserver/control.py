@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, Response
+from flask import Blueprint, Flask
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
 
 from mockserver.context import current_mock
 from mockserver.errors import for_status

@@ -97,9 +97,8 @@ def load_api_keys(path: Path, permissions: frozenset[str]) -> KeyRing:
             raise FixtureError(f"{where}: scopes: expected a list of permissions")
         for i, scope in enumerate(scopes):
             if scope not in permissions:
-                raise FixtureError(
-                    f"{where}: scopes[{i}]: unknown permission {scope!r}; expected one of {', '.join(sorted(permissions))}"
-                )
+                known = ", ".join(sorted(permissions))
+                raise FixtureError(f"{where}: scopes[{i}]: unknown permission {scope!r}; expected one of {known}")
         if entry["key"] in keys:
             raise FixtureError(f"{where}: key: the same key is given twice")
         keys[entry["key"]] = ApiKey(entry["name"], entry["key"], frozenset(scopes))
@@ -159,7 +158,9 @@ def _complete(raw: Record, loaded_at: str, order: dict[str, int]) -> Record:
         pc.setdefault("allowed_models", [])
         pc.setdefault("budgets", [])
         for b, budget in enumerate(pc["budgets"] if isinstance(pc["budgets"], list) else []):
-            _complete_budget(budget, f"{pid}/pc/{p}/budgets/{b}", f"provider:{pc.get('provider_name')}", profile["created_at"])
+            _complete_budget(
+                budget, f"{pid}/pc/{p}/budgets/{b}", f"provider:{pc.get('provider_name')}", profile["created_at"]
+            )
         if isinstance(pc.get("rate_limit"), dict):
             _complete_rate_limit(pc["rate_limit"], f"{pid}/pc/{p}/rate_limit")
     if isinstance(profile.get("rate_limit"), dict):
@@ -193,4 +194,3 @@ def _number_nested(state: State, path: Path) -> None:
             last += 1
             pc["id"] = last
     state.counters["provider_config"] = last
-

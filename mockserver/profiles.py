@@ -104,14 +104,19 @@ class Profiles:
         with self.store.atomic() as state:
             old = _existing(state, profile_id)
             new = copy.deepcopy(old)
+            # Every rule is checked before any id is handed out, so a refused update changes nothing.
             if "name" in body:
                 new["name"] = self._name(body["name"])
+            if "provider_configs" in body:
+                _unique_provider_names(body["provider_configs"])
+            self._reschedule(new, body, now)
+            if new["name"] != old["name"]:
+                _name_free(state, new["name"], besides=profile_id)
             if "description" in body:
                 new["description"] = body["description"]
             if "tags" in body:
                 new["tags"] = list(body["tags"])
             if "provider_configs" in body:
-                _unique_provider_names(body["provider_configs"])
                 kept = {pc["provider_name"]: pc for pc in old["provider_configs"]}
                 new["provider_configs"] = [
                     self._provider_config(state, pc, kept.pop(pc["provider_name"], None), now)
@@ -130,11 +135,8 @@ class Profiles:
             for key in ("mcp_tool_groups", "mcp_servers", "mcp_tool_overrides"):
                 if key in body:
                     new[key] = copy.deepcopy(body[key])
-            self._reschedule(new, body, now)
             if new == old:
                 return old
-            if new["name"] != old["name"]:
-                _name_free(state, new["name"], besides=profile_id)
             new["version"] = old["version"] + 1
             new["updated_at"] = format_timestamp(now)
             state.profiles[profile_id] = new
@@ -229,8 +231,7 @@ class Profiles:
             raise BadRequest("name: expected a non-blank name", "name")
         if len(name) > self.limits.name_max_length:
             raise BadRequest(
-                f"name: expected at most {self.limits.name_max_length} characters after trimming, "
-                f"got {len(name)}",
+                f"name: expected at most {self.limits.name_max_length} characters after trimming, got {len(name)}",
                 "name",
             )
         return name
@@ -238,7 +239,8 @@ class Profiles:
     def _budget(self, data: Mapping[str, Any], scope: str, kept: dict[str, Record], now: datetime) -> Record:
         """A stored budget from a ``BudgetInput``. One sent with the id of a budget in ``kept`` keeps
         that budget's id, usage and last reset (each stored budget at most once)."""
-        old = kept.pop(data.get("id"), None) if isinstance(data.get("id"), str) else None
+        budget_id = data.get("id")
+        old = kept.pop(budget_id, None) if isinstance(budget_id, str) else None
         return {
             "id": old["id"] if old else self.store.new_uuid(),
             **{k: copy.deepcopy(v) for k, v in data.items() if k not in BUDGET_REFERENCE_FIELDS},
@@ -296,9 +298,7 @@ class Profiles:
         if "next_rotation_at" not in body:
             return _after(now, interval) if interval else None
         if not interval:
-            raise BadRequest(
-                "next_rotation_at: needs auto_rotation_interval; rotation is off", "next_rotation_at"
-            )
+            raise BadRequest("next_rotation_at: needs auto_rotation_interval; rotation is off", "next_rotation_at")
         return _future(body["next_rotation_at"], now)
 
     def _reschedule(self, new: Record, body: Mapping[str, Any], now: datetime) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, request
-from werkzeug.routing import Rule
+from werkzeug.routing import PathConverter, Rule
 from werkzeug.wrappers import Response
 
 from mockserver.auth import Identity
@@ -30,11 +30,18 @@ def error_response(error: ApiError) -> Response:
     return json_response(error.status, error.body(), error.headers)
 
 
+class ApiPath(PathConverter):
+    """Any path except the control routes', which answer their own 404 and 405."""
+
+    regex = r"(?!__mock/|openapi\.json$)[^/].*?"
+
+
 def register(app: Flask) -> None:
     """Send every request that no control route takes to ``dispatch``, whatever its method."""
+    app.url_map.converters["api_path"] = ApiPath
     # A werkzeug Rule without methods accepts all of them, so unknown methods reach the spec check.
     app.url_map.add(Rule("/", endpoint="api", defaults={"path": ""}))
-    app.url_map.add(Rule("/<path:path>", endpoint="api"))
+    app.url_map.add(Rule("/<api_path:path>", endpoint="api"))
     app.view_functions["api"] = dispatch
 
 
@@ -53,7 +60,7 @@ def dispatch(path: str) -> Response:
         found = mock.spec.match(request.path)
         if found is None:
             raise NotFound(f"no operation at {request.path}; /openapi.json lists the paths served here", "path")
-        route = found[0]
+        route, path_params = found
         operation = route.operations.get(request.method)
         if operation is None:
             raise MethodNotAllowed(
@@ -62,7 +69,7 @@ def dispatch(path: str) -> Response:
             )
         identity = mock.auth.identify(request.headers.get("Authorization"))
         mock.auth.authorize(identity, operation.permission)
-        call = mock.validator.request(request, operation)
+        call = mock.validator.request(request, operation, path_params)
         response = HANDLERS[operation.canonical_id](mock, call, identity)
     except ApiError as error:
         response = error_response(error)
@@ -113,7 +120,7 @@ def _list(mock: Mock, call: Call, who: Identity) -> Response:
 
 def _create(mock: Mock, call: Call, who: Identity) -> Response:
     profile = mock.profiles.create(call.body, who.name)
-    return _created(mock, profile)
+    return _created(mock, call, profile)
 
 
 def _get(mock: Mock, call: Call, who: Identity) -> Response:
@@ -142,11 +149,12 @@ def _deactivate(mock: Mock, call: Call, who: Identity) -> Response:
 
 def _clone(mock: Mock, call: Call, who: Identity) -> Response:
     profile = mock.profiles.clone(call.path["profile_id"], call.body, who.name)
-    return _created(mock, profile)
+    return _created(mock, call, profile)
 
 
-def _created(mock: Mock, profile: dict[str, Any]) -> Response:
-    location = mock.spec.operations["getAccessProfile"].path.format(profile_id=profile["id"])
+def _created(mock: Mock, call: Call, profile: dict[str, Any]) -> Response:
+    # Location stays in the path family the client used, like the 201's links.
+    location = mock.spec.sibling(call.operation, "getAccessProfile").path.format(profile_id=profile["id"])
     return json_response(201, {"access_profile": profile}, {"Location": location})
 
 

@@ -64,7 +64,7 @@ def json_type(value: Any) -> str:
         return "integer"
     if isinstance(value, float):
         return "number"
-    return _JSON_TYPES.get(type(value), type(value).__name__)
+    return str(_JSON_TYPES.get(type(value), type(value).__name__))
 
 
 def _message(error: ValidationError) -> str:
@@ -94,7 +94,7 @@ def _message(error: ValidationError) -> str:
     if v == "additionalProperties":
         extra = sorted(set(got) - set(error.schema.get("properties", {})))
         return f"unknown field(s) {', '.join(extra)}; this object accepts only the documented fields"
-    text = error.message
+    text = str(error.message)
     return text if len(text) <= 2 * _MAX_SHOWN else text[: 2 * _MAX_SHOWN - 3] + "..."
 
 

@@ -14,7 +14,7 @@ class BackgroundServer:
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, threads: int = 8) -> None:
         self._server = create_server(app, host=host, port=port, threads=threads, ident="mockserver")
         self.host = host
-        self.port: int = self._server.effective_port  # type: ignore[union-attr]
+        self.port: int = self._server.effective_port
         self._thread = threading.Thread(target=self._server.run, name="mockserver", daemon=True)
 
     @property
@@ -39,7 +39,7 @@ class BackgroundServer:
 def serve(app: Any, host: str, port: int, threads: int, announce: Any = print) -> None:
     """Serve until Ctrl-C (or SIGTERM through KeyboardInterrupt), then close the socket cleanly."""
     server = create_server(app, host=host, port=port, threads=threads, ident="mockserver")
-    announce(f"mockserver listening on http://{host}:{server.effective_port}  (Ctrl-C to stop)")  # type: ignore[union-attr]
+    announce(f"mockserver listening on http://{host}:{server.effective_port}  (Ctrl-C to stop)")
     try:
         server.run()
     except KeyboardInterrupt:

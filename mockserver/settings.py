@@ -65,4 +65,3 @@ def _parse(name: str, raw: str) -> Any:
     if kind is Path:
         return Path(raw)
     return raw
-

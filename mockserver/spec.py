@@ -32,6 +32,8 @@ class Operation:
     body_media_types: tuple[str, ...]
     body_required: bool
     deprecated: bool
+    # (location, name) of the parameters whose schema type is integer.
+    integer_parameters: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,14 @@ class Spec:
                 return route, found.groupdict()
         return None
 
+    def sibling(self, operation: Operation, canonical_id: str) -> Operation:
+        """Operation ``canonical_id`` in the same path family (canonical or deprecated) as ``operation``."""
+        alias = operation.deprecated
+        for op in self.operations.values():
+            if op.canonical_id == canonical_id and op.deprecated == alias:
+                return op
+        return self.operations[canonical_id]
+
     def schema(self, name: str) -> dict[str, Any]:
         """A schema of ``components.schemas`` by name."""
         return self.document["components"]["schemas"][name]  # type: ignore[no-any-return]
@@ -165,7 +175,6 @@ class Spec:
                         return sub[keyword]
         raise SpecError(f"{self.source}: {schema_name}.{field} declares no {keyword}")
 
-
     def keyword(self, schema_name: str, keyword: str) -> Any:
         """The first value of a keyword in a named schema or the schemas it combines."""
         for member in self._members(self.schema(schema_name)):
@@ -179,14 +188,13 @@ def _all_of(schemas: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _loader() -> type[yaml.SafeLoader]:
-    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # type: ignore[no-any-return]
+    loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return loader
 
 
 def _compile_template(template: str) -> re.Pattern[str]:
     parts = re.split(r"\{([^}/]+)\}", template)
-    regex = "".join(
-        re.escape(part) if i % 2 == 0 else f"(?P<{part}>[^/]+)" for i, part in enumerate(parts)
-    )
+    regex = "".join(re.escape(part) if i % 2 == 0 else f"(?P<{part}>[^/]+)" for i, part in enumerate(parts))
     return re.compile(regex)
 
 
@@ -222,6 +230,12 @@ def _index_operations(document: dict[str, Any], source: str) -> dict[str, Operat
             body = op.get("requestBody")
             if body is not None and "$ref" in body:
                 body = _resolve_pointer(document, body["$ref"])
+            parameters = [
+                _resolve_pointer(document, p["$ref"]) if "$ref" in p else p for p in item.get("parameters", [])
+            ]
+            parameters += [
+                _resolve_pointer(document, p["$ref"]) if "$ref" in p else p for p in op.get("parameters", [])
+            ]
             successors[op_id] = op.get("x-bifrost-successor", path)
             operations[op_id] = Operation(
                 operation_id=op_id,
@@ -232,6 +246,9 @@ def _index_operations(document: dict[str, Any], source: str) -> dict[str, Operat
                 body_media_types=tuple(body.get("content", {})) if body else (),
                 body_required=bool(body and body.get("required")),
                 deprecated=bool(op.get("deprecated")),
+                integer_parameters=tuple(
+                    (p["in"], p["name"]) for p in parameters if p.get("schema", {}).get("type") == "integer"
+                ),
             )
     by_route = {(op.method, op.path): op_id for op_id, op in operations.items()}
     for op_id, successor in successors.items():

@@ -26,7 +26,7 @@ def parse_duration(text: str) -> int:
     days = _DAYS.fullmatch(text)
     if days:
         return int(days.group(1)) * NS_PER_DAY
-    sign, rest = (-1, text[1:]) if text[:1] == "-" else (1, text.lstrip("+"))
+    sign, rest = (-1, text[1:]) if text[:1] == "-" else (1, text[1:] if text[:1] == "+" else text)
     if rest == "0":
         return 0
     pos, total = 0, Decimal(0)
@@ -43,12 +43,14 @@ def parse_duration(text: str) -> int:
 
 def format_duration(ns: int) -> str:
     """Nanoseconds in the shortest readable form (``"30d"``, ``"1h30m"``), for messages."""
+    if ns < 0:
+        return "-" + format_duration(-ns)
     if ns and ns % NS_PER_DAY == 0:
         return f"{ns // NS_PER_DAY}d"
     parts = []
     for unit in ("h", "m", "s"):
         size = NS_PER_UNIT[unit]
-        if abs(ns) >= size:
+        if ns >= size:
             parts.append(f"{ns // size}{unit}")
             ns %= size
     if ns or not parts:

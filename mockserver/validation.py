@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,10 @@ from mockserver.auth import CHALLENGE
 from mockserver.errors import ApiError, BadRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType
 from mockserver.schema_errors import describe, field_path, summarise
 from mockserver.spec import Operation, Spec
+
+_INTEGER = re.compile(r"[-+]?[0-9]+", re.ASCII)
+# Python refuses to convert longer digit strings (a guard against slow conversions).
+_MAX_DIGITS = 4300
 
 # The spec sets allowEmptyValue on `search` and `tags` (an empty filter means no filter, as upstream).
 # OpenAPI 3.1 still defines the keyword; openapi-core warns about it on every request.
@@ -52,12 +57,13 @@ class Validator:
         self.spec = spec
         self.max_body_bytes = max_body_bytes
 
-    def request(self, request: Request, operation: Operation) -> Call:
+    def request(self, request: Request, operation: Operation, path_params: dict[str, str]) -> Call:
         """The validated call, or the ``ApiError`` that explains why the request breaks the contract."""
+        integer_problems = _integer_problems(request, operation, path_params)
         body = self._body(request, operation) if operation.body_media_types else None
         result = self.spec.openapi.unmarshal_request(WerkzeugOpenAPIRequest(request))
-        if result.errors:
-            raise _request_error(result.errors)
+        if result.errors or integer_problems:
+            raise _request_error(result.errors, integer_problems)
         return Call(operation, dict(result.parameters.path), dict(result.parameters.query), body)
 
     def response_problems(self, request: Request, response: Response) -> list[str]:
@@ -79,9 +85,7 @@ class Validator:
     def _body(self, request: Request, operation: Operation) -> Any:
         """The JSON body, read within the size limit and parsed strictly (no NaN or Infinity)."""
         if (request.content_length or 0) > self.max_body_bytes:
-            raise PayloadTooLarge(
-                f"request body is {request.content_length} bytes; the limit is {self.max_body_bytes}"
-            )
+            raise PayloadTooLarge(f"request body is {request.content_length} bytes; the limit is {self.max_body_bytes}")
         request.max_content_length = self.max_body_bytes
         try:
             data = request.get_data(cache=True)
@@ -100,12 +104,33 @@ class Validator:
             return json.loads(data.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float)
         except UnicodeDecodeError:
             raise BadRequest("request body is not UTF-8 text", "body") from None
+        except RecursionError:
+            raise BadRequest("request body is nested too deeply", "body") from None
         except ValueError as exc:
             raise BadRequest(f"request body is not valid JSON: {exc}", "body") from None
 
 
-def _request_error(errors: list[Exception]) -> ApiError:
-    problems: list[tuple[str, str]] = []
+def _integer_problems(request: Request, operation: Operation, path_params: dict[str, str]) -> list[tuple[str, str]]:
+    """Integer parameters must be plain ASCII digits.
+
+    openapi-core converts with Python's int(), which would also take "1_0" or non-ASCII digits.
+    """
+    problems = []
+    for location, name in operation.integer_parameters:
+        raw = path_params.get(name) if location == "path" else request.args.get(name)
+        if raw is None or raw == "":
+            continue
+        if not _INTEGER.fullmatch(raw):
+            problems.append((name, f"expected integer, got {raw[:40]!r}"))
+        elif len(raw) > _MAX_DIGITS:
+            problems.append((name, f"integers of more than {_MAX_DIGITS} digits are not supported"))
+    return problems
+
+
+def _request_error(errors: list[Exception], known: list[tuple[str, str]]) -> ApiError:
+    """One error for everything wrong with a request; ``known`` are problems found before openapi-core."""
+    problems = list(known)
+    reported = {name for name, _ in known}
     for error in errors:
         cause = error.__cause__
         if isinstance(error, SecurityValidationError):
@@ -113,7 +138,8 @@ def _request_error(errors: list[Exception]) -> ApiError:
         if isinstance(cause, MediaTypeNotFound):
             return UnsupportedMediaType(f"Content-Type {cause.mimetype!r} is not supported; send application/json")
         if isinstance(error, ParameterValidationError):
-            problems.extend(_parameter_problems(error))
+            if error.name not in reported:
+                problems.extend(_parameter_problems(error))
         elif isinstance(cause, MediaTypeDeserializeError):
             problems.append(("body", "request body is not valid JSON"))
         elif isinstance(error, MissingRequestBodyError):

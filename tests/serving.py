@@ -1,0 +1,73 @@
+"""Start ``mockserver serve`` as a real process on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+ROOT = Path(__file__).resolve().parent.parent
+_LISTENING = re.compile(r"listening on (http://\S+)")
+
+
+class Served:
+    def __init__(self, process: subprocess.Popen[str], url: str, lines: list[str]) -> None:
+        self.process = process
+        self.url = url
+        self.lines = lines  # everything printed after the URL line, collected while it runs
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 10) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout=timeout)
+
+
+def _drain(stream: IO[str], lines: list[str]) -> None:
+    for line in stream:
+        lines.append(line)
+
+
+@contextmanager
+def serve(*args: str, env: dict[str, str] | None = None, timeout: float = 20) -> Iterator[Served]:
+    """``mockserver serve --port 0 ARGS``; yields once it prints its URL, stops it with Ctrl-C after."""
+    command = [sys.executable, "-m", "mockserver", "serve", "--port", "0", *args]
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    timer = threading.Timer(timeout, process.kill)
+    timer.start()
+    try:
+        for line in process.stdout:
+            lines.append(line)
+            found = _LISTENING.search(line)
+            if found:
+                break
+        else:
+            raise AssertionError("mockserver exited before listening:\n" + "".join(lines))
+    finally:
+        timer.cancel()
+    drain = threading.Thread(target=_drain, args=(process.stdout, lines), daemon=True)
+    drain.start()
+    served = Served(process, found.group(1), lines)
+    try:
+        yield served
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        drain.join(timeout=5)
+        process.stdout.close()

@@ -1,0 +1,104 @@
+"""``mockserver serve`` as users run it: a real process, a real socket, Ctrl-C to stop."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import CANONICAL
+from serving import ROOT, serve
+
+pytestmark = pytest.mark.slow
+AUTH = {"Authorization": "Bearer dev"}
+
+
+def test_serve_answers_with_the_fixtures_and_stops_cleanly_on_ctrl_c() -> None:
+    started = time.monotonic()
+    with serve() as server:
+        assert server.url.startswith("http://127.0.0.1:")
+        listing = requests.get(f"{server.url}{CANONICAL}", headers=AUTH, timeout=10)
+        assert listing.status_code == 200
+        assert listing.json()["total_count"] == 10
+        seed_put = requests.put(
+            f"{server.url}/api/access-profiles/1", json={"rate_limit": None}, headers=AUTH, timeout=10
+        )
+        assert seed_put.status_code == 200 and "rate_limit" not in seed_put.json()["access_profile"]
+        assert time.monotonic() - started < 15
+        assert server.stop(signal.SIGINT) == 0
+    output = "".join(server.lines)
+    assert "mockserver stopped" in output
+    assert "Traceback" not in output
+    assert f"GET {CANONICAL} listAccessProfiles 200" in output  # one log line per request
+
+
+def test_serve_stops_cleanly_on_sigterm() -> None:
+    with serve() as server:
+        assert server.stop(signal.SIGTERM) == 0
+    assert "mockserver stopped" in "".join(server.lines)
+
+
+def test_environment_variables_configure_the_server(tmp_path: Path) -> None:
+    fixtures = tmp_path / "one.json"
+    fixtures.write_text('{"access_profiles": [{"id": 7, "name": "Only one"}]}', encoding="utf-8")
+    env = {"MOCKSERVER_FIXTURES": str(fixtures), "MOCKSERVER_API_KEYS": str(ROOT / "fixtures" / "api-keys.json")}
+    with serve(env=env) as server:
+        health = requests.get(f"{server.url}/__mock/health", timeout=10).json()
+        assert health["profiles"] == 1 and health["auth"] == "api-keys"
+        assert requests.get(f"{server.url}{CANONICAL}", headers=AUTH, timeout=10).status_code == 401
+
+
+def test_flags_beat_environment_variables(tmp_path: Path) -> None:
+    fixtures = tmp_path / "one.json"
+    fixtures.write_text('{"access_profiles": [{"id": 7, "name": "Only one"}]}', encoding="utf-8")
+    with serve("--fixtures", str(fixtures), "--no-strict", env={"MOCKSERVER_STRICT": "true"}) as server:
+        health = requests.get(f"{server.url}/__mock/health", timeout=10).json()
+        assert health["profiles"] == 1 and health["strict"] is False
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "mockserver", *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_a_bad_fixture_stops_the_start_naming_file_record_and_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"access_profiles": [{"id": 1, "name": "A", "budgets": [{"max_limit": 1}]}]}', encoding="utf-8")
+    result = run("serve", "--port", "0", "--fixtures", str(bad))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"mockserver: error: {bad}: access_profiles[0] (id 1, 'A'): budgets[0].reset_duration: this field is required"
+    )
+
+
+def test_a_bad_setting_is_reported(tmp_path: Path) -> None:
+    result = run("serve", env={"MOCKSERVER_PORT": "eighty"})
+    assert result.returncode == 2
+    assert "MOCKSERVER_PORT='eighty': expected an integer" in result.stderr
+
+
+def test_a_busy_port_is_reported() -> None:
+    with serve() as server:
+        port = server.url.rsplit(":", 1)[1]
+        result = run("serve", "--port", port)
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+def test_help_lists_the_options() -> None:
+    result = run("serve", "--help")
+    assert result.returncode == 0
+    for option in ("--host", "--port", "--fixtures", "--api-keys", "--spec", "--strict", "MOCKSERVER_"):
+        assert option in result.stdout

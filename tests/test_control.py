@@ -1,0 +1,54 @@
+"""Routes outside the spec: health, reset, violations, the served spec."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import CANONICAL, Api, error_of
+
+from mockserver.resources import bundled_spec
+from mockserver.spec import Spec
+
+
+def test_health_reports_what_is_served(api: Api) -> None:
+    response = api.client.get("/__mock/health")  # no credentials needed
+    assert response.status_code == 200
+    body = response.json
+    assert body["status"] == "ok"
+    assert body["profiles"] == 10
+    assert body["auth"] == "permissive"
+    assert body["strict"] is True
+    assert body["violations"] == 0
+    assert body["spec"]["title"] == "Bifrost Enterprise Access Profiles management API"
+
+
+def test_reset_returns_to_the_fixtures(api: Api) -> None:
+    original = api.get(f"{CANONICAL}?limit=100").json
+    api.post(CANONICAL, {"name": "temporary"})
+    api.put(f"{CANONICAL}/1", {"name": "changed"})
+    api.delete(f"{CANONICAL}/2")
+    response = api.client.post("/__mock/reset")
+    assert response.status_code == 200
+    assert response.json == {"message": "state reset to the loaded fixtures", "profiles": 10}
+    assert api.get(f"{CANONICAL}?limit=100").json == original
+    # Ids continue from the fixtures again, as after a fresh start.
+    assert api.post(CANONICAL, {"name": "after reset"}).json["access_profile"]["id"] == 11
+
+
+def test_the_served_spec_is_the_loaded_document(api: Api) -> None:
+    response = api.client.get("/openapi.json")
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    assert json.loads(response.data) == Spec.load(bundled_spec()).document
+
+
+def test_violations_endpoint_lists_and_clears(api: Api) -> None:
+    assert api.client.get("/__mock/violations").json == {"violations": []}
+    assert api.client.delete("/__mock/violations").json == {"violations": []}
+
+
+def test_control_routes_answer_wrong_methods_in_the_envelope(api: Api) -> None:
+    response = api.client.put("/__mock/reset")
+    assert response.status_code == 405
+    assert error_of(response)["type"] == "method_not_allowed"
+    assert "POST" in response.headers["Allow"]

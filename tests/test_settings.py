@@ -1,0 +1,56 @@
+"""Settings: defaults, MOCKSERVER_* variables, overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mockserver.resources import bundled_fixtures, bundled_spec
+from mockserver.settings import Settings, SettingsError
+
+
+def test_defaults_are_safe() -> None:
+    settings = Settings()
+    assert settings.host == "127.0.0.1"
+    assert settings.port == 8080
+    assert settings.strict is True
+    assert settings.api_keys is None
+    assert settings.spec == bundled_spec() and settings.spec.exists()
+    assert settings.fixtures == bundled_fixtures() and settings.fixtures.exists()
+    assert settings.max_body_bytes == 1024 * 1024
+
+
+def test_environment_variables_are_read() -> None:
+    env = {
+        "MOCKSERVER_HOST": "0.0.0.0",
+        "MOCKSERVER_PORT": "9000",
+        "MOCKSERVER_FIXTURES": "/tmp/seed.yaml",
+        "MOCKSERVER_API_KEYS": "/tmp/keys.json",
+        "MOCKSERVER_STRICT": "false",
+        "MOCKSERVER_THREADS": "4",
+        "OTHER_PORT": "1",
+    }
+    settings = Settings.from_env(env)
+    assert (settings.host, settings.port, settings.threads, settings.strict) == ("0.0.0.0", 9000, 4, False)
+    assert settings.fixtures == Path("/tmp/seed.yaml")
+    assert settings.api_keys == Path("/tmp/keys.json")
+
+
+def test_explicit_values_beat_the_environment_and_none_means_unset() -> None:
+    settings = Settings.from_env({"MOCKSERVER_PORT": "9000", "MOCKSERVER_STRICT": "0"}, port=7000, strict=None)
+    assert settings.port == 7000
+    assert settings.strict is False
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"MOCKSERVER_PORT": "eighty"}, "MOCKSERVER_PORT='eighty': expected an integer"),
+        ({"MOCKSERVER_STRICT": "maybe"}, "MOCKSERVER_STRICT='maybe': expected one of true, false"),
+    ],
+    ids=["port", "strict"],
+)
+def test_bad_values_name_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env(env)

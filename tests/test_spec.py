@@ -1,0 +1,229 @@
+"""The spec itself: valid, complete for what the mock sends, and the two path families in step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from openapi_schema_validator import OAS31Validator
+from openapi_spec_validator import validate
+
+from mockserver.resources import bundled_spec
+from mockserver.spec import HTTP_METHODS, Spec, SpecError
+
+SPEC = Spec.load(bundled_spec())
+DOC = SPEC.document
+OPERATIONS = sorted(SPEC.operations.values(), key=lambda op: op.operation_id)
+CANONICAL_OPS = [op for op in OPERATIONS if op.canonical_id == op.operation_id]
+LEGACY_OPS = [op for op in OPERATIONS if op.canonical_id != op.operation_id]
+BY_ID = pytest.mark.parametrize("op", OPERATIONS, ids=lambda op: op.operation_id)
+
+
+def raw(op_id: str) -> dict[str, Any]:
+    op = SPEC.operations[op_id]
+    return DOC["paths"][op.path][op.method.lower()]  # type: ignore[no-any-return]
+
+
+def resolve(node: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        target: Any = DOC
+        for part in node["$ref"][2:].split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+def test_spec_is_valid_openapi_3_1() -> None:
+    assert DOC["openapi"] == "3.1.0"
+    validate(DOC)  # raises on any error
+
+
+def test_the_eight_lifecycle_operations_exist_under_both_families() -> None:
+    canonical = {op.operation_id: (op.method, op.path) for op in CANONICAL_OPS}
+    assert canonical == {
+        "listAccessProfiles": ("GET", "/api/governance/access-profiles"),
+        "createAccessProfile": ("POST", "/api/governance/access-profiles"),
+        "getAccessProfile": ("GET", "/api/governance/access-profiles/{profile_id}"),
+        "updateAccessProfile": ("PUT", "/api/governance/access-profiles/{profile_id}"),
+        "deleteAccessProfile": ("DELETE", "/api/governance/access-profiles/{profile_id}"),
+        "activateAccessProfile": ("PUT", "/api/governance/access-profiles/{profile_id}/activate"),
+        "deactivateAccessProfile": ("PUT", "/api/governance/access-profiles/{profile_id}/deactivate"),
+        "cloneAccessProfile": ("POST", "/api/governance/access-profiles/{profile_id}/clone"),
+    }
+    legacy = {op.operation_id: op.canonical_id for op in LEGACY_OPS}
+    assert legacy == {f"{op_id}Legacy": op_id for op_id in canonical}
+
+
+@pytest.mark.parametrize("op", LEGACY_OPS, ids=lambda op: op.operation_id)
+def test_legacy_alias_mirrors_its_canonical_operation(op: Any) -> None:
+    legacy, canonical = raw(op.operation_id), raw(op.canonical_id)
+    assert op.path == SPEC.operations[op.canonical_id].path.replace("/api/governance/", "/api/")
+    assert legacy["deprecated"] is True
+    assert legacy["x-bifrost-successor"] == SPEC.operations[op.canonical_id].path
+    assert legacy["x-bifrost-removal"] == "following-major-release"
+    assert not canonical.get("deprecated")
+    for key in ("parameters", "requestBody", "x-bifrost-permission"):
+        assert legacy.get(key) == canonical.get(key), key
+    created = {"201": {"$ref": "#/components/responses/AccessProfileCreatedLegacy"}}
+    assert legacy["responses"] == {**canonical["responses"], **(created if "201" in canonical["responses"] else {})}
+    path_params = DOC["paths"][op.path].get("parameters")
+    assert path_params == DOC["paths"][SPEC.operations[op.canonical_id].path].get("parameters")
+
+
+@BY_ID
+def test_permission_follows_the_method(op: Any) -> None:
+    verb = {"GET": "View", "POST": "Create", "PUT": "Update", "DELETE": "Delete"}[op.method]
+    assert op.permission == f"AccessProfiles:{verb}"
+
+
+def test_every_operation_accepts_bearer_or_basic() -> None:
+    assert DOC["security"] == [{"ManagementBearerAuth": []}, {"BasicAuth": []}]
+    schemes = DOC["components"]["securitySchemes"]
+    assert schemes["ManagementBearerAuth"] == {**schemes["ManagementBearerAuth"], "type": "http", "scheme": "bearer"}
+    assert schemes["BasicAuth"] == {**schemes["BasicAuth"], "type": "http", "scheme": "basic"}
+    assert all("security" not in raw(op.operation_id) for op in OPERATIONS)
+
+
+@BY_ID
+def test_every_status_the_mock_can_send_is_declared(op: Any) -> None:
+    declared = set(raw(op.operation_id)["responses"])
+    expected = {"400", "401", "403", "500"}
+    if "{profile_id}" in op.path:
+        expected.add("404")
+    if op.body_media_types:
+        expected |= {"413", "415", "409"}
+    if op.canonical_id == "deleteAccessProfile":
+        expected.add("409")
+    success = {"createAccessProfile": "201", "cloneAccessProfile": "201"}.get(op.canonical_id, "200")
+    assert declared == expected | {success}
+
+
+@BY_ID
+def test_every_error_response_uses_the_bifrost_error_envelope(op: Any) -> None:
+    for status, response in raw(op.operation_id)["responses"].items():
+        if status.startswith(("4", "5")):
+            schema = resolve(response)["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/BifrostError"}, status
+    unauthorized = resolve(raw(op.operation_id)["responses"]["401"])
+    assert unauthorized["headers"]["WWW-Authenticate"]["required"] is True
+
+
+@pytest.mark.parametrize("suffix", ["", "Legacy"], ids=["canonical", "legacy"])
+def test_created_responses_link_to_the_follow_up_operations_of_their_family(suffix: str) -> None:
+    created = DOC["components"]["responses"][f"AccessProfileCreated{suffix}"]
+    links = {name: link["operationId"] for name, link in created["links"].items()}
+    assert set(links.values()) >= {
+        f"{op_id}{suffix}"
+        for op_id in (
+            "getAccessProfile",
+            "updateAccessProfile",
+            "deleteAccessProfile",
+            "cloneAccessProfile",
+            "activateAccessProfile",
+        )
+    }
+    for link in created["links"].values():
+        assert link["parameters"] == {"profile_id": "$response.body#/access_profile/id"}
+    assert created["headers"]["Location"]["required"] is True
+    for op_id in ("createAccessProfile", "cloneAccessProfile"):
+        response = raw(f"{op_id}{suffix}")["responses"]["201"]
+        assert response == {"$ref": f"#/components/responses/AccessProfileCreated{suffix}"}
+
+
+def _examples() -> list[tuple[str, dict[str, Any], Any]]:
+    """(where, schema, value) for every example in request bodies and responses."""
+    found = []
+    for group in ("requestBodies", "responses"):
+        for name, item in DOC["components"][group].items():
+            for media in item.get("content", {}).values():
+                for ex_name, example in media.get("examples", {}).items():
+                    found.append((f"{group}.{name}.{ex_name}", media["schema"], example["value"]))
+    return found
+
+
+@pytest.mark.parametrize(("where", "schema", "value"), _examples(), ids=[e[0] for e in _examples()])
+def test_examples_are_valid_against_their_schema(where: str, schema: dict[str, Any], value: Any) -> None:
+    validator = OAS31Validator(
+        {**schema, "components": DOC["components"]}, format_checker=OAS31Validator.FORMAT_CHECKER
+    )
+    errors = [e.message for e in validator.iter_errors(value)]
+    assert errors == [], where
+
+
+@BY_ID
+def test_every_operation_has_an_example(op: Any) -> None:
+    operation = raw(op.operation_id)
+    if "requestBody" in operation:
+        assert resolve(operation["requestBody"])["content"]["application/json"]["examples"]
+    success = next(s for s in operation["responses"] if s.startswith("2"))
+    assert resolve(operation["responses"][success])["content"]["application/json"]["examples"]
+
+
+def test_nullable_fields_use_the_3_1_form() -> None:
+    assert '"nullable"' not in str(DOC).replace("'", '"')
+    schemas = DOC["components"]["schemas"]
+    update = schemas["UpdateAccessProfileRequest"]["properties"]
+    assert update["description"]["type"] == ["string", "null"]
+    assert update["calendar_aligned"]["type"] == ["boolean", "null"]
+    assert {"type": "null"} in update["rate_limit"]["oneOf"]
+    assert schemas["AccessProfile"]["properties"]["description"]["type"] == ["string", "null"]
+
+
+def test_limits_and_enums_match_the_contract() -> None:
+    schemas = DOC["components"]["schemas"]
+    assert schemas["BudgetResetDuration"]["enum"] == ["1h", "1d", "1w", "1M", "1Q", "1Y"]
+    assert schemas["RateLimitResetDuration"]["enum"] == ["1h", "1d", "1w", "1M", "1Y"]
+    assert schemas["BudgetResetConfig"]["additionalProperties"] is False
+    month = schemas["BudgetResetConfig"]["properties"]["quarter_start_month"]
+    assert (month["minimum"], month["maximum"]) == (1, 12)
+    update = schemas["UpdateAccessProfileRequest"]["properties"]
+    assert update["provider_configs"]["maxItems"] == 100
+    assert update["budgets"]["maxItems"] == 100
+    assert update["tags"]["maxItems"] == 50
+    assert SPEC.limit("UpdateProviderConfig", "budgets", "maxItems") == 100
+    assert update["name"]["maxLength"] == 255
+    create = schemas["CreateAccessProfileRequest"]["properties"]
+    assert create["name"]["maxLength"] == 255
+    assert all("maxItems" not in create[k] for k in ("provider_configs", "budgets", "tags"))
+    assert "is_active" not in create and "version" not in create
+    assert schemas["CreateAccessProfileRequest"]["required"] == ["name"]
+    assert "required" not in schemas["UpdateAccessProfileRequest"]
+
+
+def test_no_schema_sets_a_default() -> None:
+    # openapi-core fills defaults into request bodies, which would break partial updates.
+    assert "'default'" not in str(DOC["components"]["schemas"])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.update(openapi="2.0"), "expected an OpenAPI 3.x document"),
+        (lambda d: d["components"]["securitySchemes"]["ManagementBearerAuth"].update(scheme="Bearer"), "lower-case"),
+        (lambda d: d["components"]["schemas"]["RateLimit"].update(nullable=True), "nullable"),
+        (lambda d: d["paths"]["/api/access-profiles"]["get"].pop("x-bifrost-permission"), "x-bifrost-permission"),
+        (lambda d: d["paths"]["/api/access-profiles"]["get"].update(operationId="getAccessProfile"), "duplicate"),
+        (
+            lambda d: d["paths"]["/api/access-profiles"]["get"].update({"x-bifrost-successor": "/nope"}),
+            "names successor /nope",
+        ),
+    ],
+    ids=["swagger-2", "capital-bearer", "nullable-in-3.1", "no-permission", "duplicate-id", "bad-successor"],
+)
+def test_spec_shapes_the_mock_cannot_serve_are_refused(change: Any, message: str) -> None:
+    import copy
+
+    document = copy.deepcopy(DOC)
+    change(document)
+    with pytest.raises(SpecError, match=message):
+        Spec(document)
+
+
+def test_routes_put_literal_paths_first() -> None:
+    assert [r.template for r in SPEC.routes][:2] == ["/api/governance/access-profiles", "/api/access-profiles"]
+    found = SPEC.match("/api/governance/access-profiles/17/clone")
+    assert found is not None
+    assert found[0].template == "/api/governance/access-profiles/{profile_id}/clone"
+    assert found[1] == {"profile_id": "17"}
+    assert SPEC.match("/api/governance/access-profiles/17/") is None
+    assert set(HTTP_METHODS) >= {m.lower() for r in SPEC.routes for m in r.operations}
