@@ -1,0 +1,63 @@
+"""ARCHITECTURE.md's import rules, checked against the code."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "mockserver"
+ALLOWED = {
+    "resources": set(),
+    "settings": {"resources"},
+    "errors": set(),
+    "timeutil": set(),
+    "schema_errors": set(),
+    "spec": set(),
+    "store": set(),
+    "auth": {"errors"},
+    "profiles": {"errors", "spec", "store", "timeutil"},
+    "fixtures": {"auth", "profiles", "schema_errors", "spec", "store", "timeutil"},
+    "validation": {"auth", "errors", "schema_errors", "spec"},
+    "context": {"auth", "profiles", "settings", "spec", "store", "validation"},
+    "routes": {"auth", "context", "errors", "spec", "validation"},
+    "control": {"context", "errors", "routes"},
+    "app": {"auth", "context", "control", "fixtures", "profiles", "routes", "settings", "spec", "store", "validation"},
+    "server": set(),
+    "cli": {"app", "fixtures", "server", "settings", "spec"},
+}
+FLASK_ALLOWED = {"context", "routes", "control", "app"}
+
+
+def imports(module: str) -> tuple[set[str], set[str]]:
+    """(modules of this package, top-level third-party packages) that ``module`` imports."""
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))
+    internal, external = set(), set()
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        for name in names:
+            if name.startswith("mockserver."):
+                part = name.split(".")[1]
+                if part in ALLOWED:
+                    internal.add(part)
+            else:
+                external.add(name.split(".")[0])
+    return internal, external
+
+
+def test_every_module_is_in_the_table() -> None:
+    modules = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__", "__main__"}
+    assert modules == set(ALLOWED)
+
+
+@pytest.mark.parametrize("module", sorted(ALLOWED))
+def test_module_imports_only_what_architecture_allows(module: str) -> None:
+    internal, external = imports(module)
+    assert internal <= ALLOWED[module], internal - ALLOWED[module]
+    if module not in FLASK_ALLOWED:
+        assert "flask" not in external
