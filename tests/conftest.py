@@ -13,8 +13,9 @@ import pytest
 from flask import Flask
 from werkzeug.test import TestResponse
 
-from mockserver import Mock, Settings, create_app
-from mockserver.resources import bundled_api_keys
+from mockserver import Mock, Settings, Spec, State, create_app
+from mockserver.fixtures import load_seed
+from mockserver.resources import bundled_api_keys, bundled_fixtures, bundled_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_TOKEN = "bf-mgmt-ci-admin-7d1e4b"  # fixtures/api-keys.json
@@ -87,6 +88,17 @@ class Api:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture(scope="session")
+def spec() -> Spec:
+    return Spec.load(bundled_spec())
+
+
+@pytest.fixture
+def seed(spec: Spec, clock: FakeClock) -> State:
+    """The bundled fixtures as a fresh state (tests may add role attachments and user copies)."""
+    return load_seed(bundled_fixtures(), spec, clock)
 
 
 @pytest.fixture

@@ -16,9 +16,7 @@ import pytest
 from conftest import FIXED_NOW, FakeClock
 
 from mockserver.errors import ApiError, BadRequest, Conflict, NotFound
-from mockserver.fixtures import load_seed
 from mockserver.profiles import Profiles
-from mockserver.resources import bundled_fixtures, bundled_spec
 from mockserver.spec import Spec
 from mockserver.store import Record, State, Store
 from mockserver.timeutil import format_timestamp
@@ -63,17 +61,6 @@ class Uuids:
     def __call__(self) -> str:
         self.issued += 1
         return f"uuid-{self.issued}"
-
-
-@pytest.fixture(scope="module")
-def spec() -> Spec:
-    return Spec.load(bundled_spec())
-
-
-@pytest.fixture
-def seed(spec: Spec, clock: FakeClock) -> State:
-    """The bundled fixtures, plus role attachments and user copies that tests can add to."""
-    return load_seed(bundled_fixtures(), spec, clock)
 
 
 @pytest.fixture

@@ -14,22 +14,12 @@ from conftest import FIXED_NOW, FakeClock
 
 from mockserver.fixtures import load_seed
 from mockserver.profiles import Profiles
-from mockserver.resources import bundled_fixtures, bundled_spec
+from mockserver.resources import bundled_fixtures
 from mockserver.spec import Spec
 from mockserver.store import State, Store
 
 ACTOR = "tester"
 TIMEOUT = 5.0  # seconds; only reached when a lock misbehaves
-
-
-@pytest.fixture(scope="module")
-def spec() -> Spec:
-    return Spec.load(bundled_spec())
-
-
-@pytest.fixture
-def seed(spec: Spec, clock: FakeClock) -> State:
-    return load_seed(bundled_fixtures(), spec, clock)
 
 
 @pytest.fixture
