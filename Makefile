@@ -6,7 +6,10 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: serve test lint check clean
+PRISM := .bench/node_modules/.bin/prism
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: serve test lint check bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,11 +24,19 @@ test: $(STAMP)  ## the whole test suite, Schemathesis included
 	$(BIN)/pytest
 
 lint: $(STAMP)  ## ruff and mypy (strict) on the package
-	$(BIN)/ruff check mockserver tests
-	$(BIN)/ruff format --check mockserver tests
+	$(BIN)/ruff check mockserver tests bench
+	$(BIN)/ruff format --check mockserver tests bench
 	$(BIN)/mypy
 
 check: lint test
 
+$(PRISM):
+	npm install --silent --no-audit --no-fund --prefix .bench @stoplight/prism-cli@5.14
+
+bench: $(STAMP) $(PRISM)  ## the mock against Prism, plus in-process figures (needs wrk; installed if missing)
+	@command -v wrk >/dev/null 2>&1 || $(SUDO) apt-get install -y wrk || \
+		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y wrk; }
+	$(BIN)/python bench/bench.py --prism $(PRISM)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis schemathesis-report
+	rm -rf $(VENV) .bench .pytest_cache .mypy_cache .ruff_cache .hypothesis schemathesis-report

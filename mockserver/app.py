@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from flask import Flask
 
 from mockserver import control, routes
 from mockserver.auth import Authenticator
-from mockserver.context import Mock
+from mockserver.context import Mock, Violation
 from mockserver.fixtures import load_api_keys, load_seed
 from mockserver.profiles import Profiles
 from mockserver.settings import Settings
@@ -22,8 +23,14 @@ from mockserver.validation import Validator
 def load_spec(path: Path, mtime_ns: int) -> Spec:
     """One validated spec per file version and process."""
     spec = Spec.load(path)
-    spec.openapi  # noqa: B018 - validate the document now, not on the first request
+    spec.validate(cache=spec_cache())
     return spec
+
+
+def spec_cache() -> Path:
+    """Where the digests of documents that passed validation are kept."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mockserver" / "validated-specs"
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -43,11 +50,14 @@ def create_app(settings: Settings | None = None) -> Flask:
         store=store,
         profiles=Profiles(store, spec),
         auth=Authenticator(keyring),
-        validator=Validator(spec, settings.max_body_bytes),
+        validator=Validator(spec, settings.max_body_bytes, settings.validation),
+    )
+    mock.validator.report = lambda request, op_id, message: mock.record(
+        Violation(op_id, request.method, request.path, None, (message,))
     )
     app = Flask("mockserver")
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["mockserver"] = mock
     control.register(app)
-    routes.register(app)
+    routes.register(app, mock, control.is_control)
     return app

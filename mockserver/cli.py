@@ -6,11 +6,12 @@ import argparse
 import logging
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 from mockserver.fixtures import FixtureError
-from mockserver.settings import Settings, SettingsError
+from mockserver.settings import Settings, SettingsError, ValidationMode
 from mockserver.spec import SpecError
 
 
@@ -43,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
         help="turn an answer that breaks the contract into a 500 (default on); --no-strict logs it and sends it",
     )
     serve.add_argument("--threads", type=int, help="worker threads (default 8)")
+    serve.add_argument(
+        "--validation",
+        choices=["fast", "reference", "shadow"],
+        help="fast (default): compiled validators, openapi-core when unsure; reference: openapi-core only; "
+        "shadow: both, any disagreement recorded as a violation",
+    )
     serve.set_defaults(run=_serve)
     return parser
 
@@ -52,6 +59,8 @@ def _serve(args: argparse.Namespace) -> int:
     from mockserver.server import serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    # waitress warns for every request that waits for a thread under load; one request line is enough.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     try:
         settings = Settings.from_env(
             host=args.host,
@@ -61,6 +70,7 @@ def _serve(args: argparse.Namespace) -> int:
             api_keys=args.api_keys,
             strict=args.strict,
             threads=args.threads,
+            validation=ValidationMode(args.validation) if args.validation else None,
         )
         app = create_app(settings)
     except (SettingsError, SpecError, FixtureError) as exc:
@@ -68,12 +78,22 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     # A service manager stops us with SIGTERM; treat it like Ctrl-C so the socket closes cleanly.
     signal.signal(signal.SIGTERM, _interrupt)
+    # openapi-core explains refused requests; load it once the server is up, not on the first error.
+    warm = threading.Timer(2.0, _load_reference_validator, args=(app,))
+    warm.daemon = True
+    warm.start()
     try:
         serve(app, settings.host, settings.port, settings.threads, announce=lambda m: print(m, flush=True))
     except OSError as exc:
         print(f"mockserver: error: cannot listen on {settings.host}:{settings.port}: {exc.strerror}", file=sys.stderr)
         return 2
     return 0
+
+
+def _load_reference_validator(app: Any) -> None:
+    import mockserver.reference  # noqa: F401
+
+    app.extensions["mockserver"].spec.openapi  # noqa: B018 - builds it
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -25,12 +25,13 @@ class Violation:
     operation_id: str | None
     method: str
     path: str
-    status: int
+    status: int | None  # None: not about one answer (the validators disagreed)
     problems: tuple[str, ...]
 
     def __str__(self) -> str:
-        where = self.operation_id or "(no operation)"
-        return f"{where} ({self.method} {self.path}) answered {self.status}: {'; '.join(self.problems)}"
+        where = f"{self.operation_id or '(no operation)'} ({self.method} {self.path})"
+        what = f" answered {self.status}" if self.status is not None else ""
+        return f"{where}{what}: {'; '.join(self.problems)}"
 
     def as_dict(self) -> dict[str, Any]:
         return {

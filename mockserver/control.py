@@ -11,9 +11,16 @@ from mockserver.errors import for_status
 from mockserver.routes import error_response, json_response
 
 bp = Blueprint("control", __name__)
+PREFIX = "/__mock/"
+SPEC_PATH = "/openapi.json"
 
 
-@bp.get("/__mock/health")
+def is_control(path: str) -> bool:
+    """Whether a request path belongs to the routes of this module rather than to the API."""
+    return path.startswith(PREFIX) or path == SPEC_PATH
+
+
+@bp.get(PREFIX + "health")
 def health() -> Response:
     mock = current_mock()
     with mock.store.atomic() as state:
@@ -33,7 +40,7 @@ def health() -> Response:
     )
 
 
-@bp.post("/__mock/reset")
+@bp.post(PREFIX + "reset")
 def reset() -> Response:
     mock = current_mock()
     mock.store.reset()
@@ -42,19 +49,19 @@ def reset() -> Response:
     return json_response(200, {"message": "state reset to the loaded fixtures", "profiles": profiles})
 
 
-@bp.get("/__mock/violations")
+@bp.get(PREFIX + "violations")
 def violations() -> Response:
     """What the mock answered against the contract so far (a CI job can assert this is empty)."""
     return json_response(200, {"violations": [v.as_dict() for v in current_mock().violations]})
 
 
-@bp.delete("/__mock/violations")
+@bp.delete(PREFIX + "violations")
 def clear_violations() -> Response:
     current_mock().violations.clear()
     return json_response(200, {"violations": []})
 
 
-@bp.get("/openapi.json")
+@bp.get(SPEC_PATH)
 def openapi_document() -> Response:
     return Response(current_mock().spec.json_bytes, mimetype="application/json")
 

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from openapi_schema_validator import OAS31Validator
 
 from mockserver.auth import ApiKey, KeyRing
+from mockserver.fastcheck import schema_validator
 from mockserver.profiles import record_version
 from mockserver.schema_errors import describe
 from mockserver.spec import Spec
@@ -37,7 +37,7 @@ def load_seed(path: Path, spec: Spec, clock: Callable[[], datetime] = utc_now) -
     profiles = document.get("access_profiles", [])
     if not isinstance(profiles, list):
         raise FixtureError(f"{path}: access_profiles must be a list of profiles")
-    validator = _validator(spec, "AccessProfile")
+    validator = schema_validator(spec, "AccessProfile")
     order = {name: i for i, name in enumerate(spec.schema("AccessProfile")["properties"])}
     state = State()
     loaded_at = format_timestamp(clock())
@@ -52,9 +52,8 @@ def load_seed(path: Path, spec: Spec, clock: Callable[[], datetime] = utc_now) -
             if required not in raw:
                 raise FixtureError(f"{where}: {required}: this field is required")
         profile = _complete(raw, loaded_at, order)
-        errors = sorted(validator.iter_errors(profile), key=lambda e: list(e.absolute_path))
-        if errors:
-            field, message = describe(errors[0])
+        if not validator.is_valid(profile):
+            field, message = _first_problem(spec, "AccessProfile", profile)
             raise FixtureError(f"{where}: {field}: {message}")
         if profile["id"] in state.profiles:
             raise FixtureError(f"{where}: id: {profile['id']} is used by an earlier profile")
@@ -67,7 +66,7 @@ def load_seed(path: Path, spec: Spec, clock: Callable[[], datetime] = utc_now) -
             if name in providers[:i]:
                 raise FixtureError(f"{where}: provider_configs[{i}].provider_name: {name!r} appears twice")
         names[profile["name"]] = profile["id"]
-        state.profiles[profile["id"]] = profile
+        state.put_profile(profile)
     _number_nested(state, path)
     for profile in state.profiles.values():
         record_version(state, profile, "fixtures")
@@ -121,9 +120,14 @@ def _read(path: Path) -> dict[str, Any]:
     return document
 
 
-def _validator(spec: Spec, schema_name: str) -> Any:
+def _first_problem(spec: Spec, schema_name: str, value: Any) -> tuple[str, str]:
+    """The first problem as openapi-core's schema validator words it (used only for the message)."""
+    from openapi_schema_validator import OAS31Validator
+
     schema = {"$ref": f"#/components/schemas/{schema_name}", "components": spec.document["components"]}
-    return OAS31Validator(schema, format_checker=OAS31Validator.FORMAT_CHECKER)
+    validator = OAS31Validator(schema, format_checker=OAS31Validator.FORMAT_CHECKER)
+    errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+    return describe(errors[0]) if errors else ("(record)", "refused by the compiled schema check")
 
 
 def _complete(raw: Record, loaded_at: str, order: dict[str, int]) -> Record:

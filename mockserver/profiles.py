@@ -7,6 +7,7 @@ and a change is committed by swapping in a new record, so a refused request chan
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -73,12 +74,18 @@ class Profiles:
             return True
 
         with self.store.atomic() as state:
-            found = [state.profiles[i] for i in sorted(state.profiles) if matches(state.profiles[i])]
-        page = found[offset : offset + limit]
+            if is_active is None and not tags and not search:
+                # No filter: a page costs its own size, whatever the store holds (ids are in order).
+                total = len(state.profiles)
+                page = list(itertools.islice(state.profiles.values(), offset, offset + limit))
+            else:
+                found = [p for p in state.profiles.values() if matches(p)]
+                total = len(found)
+                page = found[offset : offset + limit]
         return {
             "access_profiles": page,
             "count": len(page),
-            "total_count": len(found),
+            "total_count": total,
             "limit": limit,
             "offset": offset,
         }
@@ -139,7 +146,7 @@ class Profiles:
                 return old
             new["version"] = old["version"] + 1
             new["updated_at"] = format_timestamp(now)
-            state.profiles[profile_id] = new
+            state.put_profile(new)
             record_version(state, new, actor)
             _audit(state, "update", profile_id, actor, now, old, new)
         return new
@@ -152,7 +159,7 @@ class Profiles:
             if old["is_active"] == active:
                 return old
             new = {**old, "is_active": active, "updated_at": format_timestamp(now)}
-            state.profiles[profile_id] = new
+            state.put_profile(new)
             _audit(state, "activate" if active else "deactivate", profile_id, actor, now, old, new)
         return new
 
@@ -162,7 +169,7 @@ class Profiles:
             old = _existing(state, profile_id)
             if any(c["parent_profile_id"] == profile_id for c in state.user_copies):
                 raise Conflict("Profile has active user copies; detach users first.", "profile_id")
-            del state.profiles[profile_id]
+            state.remove_profile(profile_id)
             state.role_attachments = [a for a in state.role_attachments if a["access_profile_id"] != profile_id]
             _audit(state, "delete", profile_id, actor, now, old, None)
 
@@ -218,7 +225,7 @@ class Profiles:
             for key in ("mcp_tool_groups", "mcp_servers", "mcp_tool_overrides"):
                 record[key] = copy.deepcopy(body.get(key, []))
             record["created_at"] = record["updated_at"] = format_timestamp(now)
-            state.profiles[profile_id] = record
+            state.put_profile(record)
             record_version(state, record, actor)
             _audit(state, action, profile_id, actor, now, None, record, metadata)
         return record
@@ -337,9 +344,9 @@ def _existing(state: State, profile_id: int) -> Record:
 
 
 def _name_free(state: State, name: str, besides: int | None = None) -> None:
-    for other in state.profiles.values():
-        if other["name"] == name and other["id"] != besides:
-            raise Conflict(f"an access profile named {name!r} already exists (id {other['id']})", "name")
+    other = state.names.get(name)
+    if other is not None and other != besides:
+        raise Conflict(f"an access profile named {name!r} already exists (id {other})", "name")
 
 
 def _unique_provider_names(configs: list[Mapping[str, Any]]) -> None:

@@ -3,46 +3,48 @@ dispatches on operationId and checks the answer against the spec before it leave
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, request
-from werkzeug.routing import PathConverter, Rule
-from werkzeug.wrappers import Response
+from flask import Flask
+from werkzeug.wrappers import Request, Response
 
 from mockserver.auth import Identity
-from mockserver.context import Mock, Violation, current_mock, log
+from mockserver.context import Mock, Violation, log
 from mockserver.errors import ApiError, InternalError, MethodNotAllowed, NotFound
-from mockserver.spec import Spec, SpecError
-from mockserver.validation import Call
+from mockserver.spec import Operation, Spec, SpecError
+from mockserver.validation import Answer, Call
 
-Handler = Callable[[Mock, Call, Identity], Response]
+Handler = Callable[[Mock, Call, Identity], Answer]
 
 
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-    return Response(body, status=status, headers=headers, mimetype="application/json")
+    return Answer(status, payload, headers or {}).to_response()
+
+
+def error_answer(error: ApiError) -> Answer:
+    return Answer(error.status, error.body(), dict(error.headers))
 
 
 def error_response(error: ApiError) -> Response:
-    return json_response(error.status, error.body(), error.headers)
+    return error_answer(error).to_response()
 
 
-class ApiPath(PathConverter):
-    """Any path except the control routes', which answer their own 404 and 405."""
+def register(app: Flask, mock: Mock, is_control: Callable[[str], bool]) -> None:
+    """Answer every request that is not for a control route here, before Flask's own routing.
 
-    regex = r"(?!__mock/|openapi\.json$)[^/].*?"
+    The API needs none of Flask's per-request machinery (routing, contexts, hooks), and skipping
+    it is a large part of what the mock costs per request; control routes stay ordinary Flask views.
+    """
+    flask_wsgi = app.wsgi_app
 
+    def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
+        if is_control(environ.get("PATH_INFO", "")):
+            return flask_wsgi(environ, start_response)
+        return dispatch(mock, Request(environ))(environ, start_response)
 
-def register(app: Flask) -> None:
-    """Send every request that no control route takes to ``dispatch``, whatever its method."""
-    app.url_map.converters["api_path"] = ApiPath
-    # A werkzeug Rule without methods accepts all of them, so unknown methods reach the spec check.
-    app.url_map.add(Rule("/", endpoint="api", defaults={"path": ""}))
-    app.url_map.add(Rule("/<api_path:path>", endpoint="api"))
-    app.view_functions["api"] = dispatch
+    app.wsgi_app = wsgi  # type: ignore[method-assign]
 
 
 def check_handlers(spec: Spec) -> None:
@@ -52,8 +54,8 @@ def check_handlers(spec: Spec) -> None:
         raise SpecError(f"{spec.source}: no mock behaviour for operation(s) {', '.join(missing)}")
 
 
-def dispatch(path: str) -> Response:
-    mock = current_mock()
+def dispatch(mock: Mock, request: Request) -> Response:
+    """Route, authenticate, validate, run the operation and check the answer."""
     started = time.perf_counter()
     operation = None
     try:
@@ -70,9 +72,9 @@ def dispatch(path: str) -> Response:
         identity = mock.auth.identify(request.headers.get("Authorization"))
         mock.auth.authorize(identity, operation.permission)
         call = mock.validator.request(request, operation, path_params)
-        response = HANDLERS[operation.canonical_id](mock, call, identity)
+        answer = HANDLERS[operation.canonical_id](mock, call, identity)
     except ApiError as error:
-        response = error_response(error)
+        answer = error_answer(error)
     except Exception as exc:  # a defect of the mock: answer in the envelope and record it
         log.exception("unhandled error in %s %s", request.method, request.path)
         mock.record(
@@ -84,9 +86,10 @@ def dispatch(path: str) -> Response:
                 (f"unhandled {type(exc).__name__}: {exc}",),
             )
         )
-        response = error_response(InternalError(f"internal error: {type(exc).__name__}"))
+        answer = error_answer(InternalError(f"internal error: {type(exc).__name__}"))
     if operation is not None:
-        response = _checked(mock, operation.operation_id, response)
+        answer = _checked(mock, request, operation, answer)
+    response = answer.to_response()
     log.info(
         "%s %s %s %d %.1fms",
         request.method,
@@ -98,64 +101,64 @@ def dispatch(path: str) -> Response:
     return response
 
 
-def _checked(mock: Mock, operation_id: str, response: Response) -> Response:
-    """The response, or in strict mode a 500 naming what broke the contract."""
-    problems = mock.validator.response_problems(request, response)
+def _checked(mock: Mock, request: Request, operation: Operation, answer: Answer) -> Answer:
+    """The answer, or in strict mode a 500 naming what broke the contract."""
+    problems = mock.validator.answer_problems(request, operation, answer)
     if not problems:
-        return response
-    violation = Violation(operation_id, request.method, request.path, response.status_code, tuple(problems))
-    mock.record(violation)
+        return answer
+    op_id = operation.operation_id
+    mock.record(Violation(op_id, request.method, request.path, answer.status, tuple(problems)))
     if not mock.settings.strict:
-        return response
-    message = f"the mock's {response.status_code} response to {operation_id} breaks the contract: {'; '.join(problems)}"
-    return error_response(InternalError(message))
+        return answer
+    message = f"the mock's {answer.status} response to {op_id} breaks the contract: {'; '.join(problems)}"
+    return error_answer(InternalError(message))
 
 
 # -- one function per canonical operation ------------------------------------------------------
 
 
-def _list(mock: Mock, call: Call, who: Identity) -> Response:
-    return json_response(200, mock.profiles.list(call.query))
+def _list(mock: Mock, call: Call, who: Identity) -> Answer:
+    return Answer(200, mock.profiles.list(call.query))
 
 
-def _create(mock: Mock, call: Call, who: Identity) -> Response:
+def _create(mock: Mock, call: Call, who: Identity) -> Answer:
     profile = mock.profiles.create(call.body, who.name)
     return _created(mock, call, profile)
 
 
-def _get(mock: Mock, call: Call, who: Identity) -> Response:
-    return json_response(200, mock.profiles.get(call.path["profile_id"]))
+def _get(mock: Mock, call: Call, who: Identity) -> Answer:
+    return Answer(200, mock.profiles.get(call.path["profile_id"]))
 
 
-def _update(mock: Mock, call: Call, who: Identity) -> Response:
+def _update(mock: Mock, call: Call, who: Identity) -> Answer:
     profile = mock.profiles.update(call.path["profile_id"], call.body, who.name)
-    return json_response(200, {"access_profile": profile})
+    return Answer(200, {"access_profile": profile})
 
 
-def _delete(mock: Mock, call: Call, who: Identity) -> Response:
+def _delete(mock: Mock, call: Call, who: Identity) -> Answer:
     mock.profiles.delete(call.path["profile_id"], who.name)
-    return json_response(200, {"message": "Access profile deleted"})
+    return Answer(200, {"message": "Access profile deleted"})
 
 
-def _activate(mock: Mock, call: Call, who: Identity) -> Response:
+def _activate(mock: Mock, call: Call, who: Identity) -> Answer:
     profile = mock.profiles.set_active(call.path["profile_id"], True, who.name)
-    return json_response(200, {"access_profile": profile})
+    return Answer(200, {"access_profile": profile})
 
 
-def _deactivate(mock: Mock, call: Call, who: Identity) -> Response:
+def _deactivate(mock: Mock, call: Call, who: Identity) -> Answer:
     profile = mock.profiles.set_active(call.path["profile_id"], False, who.name)
-    return json_response(200, {"access_profile": profile})
+    return Answer(200, {"access_profile": profile})
 
 
-def _clone(mock: Mock, call: Call, who: Identity) -> Response:
+def _clone(mock: Mock, call: Call, who: Identity) -> Answer:
     profile = mock.profiles.clone(call.path["profile_id"], call.body, who.name)
     return _created(mock, call, profile)
 
 
-def _created(mock: Mock, call: Call, profile: dict[str, Any]) -> Response:
+def _created(mock: Mock, call: Call, profile: dict[str, Any]) -> Answer:
     # Location stays in the path family the client used, like the 201's links.
     location = mock.spec.sibling(call.operation, "getAccessProfile").path.format(profile_id=profile["id"])
-    return json_response(201, {"access_profile": profile}, {"Location": location})
+    return Answer(201, {"access_profile": profile}, {"Location": location})
 
 
 HANDLERS: dict[str, Handler] = {

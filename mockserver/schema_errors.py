@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema.exceptions import ValidationError, best_match
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
 
 _JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
 _MAX_SHOWN = 60
@@ -27,6 +28,8 @@ def field_path(parts: Iterable[Any], prefix: str = "") -> str:
 
 def describe(error: ValidationError, prefix: str = "") -> tuple[str, str]:
     """The field at fault and what was expected there, for one (possibly composite) error."""
+    from jsonschema.exceptions import best_match
+
     if error.context:
         # oneOf/anyOf: the branch that matched the value's type explains best (e.g. a bad enum
         # inside rate_limit rather than "not null").

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any, get_args, get_type_hints
 
@@ -17,6 +18,14 @@ _FALSE = {"0", "false", "no", "off"}
 
 class SettingsError(ValueError):
     """A setting has a value the mock cannot use."""
+
+
+class ValidationMode(StrEnum):
+    """How messages are checked against the spec (see mockserver.validation)."""
+
+    FAST = "fast"
+    REFERENCE = "reference"
+    SHADOW = "shadow"
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,9 @@ class Settings:
     strict: bool = True
     max_body_bytes: int = 1024 * 1024
     threads: int = 8
+    # fast: compiled validators, openapi-core when they are unsure; reference: openapi-core only;
+    # shadow: both on every message, reporting any disagreement as a violation.
+    validation: ValidationMode = ValidationMode.FAST
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -64,4 +76,10 @@ def _parse(name: str, raw: str) -> Any:
             raise SettingsError(f"{ENV_PREFIX}{name.upper()}={raw!r}: expected an integer") from None
     if kind is Path:
         return Path(raw)
+    if isinstance(kind, type) and issubclass(kind, Enum):
+        try:
+            return kind(raw.strip().lower())
+        except ValueError:
+            allowed = ", ".join(str(member.value) for member in kind)
+            raise SettingsError(f"{ENV_PREFIX}{name.upper()}={raw!r}: expected one of {allowed}") from None
     return raw

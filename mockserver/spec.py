@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -88,14 +89,36 @@ class Spec:
 
     @cached_property
     def openapi(self) -> Any:
-        """The openapi-core object (validates the document the first time it is used)."""
-        from openapi_core import OpenAPI
+        """The openapi-core object, built on first use (``validate`` checks the document itself)."""
+        from openapi_core import Config, OpenAPI
+
+        return OpenAPI.from_dict(self.document, config=Config(spec_validator_cls=None))
+
+    def validate(self, cache: Path | None = None) -> None:
+        """Check the document with openapi-spec-validator, or raise ``SpecError``.
+
+        With a cache folder, a document validated once (same bytes, same validator version) is
+        not validated again: validation costs more than everything else a start does.
+        """
+        from importlib.metadata import version
+
+        digest = hashlib.sha256(self.json_bytes + version("openapi-spec-validator").encode()).hexdigest()
+        marker = cache / digest if cache is not None else None
+        if marker is not None and marker.exists():
+            return
+        from openapi_spec_validator import validate
         from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
         try:
-            return OpenAPI.from_dict(self.document)
+            validate(self.document)
         except OpenAPIValidationError as exc:
             raise SpecError(f"{self.source}: not a valid OpenAPI document: {exc.message}") from exc
+        if marker is not None:
+            try:
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.touch()
+            except OSError:
+                pass  # an unwritable cache only costs time
 
     @cached_property
     def json_bytes(self) -> bytes:

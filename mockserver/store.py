@@ -25,6 +25,7 @@ def utc_now() -> datetime:
 class State:
     """Everything the mock keeps. Only the store hands it out, under its lock."""
 
+    # In ascending id order: new ids are always the largest, and loading sorts the fixtures.
     profiles: dict[int, Record] = field(default_factory=dict)
     # profile id -> history rows, oldest first; kept after the profile is deleted.
     versions: dict[int, list[Record]] = field(default_factory=dict)
@@ -33,10 +34,29 @@ class State:
     user_copies: list[Record] = field(default_factory=list)
     # Last id handed out, per kind of record.
     counters: dict[str, int] = field(default_factory=dict)
+    # Profile name -> id, kept by put_profile / remove_profile (names are unique).
+    names: dict[str, int] = field(default_factory=dict)
 
     def next_id(self, kind: str) -> int:
         self.counters[kind] = self.counters.get(kind, 0) + 1
         return self.counters[kind]
+
+    def put_profile(self, record: Record) -> None:
+        """Store a new or changed profile, keeping id order and the name index."""
+        old = self.profiles.get(record["id"])
+        if old is not None and self.names.get(old["name"]) == old["id"]:
+            del self.names[old["name"]]
+        ordered = old is not None or not self.profiles or record["id"] > next(reversed(self.profiles))
+        self.profiles[record["id"]] = record
+        if not ordered:
+            self.profiles = dict(sorted(self.profiles.items()))
+        self.names[record["name"]] = record["id"]
+
+    def remove_profile(self, profile_id: int) -> Record:
+        record = self.profiles.pop(profile_id)
+        if self.names.get(record["name"]) == profile_id:
+            del self.names[record["name"]]
+        return record
 
     def copy(self) -> State:
         """A copy whose containers are independent; records are shared, as they are never mutated."""
@@ -48,6 +68,7 @@ class State:
             role_attachments=list(self.role_attachments),
             user_copies=list(self.user_copies),
             counters=dict(self.counters),
+            names=dict(self.names),
         )
 
 

@@ -179,3 +179,10 @@ def test_bundled_api_keys_load() -> None:
 def test_a_bad_api_keys_file_is_refused(tmp_path: Path, document: Any, expected: str) -> None:
     with pytest.raises(FixtureError, match=re.escape(expected)):
         load_api_keys(write(tmp_path, document, "keys.json"), PERMISSIONS)
+
+
+def test_profiles_are_kept_in_id_order_whatever_the_file_order(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, {"access_profiles": [{"id": 9, "name": "c"}, {"id": 2, "name": "a"}, {"id": 5, "name": "b"}]}
+    )
+    assert list(load_seed(path, SPEC).profiles) == [2, 5, 9]

@@ -924,9 +924,17 @@ def test_list_offset_is_clamped_and_echoed(profiles: Profiles, offset: int | Non
     assert (page["count"], page["total_count"]) == (len(ids), 10)
 
 
-def test_list_is_in_ascending_id_order_whatever_the_insertion_order(profiles: Profiles, store: Store) -> None:
-    with store.atomic() as state:
-        state.profiles = dict(reversed(list(state.profiles.items())))
+def test_list_stays_in_ascending_id_order_through_changes(profiles: Profiles, store: Store) -> None:
+    """Listing relies on the store keeping profiles in id order (fixtures are sorted when loaded)."""
+    snapshot = store.snapshot()
+    profiles.delete(4, ACTOR)
+    created = profiles.create({"name": "Newest"}, ACTOR)
+    profiles.update(2, {"name": "Renamed"}, ACTOR)
+    profiles.clone(1, {"name": "Cloned"}, ACTOR)
+    expected = [1, 2, 3, 5, 6, 7, 8, 9, 10, created["id"], created["id"] + 1]
+    assert listed(profiles.list({"limit": 100})) == expected
+    assert listed(profiles.list({"limit": 100, "search": "e"})) == sorted(listed(profiles.list({"search": "e"})))
+    store.restore(snapshot)
     assert listed(profiles.list({})) == list(range(1, 11))
 
 

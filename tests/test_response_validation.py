@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from conftest import CANONICAL, LEGACY, Api, error_of
 from flask import Flask
-from werkzeug.wrappers import Response
 
 from mockserver import routes
 from mockserver.context import Mock
-from mockserver.validation import Call
+from mockserver.validation import Answer, Call
 
 
-def broken_get(change: Callable[[dict[str, Any]], None]) -> Callable[[Mock, Call, Any], Response]:
+def broken_get(change: Callable[[dict[str, Any]], None]) -> Callable[[Mock, Call, Any], Answer]:
     """A getAccessProfile handler whose answer is altered by ``change``."""
 
-    def handler(mock: Mock, call: Call, who: Any) -> Response:
+    def handler(mock: Mock, call: Call, who: Any) -> Answer:
         body = mock.profiles.get(call.path["profile_id"])
-        body = {**body, "access_profile": dict(body["access_profile"])}
+        body = {**body, "access_profile": copy.deepcopy(body["access_profile"])}
         change(body)
-        return routes.json_response(200, body)
+        return Answer(200, body)
 
     return handler
 
@@ -77,9 +77,7 @@ def test_lenient_mode_sends_the_answer_but_still_records_it(
 
 
 def test_an_undeclared_status_is_a_violation(api: Api, monkeypatch: pytest.MonkeyPatch, take_violations: Any) -> None:
-    monkeypatch.setitem(
-        routes.HANDLERS, "getAccessProfile", lambda mock, call, who: routes.json_response(202, {"queued": True})
-    )
+    monkeypatch.setitem(routes.HANDLERS, "getAccessProfile", lambda mock, call, who: Answer(202, {"queued": True}))
     response = api.get(f"{CANONICAL}/1")
     assert response.status_code == 500
     assert "202 response to getAccessProfile breaks the contract" in error_of(response)["message"]
@@ -89,9 +87,9 @@ def test_an_undeclared_status_is_a_violation(api: Api, monkeypatch: pytest.Monke
 def test_a_missing_required_header_is_a_violation(
     api: Api, monkeypatch: pytest.MonkeyPatch, take_violations: Any
 ) -> None:
-    def created_without_location(mock: Mock, call: Call, who: Any) -> Response:
+    def created_without_location(mock: Mock, call: Call, who: Any) -> Answer:
         profile = mock.profiles.create(call.body, who.name)
-        return routes.json_response(201, {"access_profile": profile})
+        return Answer(201, {"access_profile": profile})
 
     monkeypatch.setitem(routes.HANDLERS, "createAccessProfile", created_without_location)
     response = api.post(CANONICAL, {"name": "No location"})
@@ -103,7 +101,7 @@ def test_a_missing_required_header_is_a_violation(
 def test_a_crash_in_a_handler_is_a_500_envelope_and_recorded(
     api: Api, monkeypatch: pytest.MonkeyPatch, take_violations: Any
 ) -> None:
-    def crash(mock: Mock, call: Call, who: Any) -> Response:
+    def crash(mock: Mock, call: Call, who: Any) -> Answer:
         raise KeyError("boom")
 
     monkeypatch.setitem(routes.HANDLERS, "listAccessProfiles", crash)
@@ -117,8 +115,8 @@ def test_a_crash_in_a_handler_is_a_500_envelope_and_recorded(
 def test_error_answers_are_checked_too(api: Api, monkeypatch: pytest.MonkeyPatch, take_violations: Any) -> None:
     """A 404 that the operation does not declare (list has none) is caught like any other answer."""
 
-    def not_found(mock: Mock, call: Call, who: Any) -> Response:
-        return routes.json_response(404, {"is_bifrost_error": False, "status_code": 404, "error": {}})
+    def not_found(mock: Mock, call: Call, who: Any) -> Answer:
+        return Answer(404, {"is_bifrost_error": False, "status_code": 404, "error": {}})
 
     monkeypatch.setitem(routes.HANDLERS, "listAccessProfiles", not_found)
     assert api.get(CANONICAL).status_code == 500

@@ -19,7 +19,8 @@ from mockserver import Settings, create_app
 from mockserver.resources import bundled_api_keys
 
 # Strict authentication: with permissive auth any token works, which ignored_auth rightly reports.
-APP = create_app(Settings(api_keys=bundled_api_keys()))
+# Shadow validation: openapi-core checks every message too, and any disagreement fails the module.
+APP = create_app(Settings(api_keys=bundled_api_keys(), validation="shadow"))
 MOCK = APP.extensions["mockserver"]
 schema = schemathesis.openapi.from_wsgi("/openapi.json", APP, config=config(ADMIN_TOKEN, **{"max-examples": 25}))
 canonical = schema.exclude(path_regex=LEGACY_PATHS)

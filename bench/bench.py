@@ -1,0 +1,321 @@
+"""`make bench`: the served mock against Prism on the same spec, and the mock's in-process costs.
+
+Prints, for GET one profile, GET a 25-item list, a partial PUT and a POST create: requests/s, p50
+and p99 latency of the mock and of Prism (default mode) from alternating wrk runs, and the ratio.
+Then the validation cost per request in-process, the cold start to a first answer, and the list
+latency with 10, 1,000 and 10,000 stored profiles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = ROOT / "openapi" / "access-profiles.yaml"
+AUTH = "Bearer bench"
+ONE = "/api/governance/access-profiles/1"
+LIST = "/api/governance/access-profiles"
+
+# wrk scripts: every write is a real change (unique text), so the mock never answers 409 or a no-op.
+PUT_LUA = """
+local n = 0
+request = function()
+  n = n + 1
+  local body = '{"description": "bench edit %(run)s-' .. n .. '"}'
+  return wrk.format("PUT", nil, {["Content-Type"] = "application/json", ["Authorization"] = "%(auth)s"}, body)
+end
+"""
+POST_LUA = """
+local n = 0
+request = function()
+  n = n + 1
+  local body = '{"name": "bench %(run)s-' .. n .. '", '
+    .. '"budgets": [{"max_limit": 50, "reset_duration": "1M"}], "tags": ["bench"]}'
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json", ["Authorization"] = "%(auth)s"}, body)
+end
+"""
+SCENARIOS = [
+    ("GET one profile", ONE, None),
+    ("GET list of 25", f"{LIST}?limit=25", None),
+    ("PUT partial update", ONE, PUT_LUA),
+    ("POST create", LIST, POST_LUA),
+]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--prism", type=Path, required=True, help="the prism executable")
+    parser.add_argument("--seconds", type=int, default=5, help="length of one wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs per server and scenario")
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; wrk -t1 -c10 --latency")
+    served(args.prism, args.seconds, args.rounds)
+    in_process()
+    cold_start()
+    list_latency()
+    return 0
+
+
+# -- served: the mock and Prism side by side ---------------------------------------------------------
+
+
+def served(prism: Path, seconds: int, rounds: int) -> None:
+    version = subprocess.run([str(prism), "--version"], capture_output=True, text=True).stdout.strip()
+    mock_cmd = [sys.executable, "-m", "mockserver", "serve", "--port", "18080"]
+    prism_cmd = [str(prism), "mock", str(SPEC), "-h", "127.0.0.1", "-p", "14010"]
+    with (
+        server(mock_cmd, "http://127.0.0.1:18080") as mock_url,
+        server(prism_cmd, "http://127.0.0.1:14010") as prism_url,
+    ):
+        for i in range(20):  # the mock starts with 10 profiles; a page of 25 needs more
+            call("POST", f"{mock_url}{LIST}", {"name": f"bench seed {i}", "tags": ["bench"]})
+        print(f"\nserved: mockserver (waitress, as `make serve`) vs Prism {version} (default mode, same spec)")
+        print(f"median of {rounds} alternating {seconds}-second runs per server\n")
+        header = (
+            f"{'request':<20} {'mock req/s':>10} {'p50':>8} {'p99':>8}   "
+            f"{'prism req/s':>11} {'p50':>8} {'p99':>8}   {'ratio':>5}"
+        )
+        print(header)
+        print("-" * len(header))
+        for name, path, lua in SCENARIOS:
+            results: dict[str, list[dict[str, float]]] = {"mock": [], "prism": []}
+            for _ in range(rounds):
+                for label, base in (("mock", mock_url), ("prism", prism_url)):
+                    results[label].append(wrk(f"{base}{path}", lua, seconds))
+            mock, other = (_median(results["mock"]), _median(results["prism"]))
+            ratio = mock["rps"] / other["rps"] if other["rps"] else float("inf")
+            print(
+                f"{name:<20} {mock['rps']:>10.0f} {_ms(mock['p50']):>8} {_ms(mock['p99']):>8}   "
+                f"{other['rps']:>11.0f} {_ms(other['p50']):>8} {_ms(other['p99']):>8}   {ratio:>5.2f}"
+            )
+            bad = sum(r["errors"] for r in results["mock"])
+            if bad:
+                print(f"{'':<20} ! the mock answered {bad:.0f} requests with a non-2xx status")
+
+
+@contextmanager
+def server(command: list[str], base: str) -> Iterator[str]:
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if call("GET", f"{base}{ONE}") == 200:
+                    break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise SystemExit(f"{command[0]} did not answer within 60 s")
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def call(method: str, url: str, body: Any = None) -> int:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers={"Authorization": AUTH})
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def wrk(url: str, lua: str | None, seconds: int) -> dict[str, float]:
+    command = ["wrk", "-t1", "-c10", f"-d{seconds}s", "--latency", "-H", f"Authorization: {AUTH}"]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        if lua:
+            # Each run writes its own names: wrk restarts its counter on every run.
+            script.write(lua % {"auth": AUTH, "run": uuid.uuid4().hex[:8]})
+            command += ["-s", script.name]
+    try:
+        out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(script.name)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "p50": _duration(re.search(r"^\s*50%\s+(\S+)", out, re.M).group(1)),  # type: ignore[union-attr]
+        "p99": _duration(re.search(r"^\s*99%\s+(\S+)", out, re.M).group(1)),  # type: ignore[union-attr]
+        "errors": float(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)) else 0.0,
+    }
+
+
+def _duration(text: str) -> float:
+    """wrk's latency ("812.00us", "1.20ms", "2.01s") in seconds."""
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[unit]
+
+
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f}ms"
+
+
+# -- in-process figures ------------------------------------------------------------------------------
+
+
+def in_process() -> None:
+    from werkzeug.test import EnvironBuilder
+    from werkzeug.wrappers import Request
+
+    from mockserver import create_app
+    from mockserver.validation import Answer
+
+    app = create_app()
+    mock = app.extensions["mockserver"]
+    for i in range(20):
+        mock.profiles.create({"name": f"in-process {i}", "budgets": [{"max_limit": 5, "reset_duration": "1d"}]}, "b")
+    n = 0
+
+    def unique() -> str:
+        nonlocal n
+        n += 1
+        return f"bench {n}"
+
+    cases: list[tuple[str, str, str, Any, Callable[[Any], tuple[int, Any, dict[str, str]]]]] = [
+        ("GET one profile", "GET", ONE, None, lambda call: (200, mock.profiles.get(1), {})),
+        ("GET list of 25", "GET", f"{LIST}?limit=25", None, lambda call: (200, mock.profiles.list(call.query), {})),
+        (
+            "PUT partial update",
+            "PUT",
+            ONE,
+            {"description": "x"},
+            lambda call: (200, {"access_profile": mock.profiles.update(1, {"description": unique()}, "b")}, {}),
+        ),
+        (
+            "POST create",
+            "POST",
+            LIST,
+            {"name": "x", "budgets": [{"max_limit": 5, "reset_duration": "1M"}]},
+            lambda call: (
+                201,
+                {"access_profile": mock.profiles.create({**call.body, "name": unique()}, "b")},
+                {"Location": "/api/governance/access-profiles/1"},
+            ),
+        ),
+    ]
+    print("\nin-process validation per request (request check + answer check), 2,000 requests each")
+    print(f"{'request':<20} {'p50':>8} {'p99':>8}")
+    for name, method, url, body, handle in cases:
+        path = url.split("?")[0]
+        found = mock.spec.match(path)
+        assert found is not None
+        route, params = found
+        operation = route.operations[method]
+        samples = []
+        for _ in range(2000):
+            environ = EnvironBuilder(method=method, path=url, json=body, headers={"Authorization": AUTH}).get_environ()
+            request = Request(environ)
+            started = time.perf_counter()
+            call = mock.validator.request(request, operation, params)
+            checked = time.perf_counter()
+            status, payload, headers = handle(call)
+            handled = time.perf_counter()
+            problems = mock.validator.answer_problems(request, operation, Answer(status, payload, headers))
+            done = time.perf_counter()
+            assert not problems, problems
+            samples.append((checked - started) + (done - handled))
+        print(f"{name:<20} {_us(statistics.median(samples)):>8} {_us(_percentile(samples, 99)):>8}")
+
+
+def _us(seconds: float) -> str:
+    return f"{seconds * 1e6:.0f}us"
+
+
+def _percentile(values: list[float], pct: int) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))]
+
+
+# -- cold start ------------------------------------------------------------------------------------
+
+
+def cold_start() -> None:
+    print("\ncold start: `mockserver serve` process start to the first 200 for GET one profile")
+    with tempfile.TemporaryDirectory() as cache:
+        first = _start_once({**os.environ, "XDG_CACHE_HOME": cache})
+        later = [_start_once({**os.environ, "XDG_CACHE_HOME": cache}) for _ in range(5)]
+    print(f"  first start with an empty cache (the spec is validated): {first:.2f} s")
+    print(f"  later starts (median of 5; the spec's digest is cached):  {statistics.median(later):.2f} s")
+
+
+def _start_once(env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mockserver", "serve", "--port", "0"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        base = re.search(r"(http://\S+)", line).group(1)  # type: ignore[union-attr]
+        while True:
+            try:
+                if call("GET", f"{base}{ONE}") == 200:
+                    return time.perf_counter() - started
+            except OSError:
+                time.sleep(0.002)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        assert process.stdout is not None
+        process.stdout.close()
+
+
+# -- list latency against the size of the store ------------------------------------------------------
+
+
+def list_latency() -> None:
+    from mockserver import create_app
+
+    print("\nlist latency in-process (Flask test client, full validation), median of 300 requests")
+    print(f"{'stored profiles':>15} {'first page':>11} {'page at offset 500':>19} {'?search=bench':>14}")
+    for size in (10, 1_000, 10_000):
+        app = create_app()
+        mock = app.extensions["mockserver"]
+        for i in range(size - 10):
+            mock.profiles.create({"name": f"stored {i}", "description": "bench profile"}, "b")
+        client = app.test_client()
+        headers = {"Authorization": AUTH}
+
+        def timed(url: str, client: Any = client, headers: dict[str, str] = headers) -> float:
+            samples = []
+            for _ in range(300):
+                started = time.perf_counter()
+                response = client.get(url, headers=headers)
+                samples.append(time.perf_counter() - started)
+                assert response.status_code == 200
+            return statistics.median(samples)
+
+        print(
+            f"{size:>15,} {_ms(timed(f'{LIST}?limit=25')):>11} {_ms(timed(f'{LIST}?limit=25&offset=500')):>19} "
+            f"{_ms(timed(f'{LIST}?limit=25&search=bench')):>14}"
+        )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
