@@ -27,7 +27,7 @@ ALLOWED = {
     "control": {"context", "errors", "routes"},
     "app": {"auth", "context", "control", "fixtures", "profiles", "routes", "settings", "spec", "store", "validation"},
     "server": set(),
-    "cli": {"app", "fixtures", "server", "settings", "spec"},
+    "cli": {"app", "fixtures", "reference", "server", "settings", "spec"},
 }
 FLASK_ALLOWED = {"context", "routes", "control", "app"}
 
