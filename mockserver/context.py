@@ -9,6 +9,7 @@ from typing import Any
 from flask import current_app
 
 from mockserver.auth import Authenticator
+from mockserver.journal import Journal
 from mockserver.profiles import Profiles
 from mockserver.settings import Settings
 from mockserver.spec import Spec
@@ -53,6 +54,7 @@ class Mock:
     profiles: Profiles
     auth: Authenticator
     validator: Validator
+    journal: Journal = field(default_factory=Journal)
     violations: list[Violation] = field(default_factory=list)
 
     def record(self, violation: Violation) -> None:

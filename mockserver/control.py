@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask
+from flask import Blueprint, Flask, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
@@ -59,6 +59,21 @@ def violations() -> Response:
 def clear_violations() -> Response:
     current_mock().violations.clear()
     return json_response(200, {"violations": []})
+
+
+@bp.get(PREFIX + "journal")
+def journal() -> Response:
+    """The request journal, oldest first; filter with ?operation_id=, ?method=, ?status=."""
+    args = request.args
+    status = args.get("status", type=int)
+    entries = current_mock().journal.entries(args.get("operation_id"), method=args.get("method"), status=status)
+    return json_response(200, {"entries": [e.as_dict() for e in entries]})
+
+
+@bp.delete(PREFIX + "journal")
+def clear_journal() -> Response:
+    current_mock().journal.clear()
+    return json_response(200, {"entries": []})
 
 
 @bp.get(SPEC_PATH)

@@ -13,6 +13,7 @@ from werkzeug.wrappers import Request, Response
 from mockserver.auth import Identity
 from mockserver.context import Mock, Violation, log
 from mockserver.errors import ApiError, InternalError, MethodNotAllowed, NotFound
+from mockserver.journal import REFUSED_AUTH, REFUSED_CONTRACT, REFUSED_ROUTE, Entry
 from mockserver.spec import Operation, Spec, SpecError
 from mockserver.validation import Answer, Call
 
@@ -58,6 +59,9 @@ def dispatch(mock: Mock, request: Request) -> Response:
     """Route, authenticate, validate, run the operation and check the answer."""
     started = time.perf_counter()
     operation = None
+    call = None
+    stage: str | None = REFUSED_ROUTE  # the check in progress, for the journal
+    refused: ApiError | None = None
     try:
         found = mock.spec.match(request.path)
         if found is None:
@@ -69,11 +73,15 @@ def dispatch(mock: Mock, request: Request) -> Response:
                 f"{request.method} is not defined on {route.template}; allowed: {route.allow}",
                 headers={"Allow": route.allow},
             )
+        stage = REFUSED_AUTH
         identity = mock.auth.identify(request.headers.get("Authorization"))
         mock.auth.authorize(identity, operation.permission)
+        stage = REFUSED_CONTRACT
         call = mock.validator.request(request, operation, path_params)
+        stage = None
         answer = HANDLERS[operation.canonical_id](mock, call, identity)
     except ApiError as error:
+        refused = error
         answer = error_answer(error)
     except Exception as exc:  # a defect of the mock: answer in the envelope and record it
         log.exception("unhandled error in %s %s", request.method, request.path)
@@ -90,13 +98,28 @@ def dispatch(mock: Mock, request: Request) -> Response:
     if operation is not None:
         answer = _checked(mock, request, operation, answer)
     response = answer.to_response()
+    duration = (time.perf_counter() - started) * 1000
+    mock.journal.record(
+        Entry(
+            method=request.method,
+            path=request.path,
+            query=request.args.to_dict(flat=False),
+            operation_id=operation.operation_id if operation else None,
+            canonical_id=operation.canonical_id if operation else None,
+            status=answer.status,
+            duration_ms=duration,
+            body=call.body if call is not None else None,
+            refused_by=stage if refused is not None else None,
+            error=refused.message if refused is not None and stage is not None else None,
+        )
+    )
     log.info(
         "%s %s %s %d %.1fms",
         request.method,
         request.full_path.rstrip("?"),
         operation.operation_id if operation else "-",
         response.status_code,
-        (time.perf_counter() - started) * 1000,
+        duration,
     )
     return response
 

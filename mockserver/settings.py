@@ -46,6 +46,14 @@ class Settings:
     # shadow: both on every message, reporting any disagreement as a violation.
     validation: ValidationMode = ValidationMode.FAST
 
+    def __post_init__(self) -> None:
+        # Accept plain strings where a path or an enumerated option is expected (code and markers).
+        for f in fields(self):
+            value = getattr(self, f.name)
+            kind = _kind(f.name)
+            if isinstance(value, str) and kind is not str:
+                object.__setattr__(self, f.name, _parse(f.name, value))
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Defaults, then ``MOCKSERVER_<FIELD>`` variables, then explicit overrides (e.g. CLI flags)."""
@@ -59,9 +67,13 @@ class Settings:
         return replace(cls(), **values)
 
 
-def _parse(name: str, raw: str) -> Any:
+def _kind(name: str) -> Any:
     hint = get_type_hints(Settings)[name]
-    kind = next((a for a in get_args(hint) if a is not type(None)), hint)
+    return next((a for a in get_args(hint) if a is not type(None)), hint)
+
+
+def _parse(name: str, raw: str) -> Any:
+    kind = _kind(name)
     if kind is bool:
         low = raw.strip().lower()
         if low in _TRUE:

@@ -17,6 +17,8 @@ from mockserver import Mock, Settings, Spec, State, create_app
 from mockserver.fixtures import load_seed
 from mockserver.resources import bundled_api_keys, bundled_fixtures, bundled_spec
 
+pytest_plugins = ["pytester"]
+
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_TOKEN = "bf-mgmt-ci-admin-7d1e4b"  # fixtures/api-keys.json
 VIEWER_TOKEN = "bf-mgmt-viewer-2c9a51"

@@ -52,3 +52,21 @@ def test_control_routes_answer_wrong_methods_in_the_envelope(api: Api) -> None:
     assert response.status_code == 405
     assert error_of(response)["type"] == "method_not_allowed"
     assert "POST" in response.headers["Allow"]
+
+
+def test_journal_lists_filters_and_clears(api: Api) -> None:
+    api.get(f"{CANONICAL}/1")
+    api.put("/api/access-profiles/2", {"rate_limit": None})
+    api.put(f"{CANONICAL}/2", {"name": ""})
+    everything = api.client.get("/__mock/journal").json["entries"]
+    assert [(e["method"], e["operation_id"], e["status"]) for e in everything] == [
+        ("GET", "getAccessProfile", 200),
+        ("PUT", "updateAccessProfileLegacy", 200),
+        ("PUT", "updateAccessProfile", 400),
+    ]
+    assert everything[1]["body"] == {"rate_limit": None} and everything[1]["refused_by"] is None
+    assert everything[2]["refused_by"] == "contract" and "name" in everything[2]["error"]
+    updates = api.client.get("/__mock/journal?operation_id=updateAccessProfile&status=200").json["entries"]
+    assert [e["path"] for e in updates] == ["/api/access-profiles/2"]
+    assert api.client.delete("/__mock/journal").json == {"entries": []}
+    assert api.client.get("/__mock/journal").json == {"entries": []}

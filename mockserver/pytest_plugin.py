@@ -1,0 +1,193 @@
+"""pytest plugin: the mock as fixtures for other projects' test suites.
+
+Registered through the ``pytest11`` entry point, so it loads in every pytest run of an environment
+where mockserver is installed. It therefore imports nothing heavy here; the app, Flask and the
+validators are imported when a test first asks for the ``mockserver`` fixture.
+
+- ``mockserver``: per test, a fresh API (state reset to the fixtures, journal cleared) with
+  ``.url`` (a live server for the session, started on first use, on a free port) and ``.client``
+  (an in-process client, no socket). After the test, anything that went wrong while serving it
+  fails the test: an answer that broke the contract, an error inside the mock, or a request that
+  the spec does not allow.
+- ``mockserver_settings``: the ``Settings`` used; override it in a conftest.py or test module.
+- ``@pytest.mark.mockserver(...)``: per test: ``fixtures``, ``api_keys``, ``spec``, ``strict``,
+  ``validation`` (any ``Settings`` field), ``empty=True`` (start with no profiles), ``token``
+  (what the in-process client sends), ``allow_refused=True`` (requests the spec refuses are expected).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from flask import Flask
+    from flask.testing import FlaskClient
+
+    from mockserver.context import Mock
+    from mockserver.journal import Entry
+    from mockserver.server import BackgroundServer
+    from mockserver.settings import Settings
+
+DEFAULT_TOKEN = "mockserver-test"
+_HANDLE = pytest.StashKey["MockServer"]()
+_MARK_OPTIONS = {"empty", "token", "allow_refused"}
+
+
+class MockServerError(AssertionError):
+    """Something went wrong while the mock served a test; the message lists every problem."""
+
+
+class _Pool:
+    """One app per distinct settings for the whole session, and its live server once asked for."""
+
+    def __init__(self) -> None:
+        self._apps: dict[Settings, Flask] = {}
+        self._servers: dict[Settings, BackgroundServer] = {}
+
+    def app(self, settings: Settings) -> Flask:
+        if settings not in self._apps:
+            from mockserver.app import create_app
+
+            self._apps[settings] = create_app(settings)
+        return self._apps[settings]
+
+    def url(self, settings: Settings) -> str:
+        if settings not in self._servers:
+            from mockserver.server import BackgroundServer
+
+            self._servers[settings] = BackgroundServer(self.app(settings), port=0).start()
+        return self._servers[settings].url
+
+    def close(self) -> None:
+        for server in self._servers.values():
+            server.stop()
+        self._servers.clear()
+
+
+class MockServer:
+    """What a test gets from the ``mockserver`` fixture."""
+
+    def __init__(self, pool: _Pool, settings: Settings, token: str, allow_refused: bool) -> None:
+        self._pool = pool
+        self.settings = settings
+        self.app = pool.app(settings)
+        self.allow_refused = allow_refused
+        self.client: FlaskClient = self.app.test_client()
+        self.client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+
+    @property
+    def mock(self) -> Mock:
+        return self.app.extensions["mockserver"]  # type: ignore[no-any-return]
+
+    @property
+    def url(self) -> str:
+        """Base URL of the live server (shared by the session, reset for every test)."""
+        return self._pool.url(self.settings)
+
+    def reset(self, empty: bool = False) -> None:
+        """Back to the fixtures (or to no profiles at all), with an empty journal."""
+        from mockserver.store import State
+
+        self.mock.store.reset()
+        if empty:
+            self.mock.store.restore(State())
+        self.mock.journal.clear()
+        self.mock.violations.clear()
+
+    def calls(self, operation_id: str | None = None, **filters: Any) -> list[Entry]:
+        """Journal entries of this test, oldest first; ``operation_id`` matches either path family."""
+        return self.mock.journal.entries(operation_id, **filters)
+
+    def assert_called_once_with(self, operation_id: str, body: Any = None) -> Entry:
+        """The one call of ``operation_id``; with ``body``, it must have sent exactly that JSON."""
+        calls = self.calls(operation_id)
+        if len(calls) != 1:
+            raise AssertionError(f"expected one call of {operation_id}, got {len(calls)}:\n{self._listing()}")
+        if body is not None and calls[0].body != body:
+            raise AssertionError(f"{operation_id} was called with body {calls[0].body!r}, expected {body!r}")
+        return calls[0]
+
+    def problems(self) -> list[str]:
+        """Everything that went wrong while serving this test."""
+        found = [f"the mock broke its contract or failed: {v}" for v in self.mock.violations]
+        if not self.allow_refused:
+            found += [f"the spec does not allow this request: {e}" for e in self.mock.journal.entries(refused=True)]
+        return found
+
+    def check(self) -> None:
+        """Raise ``MockServerError`` if anything went wrong while serving this test."""
+        __tracebackhide__ = True
+        problems = self.problems()
+        if problems:
+            hint = ""
+            if not self.allow_refused and any("does not allow" in p for p in problems):
+                hint = "\n(if the test sends such requests on purpose: @pytest.mark.mockserver(allow_refused=True))"
+            lines = "\n".join(f"- {p}" for p in problems)
+            raise MockServerError(f"mockserver: {len(problems)} problem(s) while serving this test:\n{lines}{hint}")
+
+    def _listing(self) -> str:
+        return "\n".join(f"  {entry}" for entry in self.calls()) or "  (no requests)"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "mockserver(**options): settings of the mockserver fixture for this test (Settings fields, "
+        "empty, token, allow_refused)",
+    )
+
+
+@pytest.fixture(scope="session")
+def mockserver_pool() -> Iterator[_Pool]:
+    """Apps and live servers shared by the session, one per distinct settings."""
+    pool = _Pool()
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def mockserver_settings() -> Settings:
+    """The settings of the ``mockserver`` fixture. Override this fixture to change them."""
+    from mockserver.settings import Settings
+
+    return Settings()
+
+
+@pytest.fixture
+def mockserver(
+    request: pytest.FixtureRequest, mockserver_pool: _Pool, mockserver_settings: Settings
+) -> Iterator[MockServer]:
+    """A fresh mock for this test: ``.url`` (live server), ``.client`` (in-process), ``.calls()``."""
+    options: dict[str, Any] = {}
+    for mark in reversed(list(request.node.iter_markers("mockserver"))):  # closest marker wins
+        options.update(mark.kwargs)
+    fields = {f.name for f in dataclasses.fields(mockserver_settings)}
+    unknown = set(options) - fields - _MARK_OPTIONS
+    if unknown:
+        raise pytest.UsageError(f"@pytest.mark.mockserver: unknown option(s) {', '.join(sorted(unknown))}")
+    settings = dataclasses.replace(mockserver_settings, **{k: v for k, v in options.items() if k in fields})
+    handle = MockServer(
+        mockserver_pool,
+        settings,
+        token=options.get("token", DEFAULT_TOKEN),
+        allow_refused=bool(options.get("allow_refused", False)),
+    )
+    handle.reset(empty=bool(options.get("empty", False)))
+    request.node.stash[_HANDLE] = handle
+    yield handle
+    del request.node.stash[_HANDLE]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Fail the test itself (not its teardown) when the mock saw a problem while serving it."""
+    __tracebackhide__ = True
+    result = yield
+    handle = item.stash.get(_HANDLE, None)
+    if handle is not None:
+        handle.check()
+    return result

@@ -1,0 +1,220 @@
+"""The pytest plugin, used the way another project's test suite uses it (pytester)."""
+
+from __future__ import annotations
+
+import re
+import statistics
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from mockserver.pytest_plugin import MockServer, _Pool
+from mockserver.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def run(pytester: pytest.Pytester, source: str, *args: str) -> pytest.RunResult:
+    pytester.makepyfile(test_user=textwrap.dedent(source))
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+
+
+def test_each_test_starts_from_the_fixtures(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        import requests
+
+        def test_creates(mockserver):
+            created = mockserver.client.post("/api/governance/access-profiles", json={"name": "Made here"})
+            assert created.status_code == 201
+            live = requests.post(mockserver.url + "/api/access-profiles", json={"name": "Made live"},
+                                 headers={"Authorization": "Bearer t"})
+            assert live.status_code == 201
+            assert mockserver.client.get("/api/governance/access-profiles").json["total_count"] == 12
+
+        def test_does_not_see_them(mockserver):
+            listing = mockserver.client.get("/api/governance/access-profiles").json
+            assert listing["total_count"] == 10
+            assert "Made here" not in [p["name"] for p in listing["access_profiles"]]
+            assert mockserver.calls() and len(mockserver.calls()) == 1  # the journal is per test too
+        """,
+    )
+    result.assert_outcomes(passed=2)
+
+
+def test_the_journal_speaks_in_operations(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        def test_clears_rate_limit(mockserver):
+            mockserver.client.put("/api/access-profiles/1", json={"rate_limit": None})
+            call = mockserver.assert_called_once_with("updateAccessProfile", body={"rate_limit": None})
+            assert call.operation_id == "updateAccessProfileLegacy" and call.status == 200
+            assert mockserver.calls("getAccessProfile") == []
+            assert [c.method for c in mockserver.calls(method="put")] == ["PUT"]
+
+        def test_reports_a_wrong_body(mockserver):
+            mockserver.client.put("/api/access-profiles/1", json={"description": "x"})
+            mockserver.assert_called_once_with("updateAccessProfile", body={"rate_limit": None})
+        """,
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*updateAccessProfile was called with body {'description': 'x'}, expected {'rate_limit': None}*"]
+    )
+
+
+def test_a_request_the_spec_refuses_fails_the_test_that_sent_it(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        import pytest
+
+        def test_sends_a_long_name(mockserver):
+            response = mockserver.client.put("/api/governance/access-profiles/1", json={"name": "n" * 256})
+            assert response.status_code == 400  # the test itself passes...
+
+        @pytest.mark.mockserver(allow_refused=True)
+        def test_expects_the_refusal(mockserver):
+            path = "/api/governance/access-profiles/1"
+            assert mockserver.client.put(path, json={"name": "n" * 256}).status_code == 400
+            assert mockserver.client.get(path, headers={"Authorization": ""}).status_code == 401
+        """,
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*mockserver: 1 problem(s) while serving this test:*",
+            "*the spec does not allow this request: PUT /api/governance/access-profiles/1 (updateAccessProfile) "
+            "-> 400 refused by the contract check: name: expected at most 255 characters, got 256*",
+            "*@pytest.mark.mockserver(allow_refused=True)*",
+            "*FAILED test_user.py::test_sends_a_long_name*",
+        ]
+    )
+    assert "ERROR at teardown" not in result.stdout.str()
+
+
+def test_a_broken_answer_of_the_mock_fails_the_test(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        from mockserver import routes
+        from mockserver.validation import Answer
+
+        def test_gets_a_broken_answer(mockserver, monkeypatch):
+            monkeypatch.setitem(routes.HANDLERS, "getAccessProfile", lambda mock, call, who: Answer(200, {"x": 1}))
+            assert mockserver.client.get("/api/governance/access-profiles/1").status_code == 500
+        """,
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*the mock broke its contract or failed: getAccessProfile (GET /api/governance/access-profiles/1) "
+            "answered 200: access_profile: this field is required*"
+        ]
+    )
+
+
+def test_settings_per_test_module_and_conftest(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".json", seed='{"access_profiles": [{"id": 4, "name": "Only one"}]}')
+    pytester.makeconftest(
+        f"""
+        import pytest
+        from mockserver import Settings
+
+        @pytest.fixture
+        def mockserver_settings():
+            return Settings(api_keys={str(ROOT / "fixtures" / "api-keys.json")!r})
+        """
+    )
+    result = run(
+        pytester,
+        """
+        import pytest
+
+        @pytest.mark.mockserver(token="bf-mgmt-viewer-2c9a51")
+        def test_conftest_settings_apply(mockserver):
+            assert mockserver.client.get("/api/governance/access-profiles/1").status_code == 200
+            assert mockserver.settings.api_keys is not None
+
+        @pytest.mark.mockserver(fixtures="seed.json", token="bf-mgmt-ci-admin-7d1e4b")
+        def test_marker_picks_a_fixture_file(mockserver):
+            listing = mockserver.client.get("/api/governance/access-profiles").json
+            assert [p["name"] for p in listing["access_profiles"]] == ["Only one"]
+
+        @pytest.mark.mockserver(empty=True, token="bf-mgmt-ci-admin-7d1e4b")
+        def test_empty_state(mockserver):
+            assert mockserver.client.get("/api/governance/access-profiles").json["total_count"] == 0
+            created = mockserver.client.post("/api/governance/access-profiles", json={"name": "First"})
+            assert created.json["access_profile"]["id"] == 1
+
+        @pytest.mark.mockserver(colour="blue")
+        def test_unknown_option(mockserver):
+            pass
+        """,
+    )
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines(["*@pytest.mark.mockserver: unknown option(s) colour*"])
+
+
+def test_parallel_runs_with_xdist_keep_tests_isolated(pytester: pytest.Pytester) -> None:
+    tests = "\n".join(
+        f"""
+def test_{i}(mockserver):
+    import requests
+    name = "worker profile {i}"
+    assert requests.post(mockserver.url + "/api/governance/access-profiles", json={{"name": name}},
+                         headers={{"Authorization": "Bearer t"}}).status_code == 201
+    assert mockserver.client.get("/api/governance/access-profiles").json["total_count"] == 11
+"""
+        for i in range(12)
+    )
+    result = run(pytester, tests, "-n", "2")
+    result.assert_outcomes(passed=12)
+    result.stdout.fnmatch_lines(["*2 workers*"])
+
+
+def test_the_readme_example_runs(pytester: pytest.Pytester) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Use it in pytest", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+    result = run(pytester, code.group(1))
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) >= 2 and "failed" not in outcomes, result.stdout.str()
+
+
+def test_session_server_starts_in_under_a_second(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        import time
+
+        def test_start(mockserver_pool):
+            from mockserver import Settings
+            started = time.perf_counter()
+            mockserver_pool.url(Settings())
+            print(f"STARTED IN {time.perf_counter() - started:.3f}")
+        """,
+        "-s",
+    )
+    result.assert_outcomes(passed=1)
+    seconds = float(re.search(r"STARTED IN ([\d.]+)", result.stdout.str()).group(1))  # type: ignore[union-attr]
+    assert seconds < 1.0
+
+
+def test_per_test_reset_is_well_under_a_millisecond() -> None:
+    pool = _Pool()
+    handle = MockServer(pool, Settings(), token="t", allow_refused=False)
+    handle.client.post("/api/governance/access-profiles", json={"name": "dirty"})
+    samples = []
+    for _ in range(500):
+        started = time.perf_counter()
+        handle.reset()
+        samples.append(time.perf_counter() - started)
+    assert statistics.median(samples) < 0.0002  # 200 microseconds
+    pool.close()
