@@ -29,6 +29,7 @@ ALLOWED = {
     "app": {"auth", "context", "control", "fixtures", "profiles", "routes", "settings", "spec", "store", "validation"},
     "server": set(),
     "cli": {"app", "fixtures", "reference", "server", "settings", "spec"},
+    "pytest_plugin": {"app", "context", "journal", "server", "settings", "store"},
 }
 FLASK_ALLOWED = {"context", "routes", "control", "app"}
 
@@ -56,6 +57,14 @@ def imports(module: str) -> tuple[set[str], set[str]]:
 def test_every_module_is_in_the_table() -> None:
     modules = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__", "__main__"}
     assert modules == set(ALLOWED)
+
+
+def test_the_pytest_plugin_imports_nothing_heavy_at_module_level() -> None:
+    tree = ast.parse((PACKAGE / "pytest_plugin.py").read_text(encoding="utf-8"))
+    top_level = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    names = {a.name for n in top_level if isinstance(n, ast.Import) for a in n.names}
+    names |= {n.module or "" for n in top_level if isinstance(n, ast.ImportFrom)}
+    assert names <= {"__future__", "dataclasses", "collections.abc", "typing", "pytest"}
 
 
 @pytest.mark.parametrize("module", sorted(ALLOWED))
