@@ -37,6 +37,10 @@ FLASK_ALLOWED = {"context", "routes", "control", "app"}
 def imports(module: str) -> tuple[set[str], set[str]]:
     """(modules of this package, top-level third-party packages) that ``module`` imports."""
     tree = ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))
+    # Imports under `if TYPE_CHECKING:` are for the type checker only.
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            node.body = []
     internal, external = set(), set()
     for node in ast.walk(tree):
         names = []
