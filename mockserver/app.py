@@ -11,8 +11,11 @@ from flask import Flask
 from mockserver import control, routes
 from mockserver.auth import Authenticator
 from mockserver.context import Mock, Violation
+from mockserver.copies import Copies
 from mockserver.fixtures import load_api_keys, load_seed
+from mockserver.history import History
 from mockserver.profiles import Profiles
+from mockserver.roles import Roles
 from mockserver.settings import Settings
 from mockserver.spec import Spec, SpecError
 from mockserver.store import Store
@@ -49,6 +52,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         spec=spec,
         store=store,
         profiles=Profiles(store, spec),
+        roles=Roles(store),
+        copies=Copies(store, spec),
+        history=History(store),
         auth=Authenticator(keyring),
         validator=Validator(spec, settings.max_body_bytes, settings.validation),
     )

@@ -9,8 +9,11 @@ from typing import Any
 from flask import current_app
 
 from mockserver.auth import Authenticator
+from mockserver.copies import Copies
+from mockserver.history import History
 from mockserver.journal import Journal
 from mockserver.profiles import Profiles
+from mockserver.roles import Roles
 from mockserver.settings import Settings
 from mockserver.spec import Spec
 from mockserver.store import Store
@@ -52,6 +55,9 @@ class Mock:
     spec: Spec
     store: Store
     profiles: Profiles
+    roles: Roles
+    copies: Copies
+    history: History
     auth: Authenticator
     validator: Validator
     journal: Journal = field(default_factory=Journal)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from collections.abc import Callable
@@ -12,14 +13,16 @@ from typing import Any
 import yaml
 
 from mockserver.auth import ApiKey, KeyRing
+from mockserver.copies import new_copy
 from mockserver.fastcheck import schema_validator
-from mockserver.profiles import record_version
+from mockserver.history import audit, record_version
+from mockserver.profiles import NAME_SPACE
 from mockserver.schema_errors import describe
 from mockserver.spec import Spec
 from mockserver.store import Record, State, utc_now
-from mockserver.timeutil import format_timestamp
+from mockserver.timeutil import format_timestamp, parse_timestamp
 
-SEED_KEYS = ("access_profiles",)
+SEED_KEYS = ("access_profiles", "roles", "users", "role_attachments", "user_copies")
 # Stable ids for nested records a fixture leaves out, so every start gives the same ids.
 _FIXTURE_NAMESPACE = uuid.UUID("6f1d3c52-2b0e-4d7a-9c1f-4a5e8b7d2c30")
 
@@ -57,7 +60,7 @@ def load_seed(path: Path, spec: Spec, clock: Callable[[], datetime] = utc_now) -
             raise FixtureError(f"{where}: {field}: {message}")
         if profile["id"] in state.profiles:
             raise FixtureError(f"{where}: id: {profile['id']} is used by an earlier profile")
-        if profile["name"] != profile["name"].strip() or not profile["name"]:
+        if profile["name"] != profile["name"].strip(NAME_SPACE) or not profile["name"]:
             raise FixtureError(f"{where}: name: expected a trimmed, non-blank name")
         if profile["name"] in names:
             raise FixtureError(f"{where}: name: {profile['name']!r} is used by profile {names[profile['name']]}")
@@ -70,8 +73,131 @@ def load_seed(path: Path, spec: Spec, clock: Callable[[], datetime] = utc_now) -
     _number_nested(state, path)
     for profile in state.profiles.values():
         record_version(state, profile, "fixtures")
+        audit(state, "create", profile["id"], "fixtures", parse_timestamp(profile["created_at"]), after=profile)
     state.counters["profile"] = max(state.profiles, default=0)
+    _load_people(state, document, path)
+    _load_attachments(state, document, path)
+    _load_copies(state, document, path, clock())
     return state
+
+
+def _records(document: dict[str, Any], key: str, path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(where, record) for each record of a top-level list, checking it is a list of objects."""
+    items = document.get(key, [])
+    if not isinstance(items, list):
+        raise FixtureError(f"{path}: {key} must be a list")
+    found = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise FixtureError(f"{path}: {key}[{index}]: expected an object")
+        found.append((f"{path}: {key}[{index}]", item))
+    return found
+
+
+def _field(where: str, record: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+    value = record.get(name, default)
+    if value is ...:
+        raise FixtureError(f"{where}: {name}: this field is required")
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+        expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise FixtureError(f"{where}: {name}: expected {expected}, got {value!r}")
+    return value
+
+
+def _load_people(state: State, document: dict[str, Any], path: Path) -> None:
+    """Roles with their members and users with their roles; the two sides must agree."""
+    for where, raw in _records(document, "roles", path):
+        role_id = _field(where, raw, "id", int)
+        if role_id in state.roles:
+            raise FixtureError(f"{where}: id: {role_id} is used by an earlier role")
+        members = _field(where, raw, "member_ids", list, [])
+        state.roles[role_id] = {"id": role_id, "name": _field(where, raw, "name", str), "member_ids": members}
+    for where, raw in _records(document, "users", path):
+        user_id = _field(where, raw, "id", str)
+        if user_id in state.users:
+            raise FixtureError(f"{where}: id: {user_id!r} is used by an earlier user")
+        state.users[user_id] = {
+            "id": user_id,
+            "email": _field(where, raw, "email", str),
+            "role_ids": _field(where, raw, "role_ids", list, []),
+            "group_ids": _field(where, raw, "group_ids", list, []),
+        }
+    for index, role in enumerate(state.roles.values()):
+        for j, member in enumerate(role["member_ids"]):
+            user = state.users.get(member)
+            if user is None:
+                raise FixtureError(f"{path}: roles[{index}] (id {role['id']}): member_ids[{j}]: no user {member!r}")
+            if role["id"] not in user["role_ids"]:
+                raise FixtureError(
+                    f"{path}: roles[{index}] (id {role['id']}): member_ids[{j}]: user {member!r} does not list "
+                    f"role {role['id']} in its role_ids"
+                )
+    for index, user in enumerate(state.users.values()):
+        for j, role_id in enumerate(user["role_ids"]):
+            listed = state.roles.get(role_id)
+            if listed is None:
+                raise FixtureError(f"{path}: users[{index}] ({user['id']!r}): role_ids[{j}]: no role with id {role_id}")
+            if user["id"] not in listed["member_ids"]:
+                raise FixtureError(
+                    f"{path}: users[{index}] ({user['id']!r}): role_ids[{j}]: role {role_id} does not list "
+                    f"{user['id']!r} among its member_ids"
+                )
+
+
+def _load_attachments(state: State, document: dict[str, Any], path: Path) -> None:
+    defaults: dict[int, int] = {}
+    for where, raw in _records(document, "role_attachments", path):
+        profile_id = _field(where, raw, "access_profile_id", int)
+        role_id = _field(where, raw, "role_id", int)
+        is_default = _field(where, raw, "is_default", bool, False)
+        if profile_id not in state.profiles:
+            raise FixtureError(f"{where}: access_profile_id: no profile with id {profile_id}")
+        if role_id not in state.roles:
+            raise FixtureError(f"{where}: role_id: no role with id {role_id}")
+        if any(a["access_profile_id"] == profile_id and a["role_id"] == role_id for a in state.role_attachments):
+            raise FixtureError(f"{where}: profile {profile_id} is attached to role {role_id} twice")
+        if is_default and role_id in defaults:
+            raise FixtureError(f"{where}: is_default: role {role_id} already has default profile {defaults[role_id]}")
+        if is_default:
+            defaults[role_id] = profile_id
+        state.role_attachments.append(
+            {
+                "id": state.next_id("role_attachment"),
+                "access_profile_id": profile_id,
+                "role_id": role_id,
+                "role_name": state.roles[role_id]["name"],
+                "is_default": is_default,
+            }
+        )
+
+
+def _load_copies(state: State, document: dict[str, Any], path: Path, now: datetime) -> None:
+    """Users' copies, made as the API makes them, with stable ids and key values."""
+    issued = itertools.count(1)
+
+    def stable_id() -> str:
+        return str(uuid.uuid5(_FIXTURE_NAMESPACE, f"copies/{next(issued)}"))
+
+    for where, raw in _records(document, "user_copies", path):
+        user_id = _field(where, raw, "user_id", str)
+        parent = _field(where, raw, "parent_profile_id", int)
+        if user_id not in state.users:
+            raise FixtureError(f"{where}: user_id: no user {user_id!r}")
+        profile = state.profiles.get(parent)
+        if profile is None:
+            raise FixtureError(f"{where}: parent_profile_id: no profile with id {parent}")
+        if any(c["user_id"] == user_id and c["parent_profile_id"] == parent for c in state.user_copies):
+            raise FixtureError(f"{where}: user {user_id!r} already holds a copy of profile {parent}")
+        copy = new_copy(state, stable_id, user_id, profile, now)
+        changes = {"is_active": _field(where, raw, "is_active", bool, True)}
+        expires = _field(where, raw, "expires_at", (str, type(None)), None)
+        if expires is not None:
+            try:
+                parse_timestamp(expires)
+            except ValueError as exc:
+                raise FixtureError(f"{where}: expires_at: {exc}") from None
+        changes["expires_at"] = expires
+        state.user_copies = [{**copy, **changes} if c is copy else c for c in state.user_copies]
 
 
 def load_api_keys(path: Path, permissions: frozenset[str]) -> KeyRing:

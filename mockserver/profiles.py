@@ -8,22 +8,23 @@ from __future__ import annotations
 
 import copy
 import itertools
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from mockserver.errors import BadRequest, Conflict, NotFound
+from mockserver.history import audit, page_bounds, record_version
 from mockserver.spec import Spec
 from mockserver.store import Record, State, Store
 from mockserver.timeutil import format_duration, format_timestamp, parse_duration, parse_timestamp
 
-DEFAULT_PAGE_SIZE = 25
-MAX_PAGE_SIZE = 100
 # A budget's id only selects the stored budget to keep; its scope follows from where it is placed.
 BUDGET_REFERENCE_FIELDS = ("id", "scope")
 PROFILE_NOT_FOUND = "Profile not found"
+# The white space trimmed from names: Unicode White_Space, as Go's strings.TrimSpace trims it. The
+# spec's name pattern names the same characters (Python's str.strip would also trim U+001C..U+001F).
+NAME_SPACE = "\t\n\v\f\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,7 @@ class Profiles:
 
     def list(self, query: Mapping[str, Any]) -> dict[str, Any]:
         """One page of profiles matching the filters, in ascending id order."""
-        limit = query.get("limit")
-        limit = DEFAULT_PAGE_SIZE if limit is None or limit <= 0 else min(limit, MAX_PAGE_SIZE)
-        offset = max(query.get("offset") or 0, 0)
+        limit, offset = page_bounds(query)
         search = (query.get("search") or "").lower()
         tags = {t.strip() for t in (query.get("tags") or "").split(",") if t.strip()}
         is_active = query.get("is_active")
@@ -148,7 +147,7 @@ class Profiles:
             new["updated_at"] = format_timestamp(now)
             state.put_profile(new)
             record_version(state, new, actor)
-            _audit(state, "update", profile_id, actor, now, old, new)
+            audit(state, "update", profile_id, actor, now, old, new)
         return new
 
     def set_active(self, profile_id: int, active: bool, actor: str) -> Record:
@@ -160,7 +159,7 @@ class Profiles:
                 return old
             new = {**old, "is_active": active, "updated_at": format_timestamp(now)}
             state.put_profile(new)
-            _audit(state, "activate" if active else "deactivate", profile_id, actor, now, old, new)
+            audit(state, "activate" if active else "deactivate", profile_id, actor, now, old, new)
         return new
 
     def delete(self, profile_id: int, actor: str) -> None:
@@ -171,7 +170,7 @@ class Profiles:
                 raise Conflict("Profile has active user copies; detach users first.", "profile_id")
             state.remove_profile(profile_id)
             state.role_attachments = [a for a in state.role_attachments if a["access_profile_id"] != profile_id]
-            _audit(state, "delete", profile_id, actor, now, old, None)
+            audit(state, "delete", profile_id, actor, now, old, None)
 
     def clone(self, source_id: int, body: Mapping[str, Any], actor: str) -> Record:
         """A new profile from the source's template fields, with fresh ids and zero usage."""
@@ -227,13 +226,13 @@ class Profiles:
             record["created_at"] = record["updated_at"] = format_timestamp(now)
             state.put_profile(record)
             record_version(state, record, actor)
-            _audit(state, action, profile_id, actor, now, None, record, metadata)
+            audit(state, action, profile_id, actor, now, None, record, metadata)
         return record
 
     # -- building parts ------------------------------------------------------------------------
 
     def _name(self, raw: str) -> str:
-        name = raw.strip()
+        name = raw.strip(NAME_SPACE)
         if not name:
             raise BadRequest("name: expected a non-blank name", "name")
         if len(name) > self.limits.name_max_length:
@@ -376,47 +375,3 @@ def _future(text: str, now: datetime) -> datetime:
             "next_rotation_at",
         )
     return when
-
-
-def record_version(state: State, profile: Record, actor: str) -> None:
-    """Append the profile as it is now to its version history."""
-    state.versions.setdefault(profile["id"], []).append(
-        {
-            "id": state.next_id("version"),
-            "access_profile_id": profile["id"],
-            "version": profile["version"],
-            "name": profile["name"],
-            "description": profile["description"],
-            "snapshot": json.dumps(profile, ensure_ascii=False),
-            "changed_by": actor,
-            "created_at": profile["updated_at"],
-        }
-    )
-
-
-def _audit(
-    state: State,
-    action: str,
-    profile_id: int,
-    actor: str,
-    now: datetime,
-    before: Record | None,
-    after: Record | None,
-    metadata: dict[str, Any] | None = None,
-) -> None:
-    def text(value: Any) -> str | None:
-        return None if value is None else json.dumps(value, ensure_ascii=False)
-
-    state.audit.append(
-        {
-            "id": state.next_id("audit"),
-            "access_profile_id": profile_id,
-            "user_id": None,
-            "actor": actor,
-            "action": action,
-            "previous_values": text(before),
-            "new_values": text(after),
-            "metadata": text(metadata),
-            "created_at": format_timestamp(now),
-        }
-    )

@@ -184,6 +184,61 @@ def _created(mock: Mock, call: Call, profile: dict[str, Any]) -> Answer:
     return Answer(201, {"access_profile": profile}, {"Location": location})
 
 
+def _propagate(mock: Mock, call: Call, who: Identity) -> Answer:
+    return Answer(200, mock.copies.propagate(call.path["profile_id"], call.body, who.name))
+
+
+def _attach_roles(mock: Mock, call: Call, who: Identity) -> Answer:
+    return Answer(200, mock.roles.attach(call.path["profile_id"], call.body, who.name))
+
+
+def _detach_role(mock: Mock, call: Call, who: Identity) -> Answer:
+    return Answer(200, mock.roles.detach(call.path["profile_id"], call.path["role_id"], who.name))
+
+
+def _versions(mock: Mock, call: Call, who: Identity) -> Answer:
+    return Answer(200, mock.history.versions(call.path["profile_id"]))
+
+
+def _version(mock: Mock, call: Call, who: Identity) -> Answer:
+    return Answer(200, mock.history.version(call.path["profile_id"], call.path["version"]))
+
+
+def _profile_audit(mock: Mock, call: Call, who: Identity) -> Answer:
+    return Answer(200, mock.history.audit_logs(call.query, call.path["profile_id"]))
+
+
+def _all_audit(mock: Mock, call: Call, who: Identity) -> Answer:
+    return Answer(200, mock.history.audit_logs(call.query))
+
+
+def _user_copies(mock: Mock, call: Call, who: Identity) -> Answer:
+    return Answer(200, mock.copies.list_for_user(call.path["user_id"]))
+
+
+def _detach_user(mock: Mock, call: Call, who: Identity) -> Answer:
+    return Answer(200, mock.copies.detach(call.path["user_id"], call.path["profile_id"], who.name))
+
+
+def _set_override(mock: Mock, call: Call, who: Identity) -> Answer:
+    path = call.path
+    result = mock.copies.set_override(path["user_id"], path["profile_id"], path["budget_id"], call.body, who.name)
+    return Answer(200, result)
+
+
+def _delete_override(mock: Mock, call: Call, who: Identity) -> Answer:
+    path = call.path
+    return Answer(200, mock.copies.delete_override(path["user_id"], path["profile_id"], path["budget_id"], who.name))
+
+
+def _add_key(mock: Mock, call: Call, who: Identity) -> Answer:
+    return Answer(200, mock.copies.add_key(call.path["user_id"], call.body, who.name))
+
+
+def _delete_key(mock: Mock, call: Call, who: Identity) -> Answer:
+    return Answer(200, mock.copies.delete_key(call.path["user_id"], call.path["vk_id"], who.name))
+
+
 HANDLERS: dict[str, Handler] = {
     "listAccessProfiles": _list,
     "createAccessProfile": _create,
@@ -193,4 +248,17 @@ HANDLERS: dict[str, Handler] = {
     "activateAccessProfile": _activate,
     "deactivateAccessProfile": _deactivate,
     "cloneAccessProfile": _clone,
+    "propagateAccessProfile": _propagate,
+    "attachRolesToAccessProfile": _attach_roles,
+    "detachRoleFromAccessProfile": _detach_role,
+    "listAccessProfileVersions": _versions,
+    "getAccessProfileVersion": _version,
+    "listAccessProfileAuditLogsById": _profile_audit,
+    "listAccessProfileAuditLogs": _all_audit,
+    "listUserAccessProfiles": _user_copies,
+    "detachUserAccessProfile": _detach_user,
+    "updateUserAccessProfileBudgetOverride": _set_override,
+    "deleteUserAccessProfileBudgetOverride": _delete_override,
+    "addUserAccessProfileVirtualKey": _add_key,
+    "deleteUserAccessProfileVirtualKey": _delete_key,
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from waitress import wasyncore
 from waitress.server import create_server
 
 
@@ -26,8 +27,12 @@ class BackgroundServer:
         return self
 
     def stop(self) -> None:
-        self._server.close()
+        # Close the sockets from the server's own loop thread (closing them from here races with
+        # it); with its map empty, the loop ends.
+        server = self._server
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
         self._thread.join(timeout=5)
+        server.task_dispatcher.shutdown()
 
     def __enter__(self) -> BackgroundServer:
         return self.start()

@@ -13,6 +13,8 @@ from typing import Any
 import yaml
 
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+# The current path family; operations elsewhere are deprecated aliases of one of its operations.
+CANONICAL_PREFIX = "/api/governance/"
 _REF_PREFIX = "#/components/schemas/"
 
 
@@ -35,6 +37,11 @@ class Operation:
     deprecated: bool
     # (location, name) of the parameters whose schema type is integer.
     integer_parameters: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def is_alias(self) -> bool:
+        """Whether this is a deprecated alias of another operation of the document."""
+        return self.canonical_id != self.operation_id
 
 
 @dataclass(frozen=True)
@@ -134,10 +141,10 @@ class Spec:
         return None
 
     def sibling(self, operation: Operation, canonical_id: str) -> Operation:
-        """Operation ``canonical_id`` in the same path family (canonical or deprecated) as ``operation``."""
-        alias = operation.deprecated
+        """Operation ``canonical_id`` in the same path family (canonical or alias) as ``operation``."""
+        alias = operation.is_alias
         for op in self.operations.values():
-            if op.canonical_id == canonical_id and op.deprecated == alias:
+            if op.canonical_id == canonical_id and op.is_alias == alias:
                 return op
         return self.operations[canonical_id]
 
@@ -276,9 +283,13 @@ def _index_operations(document: dict[str, Any], source: str) -> dict[str, Operat
     by_route = {(op.method, op.path): op_id for op_id, op in operations.items()}
     for op_id, successor in successors.items():
         op = operations[op_id]
+        # A deprecated alias names its canonical twin as successor. A successor that this document
+        # does not mount (an operation replaced by one elsewhere) leaves the operation canonical.
         canonical = by_route.get((op.method, successor))
         if canonical is None:
-            raise SpecError(f"{source}: {op_id} names successor {successor}, which has no {op.method}")
+            if not op.path.startswith(CANONICAL_PREFIX):
+                raise SpecError(f"{source}: {op_id} names successor {successor}, which has no {op.method}")
+            continue
         operations[op_id] = Operation(**{**op.__dict__, "canonical_id": canonical})
     return operations
 

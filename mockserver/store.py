@@ -32,6 +32,10 @@ class State:
     audit: list[Record] = field(default_factory=list)
     role_attachments: list[Record] = field(default_factory=list)
     user_copies: list[Record] = field(default_factory=list)
+    roles: dict[int, Record] = field(default_factory=dict)
+    users: dict[str, Record] = field(default_factory=dict)
+    # Every virtual key issued through access profiles: those a copy produced and extra ones (#20).
+    virtual_keys: list[Record] = field(default_factory=list)
     # Last id handed out, per kind of record.
     counters: dict[str, int] = field(default_factory=dict)
     # Profile name -> id, kept by put_profile / remove_profile (names are unique).
@@ -67,6 +71,9 @@ class State:
             audit=list(self.audit),
             role_attachments=list(self.role_attachments),
             user_copies=list(self.user_copies),
+            roles=dict(self.roles),
+            users=dict(self.users),
+            virtual_keys=list(self.virtual_keys),
             counters=dict(self.counters),
             names=dict(self.names),
         )

@@ -186,3 +186,81 @@ def test_profiles_are_kept_in_id_order_whatever_the_file_order(tmp_path: Path) -
         tmp_path, {"access_profiles": [{"id": 9, "name": "c"}, {"id": 2, "name": "a"}, {"id": 5, "name": "b"}]}
     )
     assert list(load_seed(path, SPEC).profiles) == [2, 5, 9]
+
+
+def test_default_fixtures_hold_roles_users_and_copies_that_agree() -> None:
+    state = load_seed(bundled_fixtures(), SPEC)
+    assert len(state.roles) >= 5 and len(state.users) >= 8
+    for role in state.roles.values():
+        assert all(role["id"] in state.users[m]["role_ids"] for m in role["member_ids"])
+    for copy in state.user_copies:
+        assert copy["parent_profile_id"] in state.profiles and copy["user_id"] in state.users
+        (key,) = [k for k in state.virtual_keys if k["copy_id"] == copy["id"]]
+        assert copy["virtual_key_ids"] == [key["id"]]
+    assert {a["access_profile_id"] for a in state.role_attachments} >= {
+        c["parent_profile_id"] for c in state.user_copies
+    }
+    assert load_seed(bundled_fixtures(), SPEC).virtual_keys == state.virtual_keys  # stable ids and values
+
+
+PEOPLE = {
+    "access_profiles": [{"id": 1, "name": "A"}],
+    "roles": [{"id": 1, "name": "r", "member_ids": ["u1"]}],
+    "users": [{"id": "u1", "email": "u1@example.com", "role_ids": [1]}],
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda d: d["roles"][0].update(member_ids=["u1", "ghost"]), "roles[0] (id 1): member_ids[1]: no user 'ghost'"),
+        (lambda d: d["users"][0].update(role_ids=[1, 5]), "users[0] ('u1'): role_ids[1]: no role with id 5"),
+        (
+            lambda d: d["roles"][0].update(member_ids=[]),
+            "users[0] ('u1'): role_ids[0]: role 1 does not list 'u1' among its member_ids",
+        ),
+        (
+            lambda d: d["users"][0].update(role_ids=[]),
+            "roles[0] (id 1): member_ids[0]: user 'u1' does not list role 1 in its role_ids",
+        ),
+        (
+            lambda d: d.update(role_attachments=[{"access_profile_id": 2, "role_id": 1}]),
+            "role_attachments[0]: access_profile_id: no profile with id 2",
+        ),
+        (
+            lambda d: d.update(role_attachments=[{"access_profile_id": 1, "role_id": 3}]),
+            "role_attachments[0]: role_id: no role with id 3",
+        ),
+        (
+            lambda d: d.update(user_copies=[{"user_id": "u2", "parent_profile_id": 1}]),
+            "user_copies[0]: user_id: no user 'u2'",
+        ),
+        (
+            lambda d: d.update(user_copies=[{"user_id": "u1", "parent_profile_id": 9}]),
+            "user_copies[0]: parent_profile_id: no profile with id 9",
+        ),
+        (
+            lambda d: d.update(user_copies=[{"user_id": "u1", "parent_profile_id": 1}] * 2),
+            "user_copies[1]: user 'u1' already holds a copy of profile 1",
+        ),
+        (lambda d: d["users"][0].pop("email"), "users[0]: email: this field is required"),
+    ],
+    ids=[
+        "unknown-member",
+        "unknown-role",
+        "member-not-listed",
+        "role-not-listed",
+        "attachment-to-unknown-profile",
+        "attachment-to-unknown-role",
+        "copy-of-unknown-user",
+        "copy-of-unknown-profile",
+        "second-copy",
+        "user-without-email",
+    ],
+)
+def test_a_broken_reference_is_named(tmp_path: Path, change: Any, expected: str) -> None:
+    document = json.loads(json.dumps(PEOPLE))
+    change(document)
+    with pytest.raises(FixtureError) as caught:
+        load_seed(write(tmp_path, document), SPEC)
+    assert expected in str(caught.value)

@@ -13,7 +13,9 @@ from conftest import ADMIN_TOKEN, CANONICAL, LEGACY, PREFIXES, PROVISIONER_TOKEN
 from flask import Flask
 from werkzeug.test import TestResponse
 
-from mockserver.resources import bundled_api_keys
+from mockserver.fixtures import load_seed
+from mockserver.resources import bundled_api_keys, bundled_fixtures, bundled_spec
+from mockserver.spec import Spec
 from mockserver.store import State
 
 ADMIN_LOGIN = basic("admin", "bifrost-admin")  # fixtures/api-keys.json; any Basic login works when permissive
@@ -23,7 +25,7 @@ VIEW, CREATE, UPDATE, DELETE = (f"AccessProfiles:{p}" for p in ("View", "Create"
 ALL_PERMISSIONS = (VIEW, CREATE, UPDATE, DELETE)
 ITEM = "/{profile_id}"
 
-# contract.md section 1, rows 1-8: operationId -> (method, path, permission), with the deprecated aliases.
+# contract.md section 1: operationId -> (method, path, permission), with the deprecated aliases.
 OPERATIONS: dict[str, tuple[str, str, str]] = {}
 for _prefix, _suffix in ((CANONICAL, ""), (LEGACY, "Legacy")):
     OPERATIONS |= {
@@ -36,8 +38,107 @@ for _prefix, _suffix in ((CANONICAL, ""), (LEGACY, "Legacy")):
         f"deactivateAccessProfile{_suffix}": ("PUT", _prefix + ITEM + "/deactivate", UPDATE),
         f"cloneAccessProfile{_suffix}": ("POST", _prefix + ITEM + "/clone", CREATE),
     }
-# What each operation is called with in these tests (profile 2 exists and nobody holds a copy of it), and the
-# status it answers when the caller may call it.
+# Rows 9-21: (canonical id, legacy id, method, path after /api/governance, permission).
+_ROWS_9_TO_21 = [
+    (
+        "propagateAccessProfile",
+        "propagateAccessProfileLegacy",
+        "POST",
+        "/access-profiles/{profile_id}/propagate",
+        CREATE,
+    ),
+    (
+        "attachRolesToAccessProfile",
+        "attachAccessProfileRolesLegacy",
+        "POST",
+        "/access-profiles/{profile_id}/roles",
+        CREATE,
+    ),
+    (
+        "detachRoleFromAccessProfile",
+        "detachAccessProfileRoleLegacy",
+        "DELETE",
+        "/access-profiles/{profile_id}/roles/{role_id}",
+        DELETE,
+    ),
+    (
+        "listAccessProfileVersions",
+        "listAccessProfileVersionsLegacy",
+        "GET",
+        "/access-profiles/{profile_id}/versions",
+        VIEW,
+    ),
+    (
+        "getAccessProfileVersion",
+        "getAccessProfileVersionLegacy",
+        "GET",
+        "/access-profiles/{profile_id}/versions/{version}",
+        VIEW,
+    ),
+    (
+        "listAccessProfileAuditLogsById",
+        "getAccessProfileAuditLogsLegacy",
+        "GET",
+        "/access-profiles/{profile_id}/audit-logs",
+        VIEW,
+    ),
+    ("listAccessProfileAuditLogs", "getAllAccessProfileAuditLogsLegacy", "GET", "/access-profiles/audit-logs", VIEW),
+    ("listUserAccessProfiles", "getUserAccessProfilesLegacy", "GET", "/users/{user_id}/access-profiles", VIEW),
+    (
+        "detachUserAccessProfile",
+        "detachUserAccessProfileLegacy",
+        "DELETE",
+        "/users/{user_id}/access-profiles/{profile_id}",
+        DELETE,
+    ),
+    (
+        "updateUserAccessProfileBudgetOverride",
+        "updateUserAccessProfileBudgetOverrideLegacy",
+        "PUT",
+        "/users/{user_id}/access-profiles/{profile_id}/budgets/{budget_id}/override",
+        UPDATE,
+    ),
+    (
+        "deleteUserAccessProfileBudgetOverride",
+        "deleteUserAccessProfileBudgetOverrideLegacy",
+        "DELETE",
+        "/users/{user_id}/access-profiles/{profile_id}/budgets/{budget_id}/override",
+        DELETE,
+    ),
+    (
+        "addUserAccessProfileVirtualKey",
+        "addUserAccessProfileVirtualKeyLegacy",
+        "POST",
+        "/users/{user_id}/access-profiles/{profile_id}/virtual-keys",
+        CREATE,
+    ),
+    (
+        "deleteUserAccessProfileVirtualKey",
+        "deleteUserAccessProfileVirtualKeyLegacy",
+        "DELETE",
+        "/users/{user_id}/access-profiles/virtual-keys/{vk_id}",
+        DELETE,
+    ),
+]
+for _canonical, _legacy, _method, _tail, _permission in _ROWS_9_TO_21:
+    OPERATIONS[_canonical] = (_method, "/api/governance" + _tail, _permission)
+    OPERATIONS[_legacy] = (_method, "/api" + _tail, _permission)
+LEGACY_OF = {legacy: canonical for canonical, legacy, *_ in _ROWS_9_TO_21}
+
+# Profile 2 (version 5) is attached to role 2 and nobody holds a copy of it; u-frank holds copy 4
+# (of profile 5), which produced key vk-4.
+_FRANK = next(
+    c for c in load_seed(bundled_fixtures(), Spec.load(bundled_spec())).user_copies if c["user_id"] == "u-frank"
+)
+PARAMETERS = {
+    "role_id": 2,
+    "version": 5,
+    "user_id": "u-frank",
+    "budget_id": _FRANK["governance"]["budgets"][0]["id"],
+    "vk_id": "vk-4",
+}
+COPY_ID = _FRANK["id"]
+# What each operation is called with in these tests, and the status it answers when the caller may call it.
 CALLS: dict[str, tuple[Any, int]] = {
     "listAccessProfiles": (None, 200),
     "createAccessProfile": ({"name": "Made with a key"}, 201),
@@ -47,6 +148,19 @@ CALLS: dict[str, tuple[Any, int]] = {
     "activateAccessProfile": (None, 200),
     "deactivateAccessProfile": (None, 200),
     "cloneAccessProfile": ({"name": "Cloned with a key"}, 201),
+    "propagateAccessProfile": ({"fields": ["budgets"], "dry_run": True}, 200),
+    "attachRolesToAccessProfile": ({"role_ids": [7]}, 200),
+    "detachRoleFromAccessProfile": (None, 200),
+    "listAccessProfileVersions": (None, 200),
+    "getAccessProfileVersion": (None, 200),
+    "listAccessProfileAuditLogsById": (None, 200),
+    "listAccessProfileAuditLogs": (None, 200),
+    "listUserAccessProfiles": (None, 200),
+    "detachUserAccessProfile": (None, 200),
+    "updateUserAccessProfileBudgetOverride": ({"amount": 10, "mode": "forever"}, 200),
+    "deleteUserAccessProfileBudgetOverride": (None, 200),
+    "addUserAccessProfileVirtualKey": ({"name": "frank-extra"}, 200),
+    "deleteUserAccessProfileVirtualKey": (None, 200),
 }
 ALL_OPERATIONS = pytest.mark.parametrize("operation_id", list(OPERATIONS))
 WRITES = ["create", "update", "delete", "activate", "deactivate", "clone"]
@@ -55,8 +169,11 @@ WRITES = ["create", "update", "delete", "activate", "deactivate", "clone"]
 def call_of(operation_id: str, profile_id: int | str = 2) -> tuple[str, str, Any, int]:
     """(method, path, body, success status) of a call to an operation."""
     method, template, _ = OPERATIONS[operation_id]
-    body, status = CALLS[operation_id.removesuffix("Legacy")]
-    return method, template.format(profile_id=profile_id), body, status
+    canonical = LEGACY_OF.get(operation_id, operation_id.removesuffix("Legacy"))
+    body, status = CALLS[canonical]
+    if "/users/" in template and profile_id == 2:
+        profile_id = COPY_ID  # on user paths, profile_id is the id of the user's copy
+    return method, template.format(profile_id=profile_id, **PARAMETERS), body, status
 
 
 def op_call(prefix: str, name: str, profile_id: int | str = 2) -> tuple[str, str, Any, int]:

@@ -38,9 +38,10 @@ def test_spec_is_valid_openapi_3_1() -> None:
     validate(DOC)  # raises on any error
 
 
-def test_the_eight_lifecycle_operations_exist_under_both_families() -> None:
+def test_the_21_operations_exist_under_both_families() -> None:
     canonical = {op.operation_id: (op.method, op.path) for op in CANONICAL_OPS}
-    assert canonical == {
+    assert len(canonical) == 21
+    lifecycle = {
         "listAccessProfiles": ("GET", "/api/governance/access-profiles"),
         "createAccessProfile": ("POST", "/api/governance/access-profiles"),
         "getAccessProfile": ("GET", "/api/governance/access-profiles/{profile_id}"),
@@ -50,8 +51,18 @@ def test_the_eight_lifecycle_operations_exist_under_both_families() -> None:
         "deactivateAccessProfile": ("PUT", "/api/governance/access-profiles/{profile_id}/deactivate"),
         "cloneAccessProfile": ("POST", "/api/governance/access-profiles/{profile_id}/clone"),
     }
+    assert {k: canonical[k] for k in lifecycle} == lifecycle
     legacy = {op.operation_id: op.canonical_id for op in LEGACY_OPS}
-    assert legacy == {f"{op_id}Legacy": op_id for op_id in canonical}
+    assert len(legacy) == 21
+    assert set(legacy.values()) == set(canonical)
+    irregular = {  # legacy ids that are not the canonical id + "Legacy" (contract section 1)
+        "attachAccessProfileRolesLegacy": "attachRolesToAccessProfile",
+        "detachAccessProfileRoleLegacy": "detachRoleFromAccessProfile",
+        "getAccessProfileAuditLogsLegacy": "listAccessProfileAuditLogsById",
+        "getAllAccessProfileAuditLogsLegacy": "listAccessProfileAuditLogs",
+        "getUserAccessProfilesLegacy": "listUserAccessProfiles",
+    }
+    assert legacy == {f"{op_id}Legacy": op_id for op_id in canonical if op_id not in irregular.values()} | irregular
 
 
 @pytest.mark.parametrize("op", LEGACY_OPS, ids=lambda op: op.operation_id)
@@ -61,11 +72,20 @@ def test_legacy_alias_mirrors_its_canonical_operation(op: Any) -> None:
     assert legacy["deprecated"] is True
     assert legacy["x-bifrost-successor"] == SPEC.operations[op.canonical_id].path
     assert legacy["x-bifrost-removal"] == "following-major-release"
-    assert not canonical.get("deprecated")
+    # Only #20 is deprecated in the canonical family too (its successor is another API).
+    assert bool(canonical.get("deprecated")) == (op.canonical_id == "addUserAccessProfileVirtualKey")
     for key in ("parameters", "requestBody", "x-bifrost-permission"):
         assert legacy.get(key) == canonical.get(key), key
-    created = {"201": {"$ref": "#/components/responses/AccessProfileCreatedLegacy"}}
-    assert legacy["responses"] == {**canonical["responses"], **(created if "201" in canonical["responses"] else {})}
+
+    # Answers with links have a deprecated-family twin whose links stay in that family.
+    def family(ref: dict[str, str]) -> dict[str, str]:
+        return {"$ref": ref["$ref"].removesuffix("Legacy")}
+
+    assert {k: family(v) for k, v in legacy["responses"].items()} == canonical["responses"]
+    for status, ref in legacy["responses"].items():
+        if ref["$ref"].endswith("Legacy"):
+            links = resolve(ref)["links"]
+            assert all(SPEC.operations[link["operationId"]].is_alias for link in links.values()), status
     path_params = DOC["paths"][op.path].get("parameters")
     assert path_params == DOC["paths"][SPEC.operations[op.canonical_id].path].get("parameters")
 
@@ -87,15 +107,34 @@ def test_every_operation_accepts_bearer_or_basic() -> None:
 @BY_ID
 def test_every_status_the_mock_can_send_is_declared(op: Any) -> None:
     declared = set(raw(op.operation_id)["responses"])
-    expected = {"400", "401", "403", "500"}
-    if "{profile_id}" in op.path:
-        expected.add("404")
-    if op.body_media_types:
-        expected |= {"413", "415", "409"}
-    if op.canonical_id == "deleteAccessProfile":
-        expected.add("409")
-    success = {"createAccessProfile": "201", "cloneAccessProfile": "201"}.get(op.canonical_id, "200")
-    assert declared == expected | {success}
+    always = {"400", "401", "403", "500"}  # ids, credentials, permissions, and reported defects
+    body = {"413", "415"} if op.body_media_types else set()
+    # What each operation can answer besides those: its success, 404 for an id that matches
+    # nothing (not on lists, which answer empty), 409 for a name clash or copies still held.
+    specific = {
+        "listAccessProfiles": {"200"},
+        "createAccessProfile": {"201", "409"},
+        "getAccessProfile": {"200", "404"},
+        "updateAccessProfile": {"200", "404", "409"},
+        "deleteAccessProfile": {"200", "404", "409"},
+        "activateAccessProfile": {"200", "404"},
+        "deactivateAccessProfile": {"200", "404"},
+        "cloneAccessProfile": {"201", "404", "409"},
+        "propagateAccessProfile": {"200", "404"},
+        "attachRolesToAccessProfile": {"200", "404"},
+        "detachRoleFromAccessProfile": {"200", "404"},
+        "listAccessProfileVersions": {"200", "404"},
+        "getAccessProfileVersion": {"200", "404"},
+        "listAccessProfileAuditLogsById": {"200", "404"},
+        "listAccessProfileAuditLogs": {"200"},
+        "listUserAccessProfiles": {"200"},
+        "detachUserAccessProfile": {"200", "404"},
+        "updateUserAccessProfileBudgetOverride": {"200", "404"},
+        "deleteUserAccessProfileBudgetOverride": {"200", "404"},
+        "addUserAccessProfileVirtualKey": {"200", "404", "409"},
+        "deleteUserAccessProfileVirtualKey": {"200", "404"},
+    }
+    assert declared == always | body | specific[op.canonical_id]
 
 
 @BY_ID
@@ -220,10 +259,41 @@ def test_spec_shapes_the_mock_cannot_serve_are_refused(change: Any, message: str
 
 
 def test_routes_put_literal_paths_first() -> None:
-    assert [r.template for r in SPEC.routes][:2] == ["/api/governance/access-profiles", "/api/access-profiles"]
+    counts = [r.template.count("{") for r in SPEC.routes]
+    assert counts == sorted(counts)  # literal templates first, then by number of parameters
+    for path, template in [
+        ("/api/governance/access-profiles/audit-logs", "/api/governance/access-profiles/audit-logs"),
+        ("/api/access-profiles/audit-logs", "/api/access-profiles/audit-logs"),
+        ("/api/governance/access-profiles/7", "/api/governance/access-profiles/{profile_id}"),
+        (
+            "/api/governance/users/u-1/access-profiles/virtual-keys/vk-1",
+            "/api/governance/users/{user_id}/access-profiles/virtual-keys/{vk_id}",
+        ),
+        (
+            "/api/users/u-1/access-profiles/3/virtual-keys",
+            "/api/users/{user_id}/access-profiles/{profile_id}/virtual-keys",
+        ),
+        ("/api/users/u-1/access-profiles/3", "/api/users/{user_id}/access-profiles/{profile_id}"),
+    ]:
+        found = SPEC.match(path)
+        assert found is not None and found[0].template == template, path
     found = SPEC.match("/api/governance/access-profiles/17/clone")
     assert found is not None
     assert found[0].template == "/api/governance/access-profiles/{profile_id}/clone"
     assert found[1] == {"profile_id": "17"}
     assert SPEC.match("/api/governance/access-profiles/17/") is None
     assert set(HTTP_METHODS) >= {m.lower() for r in SPEC.routes for m in r.operations}
+
+
+def test_the_name_pattern_refuses_exactly_the_white_space_that_names_are_trimmed_of() -> None:
+    import re
+
+    from mockserver.profiles import NAME_SPACE
+
+    patterns = {
+        DOC["components"]["schemas"][name]["properties"]["name"]["pattern"]
+        for name in ("CreateAccessProfileRequest", "UpdateAccessProfileRequest", "CloneProfileRequest")
+    }
+    (pattern,) = patterns
+    blank = {chr(c) for c in range(0x3100) if not re.search(pattern, chr(c))}
+    assert blank == set(NAME_SPACE)

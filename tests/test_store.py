@@ -209,7 +209,15 @@ def test_next_id_continues_from_a_counter() -> None:
 
 
 def test_seed_counters_start_after_the_fixtures(seed: State) -> None:
-    assert seed.counters == {"profile": 10, "provider_config": 29, "version": 10}
+    assert seed.counters == {
+        "profile": 10,
+        "provider_config": 29,
+        "version": 10,
+        "audit": 10,
+        "role_attachment": 7,
+        "user_copy": 4,
+        "virtual_key": 4,
+    }
 
 
 def test_state_copy_has_independent_containers() -> None:
