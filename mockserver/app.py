@@ -12,8 +12,10 @@ from mockserver import control, routes
 from mockserver.auth import Authenticator
 from mockserver.context import Mock, Violation
 from mockserver.copies import Copies
+from mockserver.cors import Cors
 from mockserver.fixtures import load_api_keys, load_seed
 from mockserver.history import History
+from mockserver.prefer import Chaos
 from mockserver.profiles import Profiles
 from mockserver.roles import Roles
 from mockserver.settings import Settings
@@ -64,6 +66,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask("mockserver")
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["mockserver"] = mock
+    mock.chaos = Chaos(settings.latency_ms, settings.error_rate, settings.seed)
     control.register(app)
     routes.register(app, mock, control.is_control)
+    if settings.cors_origins:
+        app.wsgi_app = Cors(app.wsgi_app, settings.cors_origins)  # type: ignore[method-assign]
     return app

@@ -50,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
         help="fast (default): compiled validators, openapi-core when unsure; reference: openapi-core only; "
         "shadow: both, any disagreement recorded as a violation",
     )
+    serve.add_argument("--cors-origins", help='origins browser apps may call from: "*" (default), a list, or ""')
+    serve.add_argument("--latency", dest="latency_ms", type=int, help="delay every answer by this many ms")
+    serve.add_argument("--error-rate", type=float, help="answer this share (0..1) of requests with a documented error")
+    serve.add_argument("--seed", type=int, help="seed for --error-rate, so a chaos session can be replayed")
+    serve.add_argument("--control-token", help="require this bearer token on the control routes (/__mock/...)")
     serve.set_defaults(run=_serve)
     return parser
 
@@ -71,6 +76,11 @@ def _serve(args: argparse.Namespace) -> int:
             strict=args.strict,
             threads=args.threads,
             validation=ValidationMode(args.validation) if args.validation else None,
+            cors_origins=args.cors_origins,
+            latency_ms=args.latency_ms,
+            error_rate=args.error_rate,
+            seed=args.seed,
+            control_token=args.control_token,
         )
         app = create_app(settings)
     except (SettingsError, SpecError, FixtureError) as exc:

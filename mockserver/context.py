@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,11 +13,12 @@ from mockserver.auth import Authenticator
 from mockserver.copies import Copies
 from mockserver.history import History
 from mockserver.journal import Journal
+from mockserver.prefer import Chaos
 from mockserver.profiles import Profiles
 from mockserver.roles import Roles
 from mockserver.settings import Settings
 from mockserver.spec import Spec
-from mockserver.store import Store
+from mockserver.store import State, Store
 from mockserver.validation import Validator
 
 log = logging.getLogger("mockserver")
@@ -61,7 +63,11 @@ class Mock:
     auth: Authenticator
     validator: Validator
     journal: Journal = field(default_factory=Journal)
+    chaos: Chaos = field(default_factory=Chaos)
     violations: list[Violation] = field(default_factory=list)
+    # Named snapshots of the whole state (control API), with when they were taken.
+    snapshots: dict[str, tuple[State, str]] = field(default_factory=dict)
+    snapshot_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, violation: Violation) -> None:
         log.error("contract violation: %s", violation)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Flask, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from mockserver.context import current_mock
-from mockserver.errors import for_status
+from mockserver.errors import NotFound, Unauthorized, for_status
 from mockserver.routes import error_response, json_response
+from mockserver.store import State
+from mockserver.timeutil import format_timestamp
 
 bp = Blueprint("control", __name__)
 PREFIX = "/__mock/"
@@ -59,6 +63,68 @@ def violations() -> Response:
 def clear_violations() -> Response:
     current_mock().violations.clear()
     return json_response(200, {"violations": []})
+
+
+@bp.before_request
+def require_control_token() -> Response | None:
+    """With ``--control-token``, every control route needs ``Authorization: Bearer <token>``."""
+    token = current_mock().settings.control_token
+    if token and request.headers.get("Authorization", "") != f"Bearer {token}":
+        error = Unauthorized("the control API needs Authorization: Bearer <control token>")
+        response = error_response(error)
+        response.headers["WWW-Authenticate"] = 'Bearer realm="mockserver control"'
+        return response
+    return None
+
+
+@bp.get(PREFIX + "state")
+def state() -> Response:
+    """Everything the mock holds, as JSON."""
+    return json_response(200, current_mock().store.snapshot().to_dict())
+
+
+@bp.get(PREFIX + "snapshots")
+def snapshots() -> Response:
+    mock = current_mock()
+    with mock.snapshot_lock:
+        listed = [_described(name, saved) for name, saved in sorted(mock.snapshots.items())]
+    return json_response(200, {"snapshots": listed})
+
+
+@bp.post(PREFIX + "snapshots/<name>")
+def save_snapshot(name: str) -> Response:
+    """Save the whole state under a name (replacing a snapshot of that name)."""
+    mock = current_mock()
+    saved = (mock.store.snapshot(), format_timestamp(mock.store.clock()))
+    with mock.snapshot_lock:
+        mock.snapshots[name] = saved
+    return json_response(201, _described(name, saved))
+
+
+@bp.post(PREFIX + "snapshots/<name>/restore")
+def restore_snapshot(name: str) -> Response:
+    mock = current_mock()
+    with mock.snapshot_lock:
+        saved = mock.snapshots.get(name)
+    if saved is None:
+        return error_response(NotFound(f"no snapshot named {name!r}", "name"))
+    mock.store.restore(saved[0])
+    return json_response(200, {"message": f"state restored from snapshot {name!r}", **_described(name, saved)})
+
+
+@bp.delete(PREFIX + "snapshots/<name>")
+def delete_snapshot(name: str) -> Response:
+    mock = current_mock()
+    with mock.snapshot_lock:
+        removed = mock.snapshots.pop(name, None)
+    if removed is None:
+        return error_response(NotFound(f"no snapshot named {name!r}", "name"))
+    return json_response(200, {"message": f"snapshot {name!r} deleted"})
+
+
+def _described(name: str, saved: tuple[State, str]) -> dict[str, Any]:
+    state, created_at = saved
+    return {"name": name, "created_at": created_at, "profiles": len(state.profiles)}
 
 
 @bp.get(PREFIX + "journal")

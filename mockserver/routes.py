@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.wrappers import Request, Response
 
+from mockserver import prefer
 from mockserver.auth import Identity
 from mockserver.context import Mock, Violation, log
 from mockserver.errors import ApiError, InternalError, MethodNotAllowed, NotFound
@@ -43,7 +44,13 @@ def register(app: Flask, mock: Mock, is_control: Callable[[str], bool]) -> None:
     def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
         if is_control(environ.get("PATH_INFO", "")):
             return flask_wsgi(environ, start_response)
-        return dispatch(mock, Request(environ))(environ, start_response)
+        response = dispatch(mock, Request(environ))
+        fault = environ.get(FAULT_KEY)
+        if fault == "empty":
+            raise _closed_connection()
+        if fault == "truncate":
+            return _truncated(response, environ, start_response)
+        return response(environ, start_response)
 
     app.wsgi_app = wsgi  # type: ignore[method-assign]
 
@@ -60,6 +67,7 @@ def dispatch(mock: Mock, request: Request) -> Response:
     started = time.perf_counter()
     operation = None
     call = None
+    delay_ms = 0
     stage: str | None = REFUSED_ROUTE  # the check in progress, for the journal
     refused: ApiError | None = None
     try:
@@ -73,13 +81,25 @@ def dispatch(mock: Mock, request: Request) -> Response:
                 f"{request.method} is not defined on {route.template}; allowed: {route.allow}",
                 headers={"Allow": route.allow},
             )
-        stage = REFUSED_AUTH
-        identity = mock.auth.identify(request.headers.get("Authorization"))
-        mock.auth.authorize(identity, operation.permission)
         stage = REFUSED_CONTRACT
-        call = mock.validator.request(request, operation, path_params)
-        stage = None
-        answer = HANDLERS[operation.canonical_id](mock, call, identity)
+        wanted = prefer.parse(request.headers.get("Prefer"), request.args)
+        delay_ms = wanted.delay_ms or mock.chaos.latency_ms
+        if wanted.fault:
+            request.environ[FAULT_KEY] = wanted.fault
+        chaos_code = None if wanted.canned else mock.chaos.error_code(_responses(mock, operation))
+        if wanted.canned or chaos_code is not None:
+            # An answer chosen by the client (or by chaos): a documented response with its example.
+            chosen = wanted if chaos_code is None else prefer.Directives(code=chaos_code)
+            stage = None
+            answer = Answer(*prefer.canned_answer(mock.spec, operation, chosen))
+        else:
+            stage = REFUSED_AUTH
+            identity = mock.auth.identify(request.headers.get("Authorization"))
+            mock.auth.authorize(identity, operation.permission)
+            stage = REFUSED_CONTRACT
+            call = mock.validator.request(request, operation, path_params)
+            stage = None
+            answer = HANDLERS[operation.canonical_id](mock, call, identity)
     except ApiError as error:
         refused = error
         answer = error_answer(error)
@@ -97,6 +117,8 @@ def dispatch(mock: Mock, request: Request) -> Response:
         answer = error_answer(InternalError(f"internal error: {type(exc).__name__}"))
     if operation is not None:
         answer = _checked(mock, request, operation, answer)
+    if delay_ms:
+        time.sleep(delay_ms / 1000)
     response = answer.to_response()
     duration = (time.perf_counter() - started) * 1000
     mock.journal.record(
@@ -114,14 +136,38 @@ def dispatch(mock: Mock, request: Request) -> Response:
         )
     )
     log.info(
-        "%s %s %s %d %.1fms",
+        "%s %s %s %d %.1fms%s",
         request.method,
         request.full_path.rstrip("?"),
         operation.operation_id if operation else "-",
         response.status_code,
         duration,
+        f" - {refused.message}" if refused is not None else "",
     )
     return response
+
+
+FAULT_KEY = "mockserver.fault"
+
+
+def _responses(mock: Mock, operation: Operation) -> dict[str, Any]:
+    return mock.spec.document["paths"][operation.path][operation.method.lower()]["responses"]  # type: ignore[no-any-return]
+
+
+def _closed_connection() -> Exception:
+    """An exception that makes waitress close the connection without writing anything."""
+    from waitress.channel import ClientDisconnected
+
+    error: Exception = ClientDisconnected("fault=empty: closing the connection without an answer")
+    return error
+
+
+def _truncated(response: Response, environ: dict[str, Any], start_response: Any) -> Any:
+    """The headers and the first half of the body; then the connection breaks."""
+    body = response.get_data()
+    start_response(response.status, list(response.headers.items()))
+    yield body[: len(body) // 2]
+    raise ConnectionAbortedError("fault=truncate: closing the connection in the middle of the body")
 
 
 def _checked(mock: Mock, request: Request, operation: Operation, answer: Answer) -> Answer:

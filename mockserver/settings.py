@@ -45,6 +45,15 @@ class Settings:
     # fast: compiled validators, openapi-core when they are unsure; reference: openapi-core only;
     # shadow: both on every message, reporting any disagreement as a violation.
     validation: ValidationMode = ValidationMode.FAST
+    # Origins whose browser apps may call the mock: "*" (any), or a comma-separated list; "" turns CORS off.
+    cors_origins: str = "*"
+    # Server-wide chaos: a delay for every answer (ms), a share of answers replaced by a documented
+    # error (0..1), and the seed that makes those choices repeatable.
+    latency_ms: int = 0
+    error_rate: float = 0.0
+    seed: int | None = None
+    # With a token, the control routes (/__mock/...) require `Authorization: Bearer <token>`.
+    control_token: str | None = None
 
     def __post_init__(self) -> None:
         # Accept plain strings where a path or an enumerated option is expected (code and markers).
@@ -86,6 +95,11 @@ def _parse(name: str, raw: str) -> Any:
             return int(raw)
         except ValueError:
             raise SettingsError(f"{ENV_PREFIX}{name.upper()}={raw!r}: expected an integer") from None
+    if kind is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise SettingsError(f"{ENV_PREFIX}{name.upper()}={raw!r}: expected a number") from None
     if kind is Path:
         return Path(raw)
     if isinstance(kind, type) and issubclass(kind, Enum):

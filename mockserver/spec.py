@@ -148,6 +148,12 @@ class Spec:
                 return op
         return self.operations[canonical_id]
 
+    def resolve_any(self, node: Any) -> Any:
+        """Follow ``$ref`` links of any component (responses, examples, headers...)."""
+        while isinstance(node, dict) and "$ref" in node:
+            node = _resolve_pointer(self.document, node["$ref"])
+        return node
+
     def schema(self, name: str) -> dict[str, Any]:
         """A schema of ``components.schemas`` by name."""
         return self.document["components"]["schemas"][name]  # type: ignore[no-any-return]

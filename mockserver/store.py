@@ -62,6 +62,37 @@ class State:
             del self.names[record["name"]]
         return record
 
+    def to_dict(self) -> dict[str, Any]:
+        """The whole state as JSON-ready data (the inverse of ``from_dict``)."""
+        return {
+            "profiles": list(self.profiles.values()),
+            "versions": [row for rows in self.versions.values() for row in rows],
+            "audit": list(self.audit),
+            "role_attachments": list(self.role_attachments),
+            "user_copies": list(self.user_copies),
+            "roles": list(self.roles.values()),
+            "users": list(self.users.values()),
+            "virtual_keys": list(self.virtual_keys),
+            "counters": dict(self.counters),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> State:
+        state = cls(
+            audit=list(data["audit"]),
+            role_attachments=list(data["role_attachments"]),
+            user_copies=list(data["user_copies"]),
+            roles={r["id"]: r for r in data["roles"]},
+            users={u["id"]: u for u in data["users"]},
+            virtual_keys=list(data["virtual_keys"]),
+            counters=dict(data["counters"]),
+        )
+        for profile in sorted(data["profiles"], key=lambda p: p["id"]):
+            state.put_profile(profile)
+        for row in data["versions"]:
+            state.versions.setdefault(row["access_profile_id"], []).append(row)
+        return state
+
     def copy(self) -> State:
         """A copy whose containers are independent; records are shared, as they are never mutated."""
         return replace(
