@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-serve: $(STAMP)  ## run the mock on http://$(HOST):$(PORT)
-	$(BIN)/mockserver serve --host $(HOST) --port $(PORT)
+STATE ?= .mockserver/state.sqlite
+
+serve: $(STAMP)  ## run the mock on http://$(HOST):$(PORT), keeping its state in $(STATE)
+	$(BIN)/mockserver serve --host $(HOST) --port $(PORT) --state $(STATE)
 
 test: $(STAMP)  ## the whole test suite, Schemathesis included
 	$(BIN)/pytest

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,12 +17,14 @@ from mockserver.copies import Copies
 from mockserver.cors import Cors
 from mockserver.fixtures import load_api_keys, load_seed
 from mockserver.history import History
+from mockserver.persistence import SqliteState
 from mockserver.prefer import Chaos
 from mockserver.profiles import Profiles
 from mockserver.roles import Roles
-from mockserver.settings import Settings
+from mockserver.settings import Settings, SettingsError
 from mockserver.spec import Spec, SpecError
-from mockserver.store import Store
+from mockserver.store import Store, fixed_clock, utc_now
+from mockserver.timeutil import parse_timestamp
 from mockserver.validation import Validator
 
 
@@ -30,6 +34,16 @@ def load_spec(path: Path, mtime_ns: int) -> Spec:
     spec = Spec.load(path)
     spec.validate(cache=spec_cache())
     return spec
+
+
+def _clock(settings: Settings) -> Callable[[], datetime]:
+    if settings.clock is None:
+        return utc_now
+    try:
+        instant = parse_timestamp(settings.clock)
+    except ValueError as exc:
+        raise SettingsError(f"clock: {exc}") from None
+    return fixed_clock(instant, settings.clock_ticking)
 
 
 def spec_cache() -> Path:
@@ -46,7 +60,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     except OSError as exc:
         raise SpecError(f"cannot read spec {settings.spec}: {exc.strerror}") from None
     routes.check_handlers(spec)
-    store = Store(load_seed(settings.fixtures, spec))
+    clock = _clock(settings)
+    persistence = SqliteState(settings.state) if settings.state else None
+    saved = persistence.load() if persistence is not None and not settings.fresh else None
+    store = Store(
+        load_seed(settings.fixtures, spec, clock),
+        clock=clock,
+        persistence=persistence,
+        saved=saved,
+        sequential_ids=settings.sequential_ids,
+    )
     permissions = frozenset(op.permission for op in spec.operations.values())
     keyring = load_api_keys(settings.api_keys, permissions) if settings.api_keys else None
     mock = Mock(

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mockserver.fixtures import FixtureError
+from mockserver.persistence import StateFileError
 from mockserver.settings import Settings, SettingsError, ValidationMode
 from mockserver.spec import SpecError
 
@@ -55,6 +56,21 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--error-rate", type=float, help="answer this share (0..1) of requests with a documented error")
     serve.add_argument("--seed", type=int, help="seed for --error-rate, so a chaos session can be replayed")
     serve.add_argument("--control-token", help="require this bearer token on the control routes (/__mock/...)")
+    serve.add_argument("--state", type=Path, help="keep the whole state in this SQLite file across restarts")
+    serve.add_argument("--fresh", action="store_true", default=None, help="with --state: start again from the fixtures")
+    serve.add_argument("--clock", help="a fixed time for the mock's clock, e.g. 2026-01-01T00:00:00Z")
+    serve.add_argument(
+        "--clock-ticking", action="store_true", default=None, help="with --clock: let time run from that instant"
+    )
+    serve.add_argument(
+        "--sequential-ids", action="store_true", default=None, help="ids and key values from a counter, not random"
+    )
+    serve.add_argument(
+        "--watch",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="apply edits of the spec and fixture files while serving (default on)",
+    )
     serve.set_defaults(run=_serve)
     return parser
 
@@ -81,13 +97,23 @@ def _serve(args: argparse.Namespace) -> int:
             error_rate=args.error_rate,
             seed=args.seed,
             control_token=args.control_token,
+            state=args.state,
+            fresh=args.fresh,
+            clock=args.clock,
+            clock_ticking=args.clock_ticking,
+            sequential_ids=args.sequential_ids,
+            watch=args.watch,
         )
         app = create_app(settings)
-    except (SettingsError, SpecError, FixtureError) as exc:
+    except (SettingsError, SpecError, FixtureError, StateFileError) as exc:
         print(f"mockserver: error: {exc}", file=sys.stderr)
         return 2
     # A service manager stops us with SIGTERM; treat it like Ctrl-C so the socket closes cleanly.
     signal.signal(signal.SIGTERM, _interrupt)
+    if settings.watch:
+        from mockserver.reload import Reloader
+
+        Reloader(app).start()
     # openapi-core explains refused requests; load it once the server is up, not on the first error.
     warm = threading.Timer(2.0, _load_reference_validator, args=(app,))
     warm.daemon = True

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +17,7 @@ from mockserver.profiles import Profiles
 from mockserver.roles import Roles
 from mockserver.settings import Settings
 from mockserver.spec import Spec
-from mockserver.store import State, Store
+from mockserver.store import Store
 from mockserver.validation import Validator
 
 log = logging.getLogger("mockserver")
@@ -65,9 +64,6 @@ class Mock:
     journal: Journal = field(default_factory=Journal)
     chaos: Chaos = field(default_factory=Chaos)
     violations: list[Violation] = field(default_factory=list)
-    # Named snapshots of the whole state (control API), with when they were taken.
-    snapshots: dict[str, tuple[State, str]] = field(default_factory=dict)
-    snapshot_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, violation: Violation) -> None:
         log.error("contract violation: %s", violation)

@@ -85,39 +85,29 @@ def state() -> Response:
 
 @bp.get(PREFIX + "snapshots")
 def snapshots() -> Response:
-    mock = current_mock()
-    with mock.snapshot_lock:
-        listed = [_described(name, saved) for name, saved in sorted(mock.snapshots.items())]
-    return json_response(200, {"snapshots": listed})
+    named = current_mock().store.named()
+    return json_response(200, {"snapshots": [_described(name, saved) for name, saved in sorted(named.items())]})
 
 
 @bp.post(PREFIX + "snapshots/<name>")
 def save_snapshot(name: str) -> Response:
     """Save the whole state under a name (replacing a snapshot of that name)."""
-    mock = current_mock()
-    saved = (mock.store.snapshot(), format_timestamp(mock.store.clock()))
-    with mock.snapshot_lock:
-        mock.snapshots[name] = saved
+    store = current_mock().store
+    saved = store.save_named(name, format_timestamp(store.clock()))
     return json_response(201, _described(name, saved))
 
 
 @bp.post(PREFIX + "snapshots/<name>/restore")
 def restore_snapshot(name: str) -> Response:
-    mock = current_mock()
-    with mock.snapshot_lock:
-        saved = mock.snapshots.get(name)
+    saved = current_mock().store.restore_named(name)
     if saved is None:
         return error_response(NotFound(f"no snapshot named {name!r}", "name"))
-    mock.store.restore(saved[0])
     return json_response(200, {"message": f"state restored from snapshot {name!r}", **_described(name, saved)})
 
 
 @bp.delete(PREFIX + "snapshots/<name>")
 def delete_snapshot(name: str) -> Response:
-    mock = current_mock()
-    with mock.snapshot_lock:
-        removed = mock.snapshots.pop(name, None)
-    if removed is None:
+    if not current_mock().store.delete_named(name):
         return error_response(NotFound(f"no snapshot named {name!r}", "name"))
     return json_response(200, {"message": f"snapshot {name!r} deleted"})
 

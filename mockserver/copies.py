@@ -54,7 +54,7 @@ class Copies:
     def detach(self, user_id: str, copy_id: int, actor: str) -> dict[str, Any]:
         """Remove a copy and every virtual key it produced."""
         now = self.store.clock()
-        with self.store.atomic() as state:
+        with self.store.write() as state:
             found = _copy_of(state, user_id, copy_id)
             deleted = [k for k in state.virtual_keys if k["copy_id"] == copy_id]
             state.user_copies = [c for c in state.user_copies if c["id"] != copy_id]
@@ -80,7 +80,7 @@ class Copies:
         dry_run = bool(body.get("dry_run", False))
         reset_usage = bool(body.get("reset_usage", False))
         now = self.store.clock()
-        with self.store.atomic() as state:
+        with self.store.write() as state:
             template = state.profiles.get(profile_id)
             if template is None:
                 raise NotFound("Profile not found", "profile_id")
@@ -148,7 +148,7 @@ class Copies:
         """Issue one more virtual key to a user who holds a copy (deprecated operation #20)."""
         body = body or {}
         now = self.store.clock()
-        with self.store.atomic() as state:
+        with self.store.write() as state:
             if not any(c["user_id"] == user_id for c in state.user_copies):
                 raise NotFound("User has no access profiles", "user_id")
             taken = {k["name"] for k in state.virtual_keys}
@@ -161,7 +161,7 @@ class Copies:
 
     def delete_key(self, user_id: str, key_id: str, actor: str) -> dict[str, Any]:
         now = self.store.clock()
-        with self.store.atomic() as state:
+        with self.store.write() as state:
             key = next((k for k in state.virtual_keys if k["id"] == key_id and k["user_id"] == user_id), None)
             if key is None:
                 raise NotFound(KEY_NOT_FOUND, "vk_id")
@@ -182,7 +182,7 @@ class Copies:
         self, user_id: str, copy_id: int, budget_id: str, actor: str, action: str, override: dict[str, Any] | None
     ) -> dict[str, Any]:
         now = self.store.clock()
-        with self.store.atomic() as state:
+        with self.store.write() as state:
             found = _copy_of(state, user_id, copy_id)
             governance = copying.deepcopy(found["governance"])
             budget = next((b for b in _budgets(governance) if b["id"] == budget_id), None)

@@ -107,7 +107,7 @@ class Profiles:
         """Partial update: only the fields present in the body change."""
         body = self.spec.project(body, self.spec.schema("UpdateAccessProfileRequest"))
         now = self.store.clock()
-        with self.store.atomic() as state:
+        with self.store.write() as state:
             old = _existing(state, profile_id)
             new = copy.deepcopy(old)
             # Every rule is checked before any id is handed out, so a refused update changes nothing.
@@ -153,7 +153,7 @@ class Profiles:
     def set_active(self, profile_id: int, active: bool, actor: str) -> Record:
         """Activate or deactivate; idempotent, and no version bump."""
         now = self.store.clock()
-        with self.store.atomic() as state:
+        with self.store.write() as state:
             old = _existing(state, profile_id)
             if old["is_active"] == active:
                 return old
@@ -164,7 +164,7 @@ class Profiles:
 
     def delete(self, profile_id: int, actor: str) -> None:
         now = self.store.clock()
-        with self.store.atomic() as state:
+        with self.store.write() as state:
             old = _existing(state, profile_id)
             if any(c["parent_profile_id"] == profile_id for c in state.user_copies):
                 raise Conflict("Profile has active user copies; detach users first.", "profile_id")
@@ -200,7 +200,7 @@ class Profiles:
         _unique_provider_names(body.get("provider_configs", []))
         interval = self._interval(body.get("auto_rotation_interval"))
         next_rotation = self._first_rotation(body, interval, now)
-        with self.store.atomic() as state:
+        with self.store.write() as state:
             _name_free(state, name)
             profile_id = state.next_id("profile")
             record: Record = {

@@ -23,7 +23,7 @@ class Roles:
         is_default = bool(body.get("is_default", False))
         apply = bool(body.get("apply_to_existing", False))
         now = self.store.clock()
-        with self.store.atomic() as state:
+        with self.store.write() as state:
             profile = state.profiles.get(profile_id)
             if profile is None:
                 raise NotFound("Profile not found", "profile_id")
@@ -88,7 +88,7 @@ class Roles:
     def detach(self, profile_id: int, role_id: int, actor: str) -> dict[str, Any]:
         """Remove an attachment; copies already made stay."""
         now = self.store.clock()
-        with self.store.atomic() as state:
+        with self.store.write() as state:
             found = next(
                 (a for a in state.role_attachments if a["access_profile_id"] == profile_id and a["role_id"] == role_id),
                 None,

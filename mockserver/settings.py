@@ -54,6 +54,15 @@ class Settings:
     seed: int | None = None
     # With a token, the control routes (/__mock/...) require `Authorization: Bearer <token>`.
     control_token: str | None = None
+    # A SQLite file that keeps the whole state across restarts; `fresh` starts it from the fixtures.
+    state: Path | None = None
+    fresh: bool = False
+    # Deterministic runs: a fixed instant (RFC 3339) as the clock, or ticking from it; sequential ids.
+    clock: str | None = None
+    clock_ticking: bool = False
+    sequential_ids: bool = False
+    # `mockserver serve` applies edits of the spec and of the fixture file while it runs.
+    watch: bool = True
 
     def __post_init__(self) -> None:
         # Accept plain strings where a path or an enumerated option is expected (code and markers).

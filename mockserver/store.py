@@ -7,18 +7,31 @@ record in place. That keeps readers consistent without copying and makes snapsho
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 Record = dict[str, Any]
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _random_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+def fixed_clock(instant: datetime, ticking: bool = False) -> Callable[[], datetime]:
+    """A clock that always says ``instant``, or that starts there and runs at the real pace."""
+    if not ticking:
+        return lambda: instant
+    started = time.monotonic()
+    return lambda: instant + timedelta(seconds=time.monotonic() - started)
 
 
 @dataclass
@@ -110,29 +123,75 @@ class State:
         )
 
 
+class Persistence(Protocol):
+    """Where a store keeps its state between runs (mockserver.persistence)."""
+
+    def save(self, state: State) -> None: ...
+    def replace(self, state: State) -> None: ...
+    def save_snapshot(self, name: str, created_at: str, state: State) -> None: ...
+    def delete_snapshot(self, name: str) -> None: ...
+    def snapshots(self) -> dict[str, tuple[State, str]]: ...
+
+
 class Store:
-    """Thread-safe holder of the state, with ``reset``, ``snapshot`` and ``restore``."""
+    """Thread-safe holder of the state, with ``reset``, ``snapshot`` and ``restore``.
+
+    With a persistence, the state it loaded (or else the seed) is where the store starts, and every
+    write is saved before ``write()`` returns.
+    """
 
     def __init__(
         self,
         seed: State,
         clock: Callable[[], datetime] = utc_now,
-        new_uuid: Callable[[], str] = lambda: str(uuid.uuid4()),
+        new_uuid: Callable[[], str] | None = None,
+        persistence: Persistence | None = None,
+        saved: State | None = None,
+        sequential_ids: bool = False,
     ) -> None:
         self._seed = seed.copy()
-        self._state = seed.copy()
+        self._state = (saved or seed).copy()
         self._lock = threading.RLock()
         self.clock = clock
-        self.new_uuid = new_uuid
+        # Sequential ids come from a counter of the state, so they continue after a restart.
+        self.new_uuid = new_uuid or (self._sequential_uuid if sequential_ids else _random_uuid)
+        self.persistence = persistence
+        # Named snapshots of the whole state, with the time they were taken.
+        self._named: dict[str, tuple[State, str]] = {}
+        if persistence is not None:
+            if saved is None:
+                persistence.replace(self._state)
+            self._named = persistence.snapshots()
+
+    def _sequential_uuid(self) -> str:
+        return f"00000000-0000-4000-8000-{self._state.next_id('uuid'):012d}"
 
     @contextmanager
     def atomic(self) -> Iterator[State]:
-        """Exclusive access for one read or one read-modify-write."""
+        """Exclusive access for a read."""
         with self._lock:
             yield self._state
 
+    @contextmanager
+    def write(self) -> Iterator[State]:
+        """Exclusive access for a read-modify-write; saved (durably, with a persistence) on success."""
+        with self._lock:
+            yield self._state
+            if self.persistence is not None:
+                self.persistence.save(self._state)
+
+    @property
+    def seed(self) -> State:
+        return self._seed
+
+    @seed.setter
+    def seed(self, seed: State) -> None:
+        """A new state for ``reset`` to go back to (the current state is kept)."""
+        with self._lock:
+            self._seed = seed.copy()
+
     def reset(self) -> None:
-        """Back to the state the store was created with (the loaded fixtures)."""
+        """Back to the seed (the loaded fixtures)."""
         self.restore(self._seed)
 
     def snapshot(self) -> State:
@@ -142,3 +201,33 @@ class Store:
     def restore(self, snapshot: State) -> None:
         with self._lock:
             self._state = snapshot.copy()
+            if self.persistence is not None:
+                self.persistence.replace(self._state)
+
+    def save_named(self, name: str, created_at: str) -> tuple[State, str]:
+        """Keep the current state under a name (replacing one of that name)."""
+        with self._lock:
+            saved = (self._state.copy(), created_at)
+            self._named[name] = saved
+            if self.persistence is not None:
+                self.persistence.save_snapshot(name, created_at, saved[0])
+        return saved
+
+    def named(self) -> dict[str, tuple[State, str]]:
+        with self._lock:
+            return dict(self._named)
+
+    def restore_named(self, name: str) -> tuple[State, str] | None:
+        with self._lock:
+            saved = self._named.get(name)
+            if saved is not None:
+                self.restore(saved[0])
+            return saved
+
+    def delete_named(self, name: str) -> bool:
+        with self._lock:
+            if self._named.pop(name, None) is None:
+                return False
+            if self.persistence is not None:
+                self.persistence.delete_snapshot(name)
+            return True

@@ -51,6 +51,7 @@ ALLOWED = {
         "cors",
         "fixtures",
         "history",
+        "persistence",
         "prefer",
         "profiles",
         "roles",
@@ -58,10 +59,13 @@ ALLOWED = {
         "settings",
         "spec",
         "store",
+        "timeutil",
         "validation",
     },
     "server": set(),
-    "cli": {"app", "fixtures", "reference", "server", "settings", "spec"},
+    "cli": {"app", "fixtures", "persistence", "reference", "reload", "server", "settings", "spec"},
+    "persistence": {"store"},
+    "reload": {"app", "copies", "fixtures", "profiles", "routes", "spec", "validation"},
     "pytest_plugin": {"app", "context", "journal", "server", "settings", "store"},
 }
 FLASK_ALLOWED = {"context", "routes", "control", "app"}
