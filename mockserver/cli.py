@@ -7,12 +7,13 @@ import logging
 import signal
 import sys
 import threading
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from mockserver.fixtures import FixtureError
 from mockserver.persistence import StateFileError
-from mockserver.settings import Settings, SettingsError, ValidationMode
+from mockserver.settings import Settings, SettingsError
 from mockserver.spec import SpecError
 
 
@@ -83,27 +84,8 @@ def _serve(args: argparse.Namespace) -> int:
     # waitress warns for every request that waits for a thread under load; one request line is enough.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     try:
-        settings = Settings.from_env(
-            host=args.host,
-            port=args.port,
-            spec=args.spec,
-            fixtures=args.fixtures,
-            api_keys=args.api_keys,
-            strict=args.strict,
-            threads=args.threads,
-            validation=ValidationMode(args.validation) if args.validation else None,
-            cors_origins=args.cors_origins,
-            latency_ms=args.latency_ms,
-            error_rate=args.error_rate,
-            seed=args.seed,
-            control_token=args.control_token,
-            state=args.state,
-            fresh=args.fresh,
-            clock=args.clock,
-            clock_ticking=args.clock_ticking,
-            sequential_ids=args.sequential_ids,
-            watch=args.watch,
-        )
+        # Flags are named after the settings they set; an absent flag leaves the variable or default.
+        settings = Settings.from_env(**{f.name: getattr(args, f.name, None) for f in fields(Settings)})
         app = create_app(settings)
     except (SettingsError, SpecError, FixtureError, StateFileError) as exc:
         print(f"mockserver: error: {exc}", file=sys.stderr)

@@ -48,9 +48,18 @@ def test_explicit_values_beat_the_environment_and_none_means_unset() -> None:
     [
         ({"MOCKSERVER_PORT": "eighty"}, "MOCKSERVER_PORT='eighty': expected an integer"),
         ({"MOCKSERVER_STRICT": "maybe"}, "MOCKSERVER_STRICT='maybe': expected one of true, false"),
+        ({"MOCKSERVER_VALIDATION": "quick"}, "MOCKSERVER_VALIDATION='quick': expected one of fast, reference, shadow"),
+        ({"MOCKSERVER_ERROR_RATE": "often"}, "MOCKSERVER_ERROR_RATE='often': expected a number"),
     ],
-    ids=["port", "strict"],
+    ids=["port", "strict", "validation", "error-rate"],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         Settings.from_env(env)
+
+
+def test_strings_are_accepted_for_paths_and_options() -> None:
+    settings = Settings(fixtures="x.json", validation="shadow", state="s.sqlite")  # type: ignore[arg-type]
+    assert settings.fixtures == Path("x.json") and settings.state == Path("s.sqlite")
+    assert settings.validation.value == "shadow"
+    assert Settings.from_env({"MOCKSERVER_ERROR_RATE": "0.25", "MOCKSERVER_SEED": "3"}).error_rate == 0.25
