@@ -73,7 +73,54 @@ def _parser() -> argparse.ArgumentParser:
         help="apply edits of the spec and fixture files while serving (default on)",
     )
     serve.set_defaults(run=_serve)
+    _add_contract(commands)
     return parser
+
+
+def _add_contract(commands: Any) -> None:
+    contract = commands.add_parser(
+        "contract",
+        help="check a deployment against the spec",
+        description=(
+            "Check a Bifrost deployment (or a served mock) against the spec with Schemathesis and the "
+            "project's own checks. Only profiles the run creates are changed, and they are deleted at the end. "
+            "Exit status: 0 no failure, 1 contract failures, 2 the run could not be completed."
+        ),
+    )
+    contract.add_argument("--base-url", help="root URL of the deployment (or MOCKSERVER_CONTRACT_BASE_URL)")
+    contract.add_argument("--token", help="management API key or token (better: MOCKSERVER_CONTRACT_TOKEN)")
+    contract.add_argument("--basic", metavar="USER:PASS", help="admin login (better: MOCKSERVER_CONTRACT_BASIC)")
+    contract.add_argument("--spec", type=Path, help="OpenAPI document (default: the bundled spec)")
+    contract.add_argument("--max-examples", type=int, help="generated cases per operation and phase (default 100)")
+    contract.add_argument("--seed", type=int, help="seed for reproducible case generation")
+    contract.add_argument("--checks", help="comma-separated checks to run (default: all)")
+    contract.add_argument("--exclude-checks", help="comma-separated checks to skip")
+    contract.add_argument("--phases", help="comma-separated phases (default: examples,coverage,fuzzing,stateful)")
+    contract.add_argument("--operations", help="comma-separated canonical operationIds to test (default: all)")
+    contract.add_argument("--report-dir", type=Path, help="write junit.xml and report.md here")
+    contract.add_argument(
+        "--legacy-paths",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also test the deprecated /api/access-profiles paths (default on)",
+    )
+    contract.add_argument(
+        "--read-only", action="store_true", help="send only GET, HEAD, OPTIONS and TRACE (production)"
+    )
+    contract.set_defaults(run=_contract)
+
+
+def _contract(args: argparse.Namespace) -> int:
+    import os
+
+    from mockserver.contract import ContractError, run, settings_from
+
+    try:
+        settings = settings_from(vars(args), os.environ)
+    except ContractError as exc:
+        print(f"mockserver: error: {exc}", file=sys.stderr)
+        return 2
+    return run(settings)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -16,7 +16,8 @@ class BackgroundServer:
         self._server = create_server(app, host=host, port=port, threads=threads, ident="mockserver")
         self.host = host
         self.port: int = self._server.effective_port
-        self._thread = threading.Thread(target=self._server.run, name="mockserver", daemon=True)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mockserver", daemon=True)
 
     @property
     def url(self) -> str:
@@ -27,12 +28,17 @@ class BackgroundServer:
         return self
 
     def stop(self) -> None:
-        # Close the sockets from the server's own loop thread (closing them from here races with
-        # it); with its map empty, the loop ends.
-        server = self._server
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        # The workers finish what they serve, then the loop closes the sockets from its own thread.
+        # Closing them from this thread raced with the loop and the workers ("Bad file descriptor").
+        self._server.task_dispatcher.shutdown()
+        self._stopping.set()
         self._thread.join(timeout=5)
-        server.task_dispatcher.shutdown()
+
+    def _run(self) -> None:
+        server = self._server
+        while not self._stopping.is_set():
+            server.asyncore.loop(timeout=0.05, map=server._map, use_poll=server.adj.asyncore_use_poll, count=1)
+        wasyncore.close_all(server._map)
 
     def __enter__(self) -> BackgroundServer:
         return self.start()
@@ -44,8 +50,9 @@ class BackgroundServer:
 def serve(app: Any, host: str, port: int, threads: int, announce: Any = print) -> None:
     """Serve until Ctrl-C (or SIGTERM through KeyboardInterrupt), then close the socket cleanly."""
     server = create_server(app, host=host, port=port, threads=threads, ident="mockserver")
-    announce(f"mockserver listening on http://{host}:{server.effective_port}  (Ctrl-C to stop)")
     try:
+        # Inside the try: a client may stop us as soon as it reads this line.
+        announce(f"mockserver listening on http://{host}:{server.effective_port}  (Ctrl-C to stop)")
         server.run()
     except KeyboardInterrupt:
         pass

@@ -30,6 +30,14 @@ PREFIXES = pytest.mark.parametrize("prefix", [CANONICAL, LEGACY], ids=["canonica
 FIXED_NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--api-url",
+        help="run tests/test_contract_suite.py against this deployment instead of the in-process mock; "
+        "credentials come from MOCKSERVER_CONTRACT_TOKEN or MOCKSERVER_CONTRACT_BASIC",
+    )
+
+
 def basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 

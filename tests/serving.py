@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -34,10 +34,14 @@ def _drain(stream: IO[str], lines: list[str]) -> None:
         lines.append(line)
 
 
+def serve(*args: str, env: dict[str, str] | None = None, timeout: float = 20) -> AbstractContextManager[Served]:
+    """``mockserver serve --port 0 ARGS``; yields once it prints its URL, kills it after unless stopped."""
+    return serve_command([sys.executable, "-m", "mockserver", "serve", "--port", "0", *args], env=env, timeout=timeout)
+
+
 @contextmanager
-def serve(*args: str, env: dict[str, str] | None = None, timeout: float = 20) -> Iterator[Served]:
-    """``mockserver serve --port 0 ARGS``; yields once it prints its URL, stops it with Ctrl-C after."""
-    command = [sys.executable, "-m", "mockserver", "serve", "--port", "0", *args]
+def serve_command(command: list[str], env: dict[str, str] | None = None, timeout: float = 20) -> Iterator[Served]:
+    """Run ``command``, a server that prints ``listening on URL``; yields once it has, kills it after."""
     process = subprocess.Popen(
         command,
         cwd=ROOT,

@@ -63,12 +63,35 @@ ALLOWED = {
         "validation",
     },
     "server": set(),
-    "cli": {"app", "fixtures", "persistence", "reference", "reload", "server", "settings", "spec"},
+    "cli": {"app", "contract", "fixtures", "persistence", "reference", "reload", "server", "settings", "spec"},
     "persistence": {"store"},
     "reload": {"app", "copies", "fixtures", "profiles", "routes", "spec", "validation"},
     "pytest_plugin": {"app", "context", "journal", "server", "settings", "store"},
+    "contract_safety": set(),
+    "contract_results": set(),
+    "contract_rules": {"spec"},
+    "contract_config": {"spec"},
+    "contract_http": {"contract_safety"},
+    "contract_report": {"contract_results"},
+    "contract_session": {"contract_http", "contract_results", "contract_rules", "contract_safety", "spec"},
+    "contract_hooks": {"contract_safety", "contract_session"},
+    "contract_checks": {"contract_rules", "contract_safety", "contract_session"},
+    "contract": {
+        "contract_checks",
+        "contract_config",
+        "contract_hooks",
+        "contract_http",
+        "contract_report",
+        "contract_results",
+        "contract_safety",
+        "contract_session",
+        "resources",
+        "spec",
+    },
 }
 FLASK_ALLOWED = {"context", "routes", "control", "app"}
+# Schemathesis is heavy and needed only while a contract run is going on.
+SCHEMATHESIS_ALLOWED = {"contract", "contract_checks", "contract_hooks"}
 
 
 def imports(module: str) -> tuple[set[str], set[str]]:
@@ -114,3 +137,18 @@ def test_module_imports_only_what_architecture_allows(module: str) -> None:
     assert internal <= ALLOWED[module], internal - ALLOWED[module]
     if module not in FLASK_ALLOWED:
         assert "flask" not in external
+    if module not in SCHEMATHESIS_ALLOWED:
+        assert "schemathesis" not in external
+
+
+def test_the_cli_stays_cheap_to_import() -> None:
+    """``contract`` (and through it Schemathesis) is imported only when the command runs."""
+    tree = ast.parse((PACKAGE / "cli.py").read_text(encoding="utf-8"))
+    top_level = [node.module for node in tree.body if isinstance(node, ast.ImportFrom)]
+    assert "mockserver.contract" not in top_level
+    contract = ast.parse((PACKAGE / "contract.py").read_text(encoding="utf-8"))
+    heavy = {"mockserver.contract_checks", "mockserver.contract_hooks", "schemathesis"}
+    for node in contract.body:
+        if isinstance(node, ast.ImportFrom):
+            names = {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+            assert not names & heavy, names

@@ -1,0 +1,320 @@
+"""``mockserver contract``: check a Bifrost deployment (or a served mock) against the spec.
+
+A run checks that it can reach the API, then runs Schemathesis once per path family (all phases,
+every built-in check and ``contract_checks``), deletes the profiles it created, and reports.
+Schemathesis runs in this process, so the hooks and checks registered here apply to it.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+from mockserver import contract_report
+from mockserver.contract_config import schemathesis_settings, to_toml
+from mockserver.contract_http import RequestsHttp, Unreachable, authorization_header, guarded
+from mockserver.contract_results import Results
+from mockserver.contract_safety import Guard, Ownership
+from mockserver.contract_session import AnchorError, Cleanup, Session, activate, profile_collections
+from mockserver.resources import bundled_spec
+from mockserver.spec import Spec, SpecError
+
+ENV_PREFIX = "MOCKSERVER_CONTRACT_"
+ALL_PHASES = "examples,coverage,fuzzing,stateful"
+# (name, whether its operations are the deprecated aliases)
+FAMILIES = (("canonical", False), ("deprecated", True))
+INTERRUPTED = 130  # Schemathesis's exit code after Ctrl-C
+T = TypeVar("T")
+
+
+class ContractError(ValueError):
+    """The options of a run cannot work together."""
+
+
+@dataclass(frozen=True)
+class ContractSettings:
+    """Everything a contract run needs to know."""
+
+    base_url: str
+    authorization: str | None = None
+    spec: Path = field(default_factory=bundled_spec)
+    max_examples: int | None = None
+    seed: int | None = None
+    checks: str = "all"
+    exclude_checks: str | None = None
+    phases: str = ALL_PHASES
+    # Canonical operationIds to test (their deprecated twins follow); empty means all.
+    operations: tuple[str, ...] = ()
+    report_dir: Path | None = None
+    legacy_paths: bool = True
+    read_only: bool = False
+    timeout: float = 30.0
+
+
+def settings_from(options: Mapping[str, Any], env: Mapping[str, str]) -> ContractSettings:
+    """Settings from command-line ``options``; credentials and the URL may come from ``MOCKSERVER_CONTRACT_*``."""
+    base_url = options.get("base_url") or env.get(ENV_PREFIX + "BASE_URL")
+    if not base_url:
+        raise ContractError(f"--base-url is required (or set {ENV_PREFIX}BASE_URL)")
+    token = options.get("token") or env.get(ENV_PREFIX + "TOKEN")
+    basic = options.get("basic") or env.get(ENV_PREFIX + "BASIC")
+    if token and basic:
+        raise ContractError("give a bearer token or Basic credentials, not both")
+    if basic and ":" not in basic:
+        raise ContractError("Basic credentials are written user:password")
+    values: dict[str, Any] = {
+        "base_url": base_url,
+        "authorization": authorization_header(token, basic),
+        "operations": tuple(op.strip() for op in (options.get("operations") or "").split(",") if op.strip()),
+    }
+    for name in ("spec", "max_examples", "seed", "checks", "exclude_checks", "phases", "report_dir", "legacy_paths"):
+        if options.get(name) is not None:
+            values[name] = options[name]
+    values["read_only"] = bool(options.get("read_only"))
+    return ContractSettings(**values)
+
+
+def run(settings: ContractSettings, out: TextIO | None = None) -> int:
+    """Run the contract checks; returns the exit code (0 passed, 1 contract failures, 2 could not run)."""
+    out = out or sys.stdout
+    started = time.monotonic()
+    try:
+        spec = Spec.load(settings.spec)
+        spec.openapi  # noqa: B018 - a broken spec stops the run here, with a readable message
+        passes = plan(spec, settings)
+        ownership = Ownership(max_name_length=spec.limit("CreateAccessProfileRequest", "name", "maxLength"))
+        http = RequestsHttp(settings.base_url, settings.authorization, settings.timeout)
+        session = Session(spec, http, ownership, read_only=settings.read_only)
+    except (SpecError, ContractError) as exc:
+        print(f"mockserver contract: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyError as exc:  # a schema the checks rely on is missing
+        print(f"mockserver contract: error: {settings.spec}: no schema {exc}", file=sys.stderr)
+        return 2
+    # Importing registers the checks and hooks with Schemathesis.
+    from mockserver import contract_checks, contract_hooks  # noqa: F401
+
+    guard = Guard(ownership, settings.base_url, session.collections, read_only=settings.read_only)
+    problems: list[str] = []
+    exit_codes: list[int] = []
+    cleanup = Cleanup((), ())
+    _say(out, f"mockserver contract: {settings.base_url} against {settings.spec}")
+    with guarded(guard, session.refuse), activate(session), _sigterm_as_interrupt():
+        try:
+            problem = preflight(session, settings, out)
+            if problem is not None:
+                problems.append(problem)
+            else:
+                exit_codes = _passes(session, settings, passes, out)
+        except KeyboardInterrupt:
+            session.results.interrupted = True
+        finally:
+            # A run stopped before its first change has nothing to clean up.
+            if exit_codes or ownership.created():
+                cleanup = _shielded(session.cleanup, lambda exc: Cleanup((), (f"cleanup failed: {exc}",)))
+            http.close()
+    outcome = contract_report.Outcome(
+        target=settings.base_url,
+        prefix=ownership.prefix,
+        read_only=settings.read_only,
+        seconds=time.monotonic() - started,
+        exit_code=0,
+        created=len(ownership.created()),
+        deleted=len(cleanup.deleted),
+        left_behind=cleanup.left,
+        refusals=tuple(session.refusals),
+        problems=tuple(problems),
+    )
+    outcome = replace(outcome, exit_code=exit_code(session.results, outcome, exit_codes))
+    out.write(contract_report.text(session.results, outcome))
+    if settings.report_dir is not None:
+        for path in contract_report.write(settings.report_dir, session.results, outcome):
+            _say(out, f"wrote {path}")
+    out.flush()
+    return outcome.exit_code
+
+
+def plan(spec: Spec, settings: ContractSettings) -> list[tuple[str, list[str]]]:
+    """(path family, operationIds) for each Schemathesis pass: canonical first, then the deprecated aliases."""
+    known = {op.canonical_id for op in spec.operations.values()}
+    unknown = sorted(set(settings.operations) - known)
+    if unknown:
+        raise ContractError(f"unknown operation {', '.join(unknown)}; choose from {', '.join(sorted(known))}")
+    passes = []
+    collections = profile_collections(spec)
+    for family, deprecated in FAMILIES:
+        if deprecated and not settings.legacy_paths:
+            continue
+        ids = sorted(
+            op.operation_id
+            for op in spec.operations.values()
+            if op.is_alias == deprecated
+            and (not settings.operations or op.canonical_id in settings.operations)
+            and (not settings.read_only or op.method == "GET")
+            and (op.method == "GET" or _below_a_collection(op.path, collections))
+        )
+        if ids:
+            passes.append((family, ids))
+    if not passes:
+        raise ContractError("no operation left to test")
+    return passes
+
+
+def _below_a_collection(path: str, collections: tuple[str, ...]) -> bool:
+    """Whether changes to this path touch only profiles (which the run can own).
+
+    Changes to users' copies, their budget overrides and their keys would touch real users, so a
+    run never sends them.
+    """
+    return any(path == c or path.startswith(c + "/") for c in collections)
+
+
+def preflight(session: Session, settings: ContractSettings, out: TextIO) -> str | None:
+    """Why the run cannot start (unreachable, refused credentials, no API there), or None."""
+    collection = session.canonical_collection
+    url = settings.base_url.rstrip("/") + collection
+    try:
+        answer = session.http.request("GET", collection, query={"limit": 1})
+    except Unreachable as exc:
+        return f"cannot reach the API: {exc}"
+    if answer.status == 401:
+        return (
+            f"GET {url} answered 401: credentials missing or refused. Pass --token or --basic "
+            f"(or set {ENV_PREFIX}TOKEN or {ENV_PREFIX}BASIC)"
+        )
+    if answer.status == 403:
+        return f"GET {url} answered 403: the credentials lack the AccessProfiles:View permission"
+    if answer.status != 200 or not isinstance(answer.body, dict) or "access_profiles" not in answer.body:
+        return f"GET {url} answered {answer.describe()}; expected a page of access profiles. Is --base-url right?"
+    _say(out, f"  reached {url}: {answer.body.get('total_count')} profiles")
+    if settings.read_only:
+        _say(out, "  read-only: only GET, HEAD, OPTIONS and TRACE requests will be sent")
+        return None
+    try:
+        anchor = session.anchor(collection)
+    except (AnchorError, Unreachable) as exc:
+        return f"{exc}. Changes need AccessProfiles:Create, Update and Delete; use --read-only without them"
+    _say(
+        out,
+        f"  profiles created by this run are named {session.ownership.prefix}... and deleted at the end "
+        f"(first: {anchor}); no other profile is changed",
+    )
+    return None
+
+
+def exit_code(results: Results, outcome: contract_report.Outcome, schemathesis_codes: list[int]) -> int:
+    """1 for contract failures; 2 when the run could not be completed or left something behind; else 0."""
+    if results.failures:
+        return 1
+    incomplete = (
+        outcome.problems
+        or results.interrupted
+        or results.errors
+        or outcome.refusals
+        or outcome.left_behind
+        or any(code not in (0, 1) for code in schemathesis_codes)
+    )
+    if incomplete:
+        return 2
+    # Schemathesis fails a run for warnings we made fatal, e.g. every answer being 401.
+    return 1 if 1 in schemathesis_codes else 0
+
+
+def _passes(
+    session: Session, settings: ContractSettings, passes: list[tuple[str, list[str]]], out: TextIO
+) -> list[int]:
+    codes = []
+    with tempfile.TemporaryDirectory(prefix="mockserver-contract-") as directory:
+        config = Path(directory, "schemathesis.toml")
+        config.write_text(to_toml(schemathesis_settings(session.spec, read_only=settings.read_only)), encoding="utf-8")
+        for number, (family, operation_ids) in enumerate(passes, 1):
+            _say(out, f"\n== pass {number}/{len(passes)}: {family} paths, {len(operation_ids)} operations ==")
+            session.results.family = family
+            code = _schemathesis(schemathesis_arguments(settings, config, operation_ids))
+            codes.append(code)
+            if code == INTERRUPTED or session.results.interrupted:
+                session.results.interrupted = True
+                break
+    return codes
+
+
+def schemathesis_arguments(settings: ContractSettings, config: Path, operation_ids: list[str]) -> list[str]:
+    """The ``schemathesis`` command line of one pass."""
+    arguments = ["--config-file", str(config), "run", str(settings.spec), "--url", settings.base_url]
+    arguments += ["--checks", settings.checks, "--phases", settings.phases, "--workers", "1"]
+    for operation_id in operation_ids:
+        arguments += ["--include-operation-id", operation_id]
+    if settings.authorization:
+        arguments += ["--header", f"Authorization: {settings.authorization}"]
+    if settings.exclude_checks:
+        arguments += ["--exclude-checks", settings.exclude_checks]
+    if settings.max_examples is not None:
+        arguments += ["--max-examples", str(settings.max_examples)]
+    if settings.seed is not None:
+        arguments += ["--seed", str(settings.seed)]
+    return arguments
+
+
+def _schemathesis(arguments: list[str]) -> int:
+    """Run ``schemathesis`` in this process; its exit code."""
+    import click
+    from schemathesis.cli import schemathesis as command
+
+    try:
+        result = command.main(args=arguments, prog_name="schemathesis", standalone_mode=False)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    except click.exceptions.Abort:
+        return INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    return result if isinstance(result, int) else 0
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """A CI runner stops jobs with SIGTERM: treat it like Ctrl-C, so the cleanup still runs."""
+    if not _in_main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _shielded(action: Callable[[], T], on_error: Callable[[Exception], T]) -> T:
+    """Run ``action`` with Ctrl-C and SIGTERM ignored: a second Ctrl-C must not stop the cleanup."""
+    signals = (signal.SIGINT, signal.SIGTERM) if _in_main_thread() else ()
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in signals}
+    try:
+        return action()
+    except Exception as exc:
+        return on_error(exc)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _say(out: TextIO, line: str) -> None:
+    out.write(line + "\n")
+    out.flush()

@@ -1,0 +1,330 @@
+"""Deliberately broken variants of the mock, each with exactly one deviation from the contract.
+
+``mockserver contract`` must fail against every one of them, naming the check in ``caught_by``.
+Each variant wraps or patches an app built by ``create_app`` with strict authentication, so
+``ignored_auth`` means something.
+
+``python tests/broken_variants.py NAME`` serves variant NAME on a free loopback port and prints
+``listening on URL`` like ``mockserver serve``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import signal
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from flask import Flask
+from werkzeug.wrappers import Request, Response
+
+from mockserver import Settings, create_app
+from mockserver.errors import BadRequest
+from mockserver.resources import bundled_api_keys, bundled_spec
+from mockserver.server import serve
+
+ADMIN_TOKEN = "bf-mgmt-ci-admin-7d1e4b"  # fixtures/api-keys.json
+PROFILE_PATH = re.compile(r"^/api/(governance/)?access-profiles/[^/]+")
+Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    deviation: str
+    caught_by: str  # the check whose failure names the broken rule
+    contract_args: tuple[str, ...]  # the phases and operations that expose it
+    build: Callable[[], Wsgi]
+
+
+def strict_app(**settings: Any) -> Flask:
+    return create_app(Settings(api_keys=bundled_api_keys(), **settings))
+
+
+def patched(method: str, wrap: Callable[[Any, Any], Callable[..., Any]]) -> Callable[[], Wsgi]:
+    """A strict app whose ``Profiles.<method>`` is replaced by ``wrap(original, profiles)``."""
+
+    def build() -> Wsgi:
+        app = strict_app()
+        profiles = app.extensions["mockserver"].profiles
+        setattr(profiles, method, wrap(getattr(profiles, method), profiles))
+        return app  # type: ignore[return-value]
+
+    return build
+
+
+def answered(change: Callable[[Request, Response], None]) -> Callable[[], Wsgi]:
+    """A strict app whose answers pass through ``change`` after the mock checked them."""
+
+    def build() -> Wsgi:
+        app = strict_app()
+
+        def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            request = Request(environ)
+            response = Response.from_app(app, environ)
+            change(request, response)
+            return response(environ, start_response)
+
+        return wsgi
+
+    return build
+
+
+# -- the deviations --------------------------------------------------------------------------------
+
+
+def _drop_updated_at(request: Request, response: Response) -> None:
+    data = response.get_json(silent=True)
+    if not isinstance(data, dict):
+        return
+    profiles = [data.get("access_profile")] + list(data.get("access_profiles") or [])
+    for profile in profiles:
+        if isinstance(profile, dict):
+            profile.pop("updated_at", None)
+    response.set_data(json.dumps(data))
+
+
+def _server_error_for_unknown_ids(request: Request, response: Response) -> None:
+    if response.status_code == 404 and PROFILE_PATH.match(request.path):
+        response.status_code = 500
+        response.set_data(
+            json.dumps(
+                {
+                    "is_bifrost_error": False,
+                    "status_code": 500,
+                    "error": {"type": "internal", "message": "record not found"},
+                    "extra_fields": {},
+                }
+            )
+        )
+
+
+def _anonymous_is_admin() -> Wsgi:
+    app = strict_app()
+
+    def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        environ.setdefault("HTTP_AUTHORIZATION", f"Bearer {ADMIN_TOKEN}")
+        return app(environ, start_response)  # type: ignore[no-any-return]
+
+    return wsgi
+
+
+def _without_update_limits() -> Wsgi:
+    """The mock enforces the update limits through the spec's maxItems: serve a spec without them."""
+    document = yaml.safe_load(bundled_spec().read_text(encoding="utf-8"))
+    schemas = document["components"]["schemas"]
+    for field in ("tags", "budgets", "provider_configs"):
+        schemas["UpdateAccessProfileRequest"]["properties"][field].pop("maxItems")
+    schemas["UpdateProviderConfig"]["allOf"][1]["properties"]["budgets"].pop("maxItems")
+    spec = Path(tempfile.mkdtemp(prefix="variant-")) / "access-profiles.yaml"
+    spec.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return strict_app(spec=spec)  # type: ignore[return-value]
+
+
+def _ignore_null_rate_limit(original: Any, profiles: Any) -> Callable[..., Any]:
+    def update(profile_id: int, body: Mapping[str, Any], actor: str) -> Any:
+        kept = {k: v for k, v in body.items() if not (k == "rate_limit" and v is None)}
+        return original(profile_id, kept, actor)
+
+    return update
+
+
+def _keep_version(original: Any, profiles: Any) -> Callable[..., Any]:
+    def update(profile_id: int, body: Mapping[str, Any], actor: str) -> Any:
+        before = profiles.get(profile_id)["access_profile"]["version"]
+        result = original(profile_id, body, actor)
+        if result["version"] != before:
+            result = {**result, "version": before}
+            with profiles.store.atomic() as state:
+                state.profiles[profile_id] = result
+        return result
+
+    return update
+
+
+def _reset_omitted_tags(original: Any, profiles: Any) -> Callable[..., Any]:
+    def update(profile_id: int, body: Mapping[str, Any], actor: str) -> Any:
+        return original(profile_id, {"tags": [], **body}, actor)
+
+    return update
+
+
+def _delete_nothing(original: Any, profiles: Any) -> Callable[..., Any]:
+    def delete(profile_id: int, actor: str) -> None:
+        profiles.get(profile_id)  # still 404 for an unknown id
+
+    return delete
+
+
+def _limit_tags_on_create(original: Any, profiles: Any) -> Callable[..., Any]:
+    def create(body: Mapping[str, Any], actor: str) -> Any:
+        if len(body.get("tags") or []) > 50:
+            raise BadRequest(f"tags: expected at most 50 items, got {len(body['tags'])}", "tags")
+        return original(body, actor)
+
+    return create
+
+
+def _ignore_offset(original: Any, profiles: Any) -> Callable[..., Any]:
+    def list_(query: Mapping[str, Any]) -> Any:
+        page = original({**query, "offset": 0})
+        return {**page, "offset": max(query.get("offset") or 0, 0)}
+
+    return list_
+
+
+def _count_everything(original: Any, profiles: Any) -> Callable[..., Any]:
+    def list_(query: Mapping[str, Any]) -> Any:
+        page = original(query)
+        return {**page, "count": page["total_count"]}
+
+    return list_
+
+
+def _ignore_search(original: Any, profiles: Any) -> Callable[..., Any]:
+    def list_(query: Mapping[str, Any]) -> Any:
+        return original({**query, "search": None})
+
+    return list_
+
+
+def _history_without_changes() -> Wsgi:
+    """Versions are read back from the state as the fixtures left it: changes never reach history."""
+    app = strict_app()
+    mock = app.extensions["mockserver"]
+    original = mock.history.version
+
+    def version(profile_id: int, number: int) -> Any:
+        found = original(profile_id, number)
+        snapshot = json.loads(found["version"]["snapshot"])
+        if snapshot.get("version", 1) > 1:  # a version a change produced: answer the first one instead
+            return original(profile_id, 1)
+        return found
+
+    mock.history.version = version
+    return app  # type: ignore[return-value]
+
+
+def _phases(phases: str, operations: str, *extra: str) -> tuple[str, ...]:
+    return ("--phases", phases, "--operations", operations, "--no-legacy-paths", *extra)
+
+
+VARIANTS = [
+    Variant(
+        "field-missing",
+        "answers lack the profile's updated_at",
+        "response_schema_conformance",
+        _phases("examples", "getAccessProfile"),
+        answered(_drop_updated_at),
+    ),
+    Variant(
+        "rate-limit-null-ignored",
+        "update ignores rate_limit: null",
+        "update_clears_rate_limit_on_null",
+        _phases("examples", "updateAccessProfile"),
+        patched("update", _ignore_null_rate_limit),
+    ),
+    Variant(
+        "size-limits-not-enforced",
+        "update accepts more than 50 tags, 100 budgets, 100 provider configs",
+        "update_refuses_oversized_lists",
+        _phases("examples", "updateAccessProfile"),
+        _without_update_limits,
+    ),
+    Variant(
+        "server-error-on-unknown-id",
+        "an unknown profile id answers 500 instead of 404",
+        "not_a_server_error",
+        _phases("fuzzing", "getAccessProfile", "--max-examples", "10", "--seed", "1"),
+        answered(_server_error_for_unknown_ids),
+    ),
+    Variant(
+        "no-401-without-credentials",
+        "a request without credentials is served as the admin",
+        "ignored_auth",
+        _phases("examples", "listAccessProfiles"),
+        _anonymous_is_admin,
+    ),
+    Variant(
+        "version-not-bumped",
+        "update changes the profile but keeps its version",
+        "update_bumps_version_once",
+        _phases("examples", "updateAccessProfile"),
+        patched("update", _keep_version),
+    ),
+    Variant(
+        "delete-does-not-delete",
+        "delete answers 200 and keeps the profile",
+        "deleted_profile_is_gone",
+        _phases("examples", "deleteAccessProfile"),
+        patched("delete", _delete_nothing),
+    ),
+    Variant(
+        "update-resets-omitted-tags",
+        "update empties the tags when the body leaves them out",
+        "update_keeps_omitted_fields",
+        _phases("examples", "updateAccessProfile"),
+        patched("update", _reset_omitted_tags),
+    ),
+    Variant(
+        "create-limits-tags",
+        "create refuses more than 50 tags",
+        "create_accepts_oversized_lists",
+        _phases("examples", "createAccessProfile"),
+        patched("create", _limit_tags_on_create),
+    ),
+    Variant(
+        "paging-ignores-offset",
+        "every page starts at the first profile",
+        "list_paging_is_consistent",
+        _phases("examples", "listAccessProfiles"),
+        patched("list", _ignore_offset),
+    ),
+    Variant(
+        "count-is-total",
+        "count reports total_count instead of the profiles on the page",
+        "list_paging_is_consistent",
+        _phases("examples", "listAccessProfiles"),
+        patched("list", _count_everything),
+    ),
+    Variant(
+        "history-not-kept",
+        "a change's new version reads back as the profile's first version",
+        "update_is_kept_in_history",
+        _phases("examples", "updateAccessProfile"),
+        _history_without_changes,
+    ),
+    Variant(
+        "search-ignored",
+        "the list ignores search",
+        "list_honours_filters",
+        _phases("examples", "listAccessProfiles"),
+        patched("list", _ignore_search),
+    ),
+]
+BY_NAME = {variant.name: variant for variant in VARIANTS}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or argv[0] not in BY_NAME:
+        print(f"usage: broken_variants.py {{{','.join(BY_NAME)}}}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    signal.signal(signal.SIGTERM, _interrupt)  # stop like `mockserver serve` does
+    serve(BY_NAME[argv[0]].build(), "127.0.0.1", 0, 8, announce=lambda m: print(m, flush=True))
+    return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
