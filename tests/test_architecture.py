@@ -41,6 +41,7 @@ ALLOWED = {
     "journal": set(),
     "routes": {"auth", "context", "errors", "journal", "prefer", "spec", "validation"},
     "control": {"context", "errors", "routes", "store", "timeutil"},
+    "docs_page": {"context"},
     "cors": set(),
     "prefer": {"errors", "spec"},
     "app": {
@@ -49,6 +50,7 @@ ALLOWED = {
         "control",
         "copies",
         "cors",
+        "docs_page",
         "fixtures",
         "history",
         "persistence",
@@ -68,7 +70,7 @@ ALLOWED = {
     "reload": {"app", "copies", "fixtures", "profiles", "routes", "spec", "validation"},
     "pytest_plugin": {"app", "context", "journal", "server", "settings", "store"},
 }
-FLASK_ALLOWED = {"context", "routes", "control", "app"}
+FLASK_ALLOWED = {"context", "routes", "control", "docs_page", "app"}
 
 
 def imports(module: str) -> tuple[set[str], set[str]]:
