@@ -9,12 +9,14 @@ from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 import pytest
+import requests
 from conftest import CANONICAL, Api, error_of
 from flask import Flask
 from flask.testing import FlaskClient
+from serving import serve
 
 from mockserver.docs_page import DOCS_TOKEN
-from mockserver.resources import bundled_api_keys
+from mockserver.resources import bundled_api_keys, bundled_fixtures
 
 # What a file's extension says it must be served as.
 CONTENT_TYPES = {
@@ -112,3 +114,71 @@ def test_only_the_pages_files_are_served(api: Api) -> None:
     # A path that only starts like the page's is the API's (and unknown there).
     assert api.client.get("/docsx").status_code == 404
     assert [entry.path for entry in api.mock.journal.entries()] == ["/docsx"]
+
+
+# -- in a real browser -----------------------------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's; `make test` installs it when it is missing
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+LIST_PATH = CANONICAL
+
+
+@pytest.mark.slow
+def test_try_it_out_in_a_browser_shows_the_fixtures() -> None:
+    from playwright.sync_api import Request, Route, expect, sync_playwright
+
+    fixture_names = {p["name"] for p in json.loads(bundled_fixtures().read_text(encoding="utf-8"))["access_profiles"]}
+    foreign: list[str] = []
+    calls: list[Request] = []
+    with serve("--no-watch") as served, sync_playwright() as playwright:
+        origin = served.url
+
+        def only_the_mock(route: Route) -> None:
+            # The page must work offline: anything bound for another host is refused and noted.
+            if route.request.url.startswith(origin + "/"):
+                route.continue_()
+            else:
+                foreign.append(route.request.url)
+                route.abort()
+
+        def note(request: Request) -> None:
+            if urlsplit(request.url).path == LIST_PATH:
+                calls.append(request)
+
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.route("**/*", only_the_mock)
+            page.on("request", note)
+            page.goto(f"{origin}/docs")
+            operation = page.locator(f'.opblock-get:has(.opblock-summary-path[data-path="{LIST_PATH}"])')
+            operation.locator(".opblock-summary").click()
+            operation.get_by_role("button", name="Try it out").click()
+            operation.get_by_role("button", name="Execute").click()
+            answer = operation.locator(".live-responses-table tbody")
+            expect(answer.locator(".response-col_status")).to_have_text("200", timeout=15_000)
+            # The panel shows what the mock answers to that request (the form starts from the
+            # spec's examples, so it is a filtered page of the fixtures).
+            assert len(calls) == 1
+            call = calls[0]
+            assert call.url.startswith(origin + LIST_PATH)
+            assert call.headers["authorization"] == f"Bearer {DOCS_TOKEN}"
+            listed = requests.get(call.url, headers={"Authorization": "Bearer test"}, timeout=5).json()
+            names = [p["name"] for p in listed["access_profiles"]]
+            assert names and set(names) <= fixture_names
+            for name in names:
+                expect(answer.locator(".response-col_description")).to_contain_text(json.dumps(name))
+        finally:
+            browser.close()
+        log = "".join(served.lines)
+    assert foreign == []
+    assert re.search(rf"GET {LIST_PATH}\S* listAccessProfiles 200 ", log), log
