@@ -22,7 +22,12 @@ STATE ?= .mockserver/state.sqlite
 serve: $(STAMP)  ## run the mock on http://$(HOST):$(PORT), keeping its state in $(STATE)
 	$(BIN)/mockserver serve --host $(HOST) --port $(PORT) --state $(STATE)
 
-test: $(STAMP)  ## the whole test suite, Schemathesis included
+# Where Debian's chromium package puts it; tests/test_docs_page.py launches this one.
+CHROMIUM := /usr/bin/chromium
+
+test: $(STAMP)  ## the whole test suite, Schemathesis and the /docs browser test included (installs chromium if missing)
+	@[ -x $(CHROMIUM) ] || $(SUDO) apt-get install -y chromium || \
+		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
 	$(BIN)/pytest
 
 lint: $(STAMP)  ## ruff and mypy (strict) on the package

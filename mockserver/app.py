@@ -10,7 +10,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from mockserver import control, routes
+from mockserver import control, docs_page, routes
 from mockserver.auth import Authenticator
 from mockserver.context import Mock, Violation
 from mockserver.copies import Copies
@@ -91,7 +91,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["mockserver"] = mock
     mock.chaos = Chaos(settings.latency_ms, settings.error_rate, settings.seed)
     control.register(app)
-    routes.register(app, mock, control.is_control)
+    docs_page.register(app)
+    routes.register(app, mock, lambda path: control.is_control(path) or docs_page.is_docs(path))
     if settings.cors_origins:
         app.wsgi_app = Cors(app.wsgi_app, settings.cors_origins)  # type: ignore[method-assign]
     return app

@@ -67,9 +67,15 @@ def clear_violations() -> Response:
 
 @bp.before_request
 def require_control_token() -> Response | None:
-    """With ``--control-token``, every control route needs ``Authorization: Bearer <token>``."""
+    """With ``--control-token``, every ``/__mock/`` route needs ``Authorization: Bearer <token>``.
+
+    ``/openapi.json`` stays open: it only shows the contract, and a browser page that reads it (one
+    opened by following a link) cannot add headers.
+    """
     token = current_mock().settings.control_token
-    if token and request.headers.get("Authorization", "") != f"Bearer {token}":
+    if not token or not request.path.startswith(PREFIX):
+        return None
+    if request.headers.get("Authorization", "") != f"Bearer {token}":
         error = Unauthorized("the control API needs Authorization: Bearer <control token>")
         response = error_response(error)
         response.headers["WWW-Authenticate"] = 'Bearer realm="mockserver control"'

@@ -192,6 +192,8 @@ def test_the_control_token_guards_every_control_route(make_app: Callable[..., Fl
         assert client.open(path, method=method, headers={"Authorization": "Bearer s3cret"}).status_code == 200
     # The API itself keeps its own authentication.
     assert client.get(f"{CANONICAL}/1", headers=AUTH).status_code == 200
+    # The served spec only shows the contract: it stays open, as the CLI's help says.
+    assert client.get("/openapi.json").status_code == 200
 
 
 # -- logs ------------------------------------------------------------------------------------------------
