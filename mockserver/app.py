@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
@@ -20,6 +19,7 @@ from mockserver.history import History
 from mockserver.persistence import SqliteState
 from mockserver.prefer import Chaos
 from mockserver.profiles import Profiles
+from mockserver.resources import spec_cache
 from mockserver.roles import Roles
 from mockserver.settings import Settings, SettingsError
 from mockserver.spec import Spec, SpecError
@@ -44,12 +44,6 @@ def _clock(settings: Settings) -> Callable[[], datetime]:
     except ValueError as exc:
         raise SettingsError(f"clock: {exc}") from None
     return fixed_clock(instant, settings.clock_ticking)
-
-
-def spec_cache() -> Path:
-    """Where the digests of documents that passed validation are kept."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "mockserver" / "validated-specs"
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -79,7 +73,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         profiles=Profiles(store, spec),
         roles=Roles(store),
         copies=Copies(store, spec),
-        history=History(store),
+        history=History(store, spec.page_size),
         auth=Authenticator(keyring),
         validator=Validator(spec, settings.max_body_bytes, settings.validation),
     )

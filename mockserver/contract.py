@@ -22,8 +22,8 @@ from mockserver.contract_config import schemathesis_settings, to_toml
 from mockserver.contract_http import RequestsHttp, Unreachable, authorization_header, guarded
 from mockserver.contract_results import Results
 from mockserver.contract_safety import Guard, Ownership
-from mockserver.contract_session import AnchorError, Cleanup, Session, activate, profile_collections
-from mockserver.resources import bundled_spec
+from mockserver.contract_session import AnchorError, Cleanup, Session, activate, collection_of, profile_collections
+from mockserver.resources import bundled_spec, spec_cache
 from mockserver.spec import Spec, SpecError
 
 ENV_PREFIX = "MOCKSERVER_CONTRACT_"
@@ -87,7 +87,7 @@ def run(settings: ContractSettings, out: TextIO | None = None) -> int:
     started = time.monotonic()
     try:
         spec = Spec.load(settings.spec)
-        spec.openapi  # noqa: B018 - a broken spec stops the run here, with a readable message
+        spec.validate(cache=spec_cache())  # as `mockserver serve` does: a broken spec stops the run here
         passes = plan(spec, settings)
         ownership = Ownership(max_name_length=spec.limit("CreateAccessProfileRequest", "name", "maxLength"))
         http = RequestsHttp(settings.base_url, settings.authorization, settings.timeout)
@@ -158,22 +158,15 @@ def plan(spec: Spec, settings: ContractSettings) -> list[tuple[str, list[str]]]:
             if op.is_alias == deprecated
             and (not settings.operations or op.canonical_id in settings.operations)
             and (not settings.read_only or op.method == "GET")
-            and (op.method == "GET" or _below_a_collection(op.path, collections))
+            # Changes outside the profile collections (to users' copies, their budget overrides
+            # and keys) would touch real users: a run only reads there.
+            and (op.method == "GET" or collection_of(op.path, collections) is not None)
         )
         if ids:
             passes.append((family, ids))
     if not passes:
         raise ContractError("no operation left to test")
     return passes
-
-
-def _below_a_collection(path: str, collections: tuple[str, ...]) -> bool:
-    """Whether changes to this path touch only profiles (which the run can own).
-
-    Changes to users' copies, their budget overrides and their keys would touch real users, so a
-    run never sends them.
-    """
-    return any(path == c or path.startswith(c + "/") for c in collections)
 
 
 def preflight(session: Session, settings: ContractSettings, out: TextIO) -> str | None:

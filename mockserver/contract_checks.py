@@ -209,7 +209,7 @@ def list_paging_is_consistent(
     found = seen(case, response, LIST)
     if found is None or response.status_code != 200 or not isinstance(found.answer, dict):
         return None
-    problems = rules.page_problems(case.query or {}, found.answer)
+    problems = rules.page_problems(case.query or {}, found.answer, found.session.spec.page_size)
     if problems:
         raise AssertionError("The page is inconsistent: " + "; ".join(problems))
     if not found.session.once(f"paging {found.collection}"):
@@ -220,7 +220,7 @@ def list_paging_is_consistent(
         page = found.session.http.request("GET", found.collection, query=query).body
         if not isinstance(page, dict) or not isinstance(page.get("access_profiles"), list):
             return None  # the schema checks report a broken page
-        problems = rules.page_problems(query, page)
+        problems = rules.page_problems(query, page, found.session.spec.page_size)
         if problems:
             raise AssertionError(f"GET {found.collection}?limit=2&offset={offset}: " + "; ".join(problems))
         pages.append([item["id"] for item in page["access_profiles"] if isinstance(item, dict) and "id" in item])

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from mockserver.contract_safety import profile_collection
 from mockserver.spec import Spec
 
 # Create, update and clone refuse some schema-valid bodies with 400 because of rules a schema cannot
@@ -27,8 +28,9 @@ def schemathesis_settings(spec: Spec, *, read_only: bool = False) -> dict[str, A
     # Only below /{profile_id} of a profile collection can a run aim a change at a profile of its
     # own; everywhere else (the collections, the audit trail, users' copies) a method the spec
     # does not define is sent only if it changes nothing.
-    unowned_operations = sorted(op.operation_id for op in spec.operations.values() if not _owned_path(op.path))
-    rule_bound = sorted(op.operation_id for op in spec.operations.values() if op.canonical_id in RULE_BOUND_OPERATIONS)
+    operations = spec.operations.values()
+    unowned_operations = sorted(op.operation_id for op in operations if profile_collection(op.path) is None)
+    rule_bound = sorted(op.operation_id for op in operations if op.canonical_id in RULE_BOUND_OPERATIONS)
     settings: dict[str, Any] = {
         # A run in which every answer is 401 fails instead of passing quietly.
         "warnings": {"fail-on": ["missing_auth"]},
@@ -59,12 +61,6 @@ def schemathesis_settings(spec: Spec, *, read_only: bool = False) -> dict[str, A
     if read_only:
         settings["phases"] = {"coverage": {"unexpected-methods": UNDEFINED_SAFE_METHODS}}
     return settings
-
-
-def _owned_path(path: str) -> bool:
-    """Whether ``path`` addresses one profile by ``{profile_id}`` under a collection of profiles."""
-    head, marker, _ = path.partition("/{profile_id}")
-    return bool(marker) and "{" not in head
 
 
 def to_toml(data: Mapping[str, Any]) -> str:

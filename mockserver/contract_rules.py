@@ -11,11 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
-from mockserver.spec import Spec
+from mockserver.spec import PageSize, Spec
 
 # Decision 11 of the contract: the page size used for a missing or non-positive limit, and the largest.
-DEFAULT_PAGE_SIZE = 25
-MAX_PAGE_SIZE = 100
 # Set by the server on every change; an update may move them whatever it sends.
 SERVER_STAMPED = ("version", "updated_at")
 _MISSING = object()
@@ -142,7 +140,7 @@ def history_problem(profile: Mapping[str, Any], row: Any) -> str | None:
     return None
 
 
-def page_problems(query: Mapping[str, Any], page: Mapping[str, Any]) -> list[str]:
+def page_problems(query: Mapping[str, Any], page: Mapping[str, Any], sizes: PageSize) -> list[str]:
     """What is inconsistent in one page of the profile list (decision 11)."""
     items = page.get("access_profiles")
     count, total, limit, offset = (page.get(k) for k in ("count", "total_count", "limit", "offset"))
@@ -151,7 +149,8 @@ def page_problems(query: Mapping[str, Any], page: Mapping[str, Any]) -> list[str
     problems = []
     if count != len(items):
         problems.append(f"count is {count}, but the page holds {len(items)} profiles")
-    expected_limit = _expected_limit(query.get("limit"))
+    sent_limit = query.get("limit")
+    expected_limit = sizes.limit(sent_limit) if sent_limit is None or _is_int(sent_limit) else None
     if expected_limit is not None and limit != expected_limit:
         problems.append(f"limit={query.get('limit')} should be answered with limit {expected_limit}, got {limit}")
     expected_offset = _expected_offset(query.get("offset"))
@@ -209,14 +208,6 @@ def overlapping_pages(pages: Sequence[Sequence[int]]) -> str | None:
     if seen != sorted(set(seen)):
         return f"consecutive pages listed ids {' | '.join(_short(list(page)) for page in pages)}"
     return None
-
-
-def _expected_limit(sent: Any) -> int | None:
-    if sent is None:
-        return DEFAULT_PAGE_SIZE
-    if not _is_int(sent):
-        return None
-    return DEFAULT_PAGE_SIZE if sent <= 0 else min(sent, MAX_PAGE_SIZE)
 
 
 def _expected_offset(sent: Any) -> int | None:

@@ -24,6 +24,16 @@ NAME_PREFIX = "mockserver-contract-"
 NOT_AN_ID = "not-a-profile-id"
 
 
+def profile_collection(path: str) -> str | None:
+    """The collection of a path template that addresses one profile by ``{profile_id}``, or None.
+
+    Only collections without parameters count: under ``/users/{user_id}/...``, ``profile_id`` names
+    a user's copy, which a run never owns.
+    """
+    head, marker, _ = path.partition("/{profile_id}")
+    return head if marker and "{" not in head else None
+
+
 def is_numeric_free(text: str) -> bool:
     """True when no character of ``text`` could be read as a digit (ASCII or not)."""
     return not any(ch.isnumeric() for ch in text)
@@ -49,7 +59,8 @@ def profile_id_of(value: Any) -> int | None:
 class Ownership:
     """The profiles one run created, and the name prefix that marks them."""
 
-    def __init__(self, token: str | None = None, max_name_length: int = 255) -> None:
+    def __init__(self, *, max_name_length: int, token: str | None = None) -> None:
+        # max_name_length: the spec's maxLength of a created profile's name
         self.prefix = f"{NAME_PREFIX}{token or secrets.token_hex(4)}-"
         self.max_name_length = max_name_length
         self._lock = threading.Lock()
@@ -158,10 +169,11 @@ class Guard:
         path = self._relative_path(url)
         if path is None:
             return f"{where}: outside the deployment under test ({self.base_url})"
-        name = _body_name(body)
-        if name is not None and not self.ownership.marks(name):
+        data = _json_object(body) or {}
+        name = data.get("name")
+        if isinstance(name, str) and name.strip() and not self.ownership.marks(name):
             return f"{where}: the name {name!r} lacks this run's prefix {self.ownership.prefix!r}"
-        if path.endswith("/roles") and _body_flags(body, REACHING_FLAGS):
+        if path.endswith("/roles") and any(data.get(flag) is True for flag in REACHING_FLAGS):
             return f"{where}: attaching with {' or '.join(REACHING_FLAGS)} would change other profiles or users"
         for collection in self.collections:
             if path in (collection, collection + "/"):
@@ -194,24 +206,12 @@ class Guard:
 REACHING_FLAGS = ("is_default", "apply_to_existing")
 
 
-def _body_flags(body: object, flags: tuple[str, ...]) -> bool:
-    """Whether a JSON object body sets any of ``flags`` to true."""
+def _json_object(body: object) -> dict[str, Any] | None:
+    """A request body that is a JSON object, or None (no body, not JSON, not UTF-8, nested too deep)."""
     if not body or not isinstance(body, (bytes, str)):
-        return False
+        return None
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):
-        return False
-    return isinstance(data, dict) and any(data.get(flag) is True for flag in flags)
-
-
-def _body_name(body: object) -> str | None:
-    """The non-blank ``name`` of a JSON object body, if it has one."""
-    if not body or not isinstance(body, (bytes, str)):
         return None
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep
-        return None
-    name = data.get("name") if isinstance(data, dict) else None
-    return name if isinstance(name, str) and name.strip() else None
+    return data if isinstance(data, dict) else None

@@ -16,7 +16,7 @@ from typing import Any
 from mockserver.contract_http import Answer, Http, Unreachable
 from mockserver.contract_results import Results
 from mockserver.contract_rules import UpdateLimits
-from mockserver.contract_safety import Ownership, profile_id_of
+from mockserver.contract_safety import Ownership, profile_collection, profile_id_of
 from mockserver.spec import Operation, Spec, SpecError
 
 # Canonical operationIds of the spec; deprecated aliases map to them through ``Operation.canonical_id``.
@@ -68,10 +68,7 @@ class Session:
 
     def collection_of(self, template: str) -> str | None:
         """The profile collection a path template lies in, if any."""
-        for collection in self.collections:
-            if template == collection or template.startswith(collection + "/"):
-                return collection
-        return None
+        return collection_of(template, self.collections)
 
     def once(self, key: str) -> bool:
         """True the first time ``key`` is asked for in this run (probes that run once)."""
@@ -218,6 +215,14 @@ def active() -> Session | None:
     return _active
 
 
+def collection_of(template: str, collections: tuple[str, ...]) -> str | None:
+    """The one of ``collections`` that a path template is or lies below, if any."""
+    for collection in collections:
+        if template == collection or template.startswith(collection + "/"):
+            return collection
+    return None
+
+
 def profile_collections(spec: Spec) -> tuple[str, ...]:
     """The paths under which profiles are addressed by id, canonical first."""
     return _collections(spec)[1]
@@ -227,9 +232,8 @@ def _collections(spec: Spec) -> tuple[str, tuple[str, ...]]:
     """(canonical collection, all collections): the paths under which profiles are addressed by id."""
     found: dict[str, bool] = {}
     for op in spec.operations.values():
-        head, marker, _ = op.path.partition("/{profile_id}")
-        # Only heads without parameters: under /users/{user_id}/..., profile_id names a user's copy.
-        if marker and "{" not in head:
+        head = profile_collection(op.path)
+        if head is not None:
             found[head] = found.get(head, False) or not op.is_alias
     canonical = [path for path, is_canonical in found.items() if is_canonical]
     if not canonical:

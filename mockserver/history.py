@@ -5,21 +5,19 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mockserver.errors import NotFound
 from mockserver.store import Record, State, Store
 from mockserver.timeutil import format_timestamp
 
-DEFAULT_PAGE_SIZE = 25
-MAX_PAGE_SIZE = 100
+if TYPE_CHECKING:
+    from mockserver.spec import PageSize
 
 
-def page_bounds(query: Mapping[str, Any]) -> tuple[int, int]:
-    """(limit, offset) of a list request: 25 by default, 1..100, offset at least 0 (decision 11)."""
-    limit = query.get("limit")
-    limit = DEFAULT_PAGE_SIZE if limit is None or limit <= 0 else min(limit, MAX_PAGE_SIZE)
-    return limit, max(query.get("offset") or 0, 0)
+def page_bounds(query: Mapping[str, Any], sizes: PageSize) -> tuple[int, int]:
+    """(limit, offset) of a list request: the spec's page sizes, offset at least 0 (decision 11)."""
+    return sizes.limit(query.get("limit")), max(query.get("offset") or 0, 0)
 
 
 def record_version(state: State, profile: Record, actor: str) -> None:
@@ -78,8 +76,9 @@ def _existing(state: State, profile_id: int) -> None:
 class History:
     """The read operations on versions and audit rows."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, page_size: PageSize) -> None:
         self.store = store
+        self.page_size = page_size
 
     def versions(self, profile_id: int) -> dict[str, Any]:
         """Every version of a profile, oldest first."""
@@ -97,7 +96,7 @@ class History:
 
     def audit_logs(self, query: Mapping[str, Any], profile_id: int | None = None) -> dict[str, Any]:
         """Audit rows, newest first, filtered by profile, ``action`` and ``user_id``."""
-        limit, offset = page_bounds(query)
+        limit, offset = page_bounds(query, self.page_size)
         action = query.get("action") or None
         user_id = query.get("user_id") or None
         with self.store.atomic() as state:

@@ -56,7 +56,7 @@ class Profiles:
 
     def list(self, query: Mapping[str, Any]) -> dict[str, Any]:
         """One page of profiles matching the filters, in ascending id order."""
-        limit, offset = page_bounds(query)
+        limit, offset = page_bounds(query, self.spec.page_size)
         search = (query.get("search") or "").lower()
         tags = {t.strip() for t in (query.get("tags") or "").split(",") if t.strip()}
         is_active = query.get("is_active")

@@ -18,6 +18,7 @@ from typing import Any
 from mockserver.app import load_spec
 from mockserver.copies import Copies
 from mockserver.fixtures import FixtureError, load_seed
+from mockserver.history import History
 from mockserver.profiles import Profiles
 from mockserver.routes import check_handlers
 from mockserver.spec import SpecError
@@ -75,6 +76,7 @@ class Reloader:
         validator.report = self.mock.validator.report
         # Swap everything that reads the spec; requests already running finish with the old one.
         self.mock.profiles = Profiles(store, spec)
+        self.mock.history = History(store, spec.page_size)
         self.mock.copies = Copies(store, spec)
         self.mock.validator = validator
         self.mock.spec = spec

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -29,3 +30,9 @@ def bundled_fixtures() -> Path:
 def bundled_api_keys() -> Path:
     """An example API-keys file for strict authentication."""
     return _locate("fixtures/api-keys.json")
+
+
+def spec_cache() -> Path:
+    """Where the digests of documents that passed validation are kept."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mockserver" / "validated-specs"

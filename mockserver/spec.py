@@ -45,6 +45,18 @@ class Operation:
 
 
 @dataclass(frozen=True)
+class PageSize:
+    """The page size a list answers with, from the ``limit`` parameter's ``x-bifrost-page-size``."""
+
+    default: int
+    maximum: int
+
+    def limit(self, sent: int | None) -> int:
+        """The limit a list answers with for the ``limit`` sent (decision 11)."""
+        return self.default if sent is None or sent <= 0 else min(sent, self.maximum)
+
+
+@dataclass(frozen=True)
 class Route:
     """A path template of the spec and the operations defined on it, by upper-case method."""
 
@@ -126,6 +138,15 @@ class Spec:
                 marker.touch()
             except OSError:
                 pass  # an unwritable cache only costs time
+
+    @cached_property
+    def page_size(self) -> PageSize:
+        """How lists clamp the ``limit`` they are sent."""
+        try:
+            sizes = self.document["components"]["parameters"]["Limit"]["x-bifrost-page-size"]
+            return PageSize(default=int(sizes["default"]), maximum=int(sizes["maximum"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SpecError(f"{self.source}: components.parameters.Limit declares no x-bifrost-page-size") from exc
 
     @cached_property
     def json_bytes(self) -> bytes:

@@ -21,6 +21,7 @@ from mockserver.contract_rules import (
     rate_limit_kept,
     version_step,
 )
+from mockserver.spec import PageSize
 
 UPDATE_FIELDS = frozenset({"name", "description", "tags", "budgets", "rate_limit", "auto_rotation_interval"})
 BEFORE: dict[str, Any] = {
@@ -37,6 +38,7 @@ BEFORE: dict[str, Any] = {
     "updated_at": "2026-01-01T00:00:00Z",
 }
 LIMITS = UpdateLimits(tags=50, budgets=100, provider_configs=100, provider_budgets=100)
+SIZES = PageSize(default=25, maximum=100)
 
 
 def after(**changes: Any) -> dict[str, Any]:
@@ -45,6 +47,7 @@ def after(**changes: Any) -> dict[str, Any]:
 
 def test_update_limits_come_from_the_spec(spec: Spec) -> None:
     assert UpdateLimits.from_spec(spec) == LIMITS
+    assert spec.page_size == SIZES
 
 
 def test_oversized_names_each_list_over_its_limit() -> None:
@@ -132,7 +135,7 @@ def page(ids: list[int], **fields: Any) -> dict[str, Any]:
     ids=["defaults", "middle-page", "zero-limit", "negative", "huge-limit", "past-the-end", "odd-limit"],
 )
 def test_consistent_pages_pass(query: dict[str, Any], answer: dict[str, Any]) -> None:
-    assert page_problems(query, answer) == []
+    assert page_problems(query, answer, SIZES) == []
 
 
 @pytest.mark.parametrize(
@@ -149,12 +152,12 @@ def test_consistent_pages_pass(query: dict[str, Any], answer: dict[str, Any]) ->
     ],
 )
 def test_inconsistent_pages_are_named(query: dict[str, Any], answer: dict[str, Any], problem: str) -> None:
-    assert any(problem in found for found in page_problems(query, answer)), page_problems(query, answer)
+    assert any(problem in found for found in page_problems(query, answer, SIZES)), page_problems(query, answer, SIZES)
 
 
 def test_a_page_of_the_wrong_shape_is_left_to_the_schema_checks() -> None:
-    assert page_problems({}, {"access_profiles": "nope"}) == []
-    assert page_problems({}, {"access_profiles": [], "count": "0"}) == []
+    assert page_problems({}, {"access_profiles": "nope"}, SIZES) == []
+    assert page_problems({}, {"access_profiles": [], "count": "0"}, SIZES) == []
 
 
 def test_filters_must_hold_for_every_listed_profile() -> None:

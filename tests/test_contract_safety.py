@@ -14,14 +14,14 @@ COLLECTIONS = ("/api/governance/access-profiles", "/api/access-profiles")
 
 @pytest.fixture
 def ownership() -> Ownership:
-    owned = Ownership(token="run1")
+    owned = Ownership(token="run1", max_name_length=255)
     owned.adopt(42)
     return owned
 
 
 def test_the_prefix_is_recognisable_and_unique_per_run() -> None:
-    assert Ownership(token="abc").prefix == "mockserver-contract-abc-"
-    first, second = Ownership(), Ownership()
+    assert Ownership(token="abc", max_name_length=255).prefix == "mockserver-contract-abc-"
+    first, second = Ownership(max_name_length=255), Ownership(max_name_length=255)
     assert first.prefix.startswith(NAME_PREFIX) and first.prefix != second.prefix
 
 
@@ -201,7 +201,7 @@ def test_a_read_only_guard_refuses_every_change(ownership: Ownership) -> None:
     ids=["plain", "flags-false", "is-default", "apply-to-existing"],
 )
 def test_attaching_roles_never_reaches_other_profiles_or_users(body: dict[str, object], refused: bool) -> None:
-    ownership = Ownership(token="t")
+    ownership = Ownership(token="t", max_name_length=255)
     ownership.adopt(5)
     guard = Guard(ownership, "http://api.test", ("/api/governance/access-profiles",))
     reason = guard.refusal("POST", "http://api.test/api/governance/access-profiles/5/roles", json.dumps(body))
@@ -209,7 +209,7 @@ def test_attaching_roles_never_reaches_other_profiles_or_users(body: dict[str, o
 
 
 def test_changes_to_users_copies_are_never_sent() -> None:
-    guard = Guard(Ownership(token="t"), "http://api.test", ("/api/governance/access-profiles",))
+    guard = Guard(Ownership(token="t", max_name_length=255), "http://api.test", ("/api/governance/access-profiles",))
     for method, path in (
         ("DELETE", "/api/governance/users/u-1/access-profiles/3"),
         ("PUT", "/api/governance/users/u-1/access-profiles/3/budgets/b/override"),

@@ -27,7 +27,7 @@ def strict_app(make_app: Callable[..., Flask]) -> Flask:
 
 @pytest.fixture
 def session(strict_app: Flask, spec: Spec) -> Session:
-    return Session(spec, WsgiHttp(strict_app, AUTH), Ownership(token="t1"))
+    return Session(spec, WsgiHttp(strict_app, AUTH), Ownership(token="t1", max_name_length=255))
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +124,7 @@ def served(strict_app: Flask) -> Iterator[BackgroundServer]:
 
 
 def test_the_guard_stops_requests_the_run_may_not_send(served: BackgroundServer, spec: Spec) -> None:
-    ownership = Ownership(token="t2")
+    ownership = Ownership(token="t2", max_name_length=255)
     guard = Guard(ownership, served.url, (CANONICAL, LEGACY))
     refused: list[str] = []
     http = RequestsHttp(served.url, AUTH)

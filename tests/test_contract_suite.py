@@ -62,7 +62,7 @@ def target(request: pytest.FixtureRequest, spec: Spec) -> Iterator[Target]:
         app = create_app(Settings(api_keys=bundled_api_keys()))
         authorization = f"Bearer {ADMIN_TOKEN}"
         http = WsgiHttp(app, authorization)
-    ownership = Ownership()
+    ownership = Ownership(max_name_length=spec.limit("CreateAccessProfileRequest", "name", "maxLength"))
     session = Session(spec, http, ownership)
     with ExitStack() as stack:
         if url:  # in-process requests do not go through requests, and change only a throwaway app
