@@ -106,7 +106,7 @@ def run(settings: ContractSettings, out: TextIO | None = None) -> int:
     exit_codes: list[int] = []
     cleanup = Cleanup((), ())
     _say(out, f"mockserver contract: {settings.base_url} against {settings.spec}")
-    with guarded(guard, session.refuse), activate(session), _sigterm_as_interrupt():
+    with guarded(guard, session.refuse), activate(session), _stop_on_signals(session):
         try:
             problem = preflight(session, settings, out)
             if problem is not None:
@@ -116,6 +116,8 @@ def run(settings: ContractSettings, out: TextIO | None = None) -> int:
         except KeyboardInterrupt:
             session.results.interrupted = True
         finally:
+            if session.stopping:
+                session.results.interrupted = True
             # A run stopped before its first change has nothing to clean up.
             if exit_codes or ownership.created():
                 cleanup = _shielded(session.cleanup, lambda exc: Cleanup((), (f"cleanup failed: {exc}",)))
@@ -232,7 +234,7 @@ def _passes(
             session.results.family = family
             code = _schemathesis(schemathesis_arguments(settings, config, operation_ids))
             codes.append(code)
-            if code == INTERRUPTED or session.results.interrupted:
+            if code == INTERRUPTED or session.results.interrupted or session.stopping:
                 session.results.interrupted = True
                 break
     return codes
@@ -273,16 +275,32 @@ def _schemathesis(arguments: list[str]) -> int:
 
 
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """A CI runner stops jobs with SIGTERM: treat it like Ctrl-C, so the cleanup still runs."""
+def _stop_on_signals(session: Session) -> Iterator[None]:
+    """Ctrl-C, or the SIGTERM a CI runner stops a job with, stops the run; the cleanup still runs.
+
+    The handler raises KeyboardInterrupt as Python's own does, and first marks the session as
+    stopping. The mark is what makes the stop certain: an interrupt can be raised where it is lost
+    (inside a finaliser, where Python only prints it), and then the hooks still refuse to send
+    another case and the pass loop still ends. A SIGINT that was ignored when we started (a job
+    put in the background by a shell) stays ignored.
+    """
     if not _in_main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+
+    def stop(signum: int, frame: Any) -> None:
+        session.stop()
+        raise KeyboardInterrupt
+
+    signals = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signals.append(signal.SIGINT)
+    previous = {sig: signal.signal(sig, stop) for sig in signals}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _shielded(action: Callable[[], T], on_error: Callable[[Exception], T]) -> T:
@@ -296,10 +314,6 @@ def _shielded(action: Callable[[], T], on_error: Callable[[Exception], T]) -> T:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 def _in_main_thread() -> bool:

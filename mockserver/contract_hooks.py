@@ -26,9 +26,17 @@ from mockserver.contract_session import (
 
 @schemathesis.hook
 def before_call(context: schemathesis.HookContext, case: schemathesis.Case[Any], kwargs: dict[str, Any]) -> None:
-    """Point changes at the run's own profiles, mark the names it sends, snapshot what an update changes."""
+    """Point changes at the run's own profiles, mark the names it sends, snapshot what an update changes.
+
+    Once the run is stopping, no case is sent: the hook raises the interrupt in the worker thread
+    that was about to send it, which Schemathesis reports as an interrupted run. This holds even
+    when the interrupt raised in the main thread was lost (one raised inside a finaliser is only
+    printed by Python, never propagated).
+    """
     session = active()
     if session is not None:
+        if session.stopping:
+            raise KeyboardInterrupt
         prepare(session, case)
 
 

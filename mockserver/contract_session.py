@@ -59,6 +59,7 @@ class Session:
         self._done: set[str] = set()
         self._anchor: int | None = None
         self._lock = threading.RLock()
+        self._stopping = threading.Event()
 
     # -- what a request is -----------------------------------------------------------------------
 
@@ -77,6 +78,14 @@ class Session:
                 return False
             self._done.add(key)
             return True
+
+    def stop(self) -> None:
+        """Ctrl-C or SIGTERM arrived: no request of the run's cases may leave from now on."""
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
 
     def refuse(self, reason: str) -> None:
         """Record a request the guard would not send."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +29,14 @@ LEGACY = "/api/access-profiles"
 # Both path families serve the same operations; HTTP tests run on each.
 PREFIXES = pytest.mark.parametrize("prefix", [CANONICAL, LEGACY], ids=["canonical", "legacy"])
 FIXED_NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Tests stop servers and contract runs with SIGINT, as Ctrl-C would. A shell that puts a job in
+    # the background starts it with SIGINT ignored, and every child inherits that; give the children
+    # Python's Ctrl-C back (a handler set here becomes the default again in a child after exec).
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

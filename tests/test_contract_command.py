@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -19,6 +22,7 @@ from serving import ROOT, Served, serve
 
 from mockserver import Spec
 from mockserver.contract import ContractError, ContractSettings, exit_code, plan, schemathesis_arguments, settings_from
+from mockserver.contract import run as contract_run
 from mockserver.contract_report import Outcome
 from mockserver.contract_results import Results
 
@@ -250,7 +254,9 @@ def test_the_served_mock_passes_and_keeps_every_profile_it_did_not_give_the_run(
 def test_an_interrupted_run_still_deletes_what_it_created(mock: Served) -> None:
     clean_env = {k: v for k, v in os.environ.items() if not k.startswith("MOCKSERVER_CONTRACT_")}
     command = [sys.executable, "-m", "mockserver", "contract", "--base-url", mock.url, "--token", ADMIN_TOKEN]
-    with subprocess.Popen(command, cwd=ROOT, env=clean_env, stdout=subprocess.PIPE, text=True) as process:
+    with subprocess.Popen(
+        command, cwd=ROOT, env=clean_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as process:
         assert process.stdout is not None
         for line in process.stdout:
             if "Examples" in line:  # into the first pass: the run has created profiles by now
@@ -262,3 +268,41 @@ def test_an_interrupted_run_still_deletes_what_it_created(mock: Served) -> None:
     created = re.search(r"profiles: +(\d+) created by this run", output)
     assert created is not None and int(created.group(1)) >= 1
     assert left_by_runs(mock.url) == 0
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_schemathesis_starts_a_phase_still_ends_the_run(
+    mock: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen in CI: Schemathesis 4.32 swallows a KeyboardInterrupt raised while a phase starts its
+    worker threads, goes on to the next phase and leaves the worker running beside it. Our handler
+    also marks the run as stopping, so the hooks send no further case and the run ends interrupted,
+    with its profiles deleted. The signal here arrives exactly there: as the coverage phase starts."""
+    from schemathesis.engine.run.unit import _pool
+
+    started = _pool.WorkerPool.start
+    phases: list[str] = []
+    signalled_at: list[int] = []
+
+    def start_then_ctrl_c(pool: Any) -> None:
+        started(pool)
+        phases.append(str(pool.phase))
+        if len(phases) == 2:
+            signalled_at.append(len(mock.lines))
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(_pool.WorkerPool, "start", start_then_ctrl_c)
+    out = io.StringIO()
+    began = time.monotonic()
+    code = contract_run(ContractSettings(base_url=mock.url, authorization=f"Bearer {ADMIN_TOKEN}"), out)
+    output = out.getvalue()
+    assert signalled_at, phases
+    assert code == 2, output[-5000:]
+    assert "The run was interrupted." in output
+    assert time.monotonic() - began < 45  # a whole run takes about 90 s here
+    assert left_by_runs(mock.url) == 0
+    # After the signal only what was already in flight (a case and its checks' own requests), then the cleanup.
+    after = requests_logged(mock, signalled_at[0])
+    changes = [line for line in after if not re.match(r"^\S+ (GET|OPTIONS|TRACE|DELETE) ", line)]
+    assert len(changes) <= 6, changes
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the run gave Ctrl-C back
