@@ -19,7 +19,7 @@ from mockserver.history import History
 from mockserver.persistence import SqliteState
 from mockserver.prefer import Chaos
 from mockserver.profiles import Profiles
-from mockserver.resources import spec_cache
+from mockserver.resources import known_validations, spec_cache
 from mockserver.roles import Roles
 from mockserver.settings import Settings, SettingsError
 from mockserver.spec import Spec, SpecError
@@ -32,7 +32,7 @@ from mockserver.validation import Validator
 def load_spec(path: Path, mtime_ns: int) -> Spec:
     """One validated spec per file version and process."""
     spec = Spec.load(path)
-    spec.validate(cache=spec_cache())
+    spec.validate(cache=spec_cache(), known=known_validations())
     return spec
 
 

@@ -23,7 +23,7 @@ from mockserver.contract_http import RequestsHttp, Unreachable, authorization_he
 from mockserver.contract_results import Results
 from mockserver.contract_safety import Guard, Ownership
 from mockserver.contract_session import AnchorError, Cleanup, Session, activate, collection_of, profile_collections
-from mockserver.resources import bundled_spec, spec_cache
+from mockserver.resources import bundled_spec, known_validations, spec_cache
 from mockserver.spec import Spec, SpecError
 
 ENV_PREFIX = "MOCKSERVER_CONTRACT_"
@@ -87,7 +87,8 @@ def run(settings: ContractSettings, out: TextIO | None = None) -> int:
     started = time.monotonic()
     try:
         spec = Spec.load(settings.spec)
-        spec.validate(cache=spec_cache())  # as `mockserver serve` does: a broken spec stops the run here
+        # As `mockserver serve` does: a broken spec stops the run here.
+        spec.validate(cache=spec_cache(), known=known_validations())
         passes = plan(spec, settings)
         ownership = Ownership(max_name_length=spec.limit("CreateAccessProfileRequest", "name", "maxLength"))
         http = RequestsHttp(settings.base_url, settings.authorization, settings.timeout)

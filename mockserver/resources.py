@@ -32,6 +32,20 @@ def bundled_api_keys() -> Path:
     return _locate("fixtures/api-keys.json")
 
 
+def bundled_validations() -> Path:
+    """Validation records of the bundled spec (see ``Spec.validation_record``), one per line."""
+    return _locate("openapi/validated.txt")
+
+
+def known_validations() -> frozenset[str]:
+    """The records in ``bundled_validations()``; none when the file is missing."""
+    try:
+        text = bundled_validations().read_text(encoding="utf-8")
+    except OSError:
+        return frozenset()
+    return frozenset(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
 def spec_cache() -> Path:
     """Where the digests of documents that passed validation are kept."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"

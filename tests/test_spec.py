@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
-from mockserver.resources import bundled_spec
+from mockserver.resources import bundled_spec, known_validations
 from mockserver.spec import HTTP_METHODS, Spec, SpecError
 
 SPEC = Spec.load(bundled_spec())
@@ -297,3 +298,55 @@ def test_the_name_pattern_refuses_exactly_the_white_space_that_names_are_trimmed
     (pattern,) = patterns
     blank = {chr(c) for c in range(0x3100) if not re.search(pattern, chr(c))}
     assert blank == set(NAME_SPACE)
+
+
+# -- validation once per document and validator version ----------------------------------------------
+
+
+def test_the_bundled_spec_ships_a_record_of_its_validation() -> None:
+    """A first start skips the slowest step, validating the document, because the bundled spec
+    ships its record. The record must name the document as it is now (rerun `make spec-record`
+    after changing openapi/), and the document must pass the validator installed here."""
+    spec = Spec.load(bundled_spec())
+    spec.validate()  # no cache, no known records: a real validation
+    digest, validator = spec.validation_record().split(" ")
+    shipped = known_validations()
+    assert any(record.startswith(f"{digest} ") for record in shipped), (
+        f"openapi/validated.txt does not name the bundled spec as it is now; run `make spec-record` ({digest})"
+    )
+    assert all(record.split(" ")[1].startswith("openapi-spec-validator==") for record in shipped)
+    assert validator.startswith("openapi-spec-validator==")
+
+
+def invalid_document() -> dict[str, Any]:
+    import copy
+
+    document = copy.deepcopy(DOC)
+    document["info"]["version"] = 3  # must be a string; only the validator looks at it
+    return document
+
+
+def test_a_known_record_or_a_cached_one_skips_validation_and_nothing_else_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = Spec(invalid_document())
+    with pytest.raises(SpecError, match="not a valid OpenAPI document"):
+        spec.validate(cache=tmp_path)
+    assert list(tmp_path.iterdir()) == []  # a failed validation is not recorded
+    spec.validate(known=frozenset({spec.validation_record()}))  # the record stands for a validation done
+    changed = invalid_document()
+    changed["info"]["title"] = "changed"
+    with pytest.raises(SpecError):  # a record names one document: any change validates again
+        Spec(changed).validate(known=frozenset({spec.validation_record()}))
+
+    valid = Spec.load(bundled_spec())
+    valid.validate(cache=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 1
+
+    def must_not_run(document: Any) -> None:
+        raise AssertionError("validated again")
+
+    monkeypatch.setattr("openapi_spec_validator.validate", must_not_run)
+    valid.validate(cache=tmp_path)  # the cached record is enough
+    with pytest.raises(AssertionError, match="validated again"):
+        valid.validate()
