@@ -117,8 +117,6 @@ def run(settings: ContractSettings, out: TextIO | None = None) -> int:
         except KeyboardInterrupt:
             session.results.interrupted = True
         finally:
-            if session.stopping:
-                session.results.interrupted = True
             # A run stopped before its first change has nothing to clean up.
             if exit_codes or ownership.created():
                 cleanup = _shielded(session.cleanup, lambda exc: Cleanup((), (f"cleanup failed: {exc}",)))
@@ -235,7 +233,7 @@ def _passes(
             session.results.family = family
             code = _schemathesis(schemathesis_arguments(settings, config, operation_ids))
             codes.append(code)
-            if code == INTERRUPTED or session.results.interrupted or session.stopping:
+            if code == INTERRUPTED or session.results.interrupted:
                 session.results.interrupted = True
                 break
     return codes
@@ -279,42 +277,43 @@ def _schemathesis(arguments: list[str]) -> int:
 def _stop_on_signals(session: Session) -> Iterator[None]:
     """Ctrl-C, or the SIGTERM a CI runner stops a job with, stops the run; the cleanup still runs.
 
-    The handler raises KeyboardInterrupt as Python's own does, and first marks the session as
-    stopping. The mark is what makes the stop certain: an interrupt can be raised where it is lost
-    (inside a finaliser, where Python only prints it), and then the hooks still refuse to send
-    another case and the pass loop still ends. A SIGINT that was ignored when we started (a job
-    put in the background by a shell) stays ignored.
+    The handler marks the session as stopped, then raises KeyboardInterrupt as Python's own does.
+    The mark is what makes the stop certain: an interrupt can be raised where it is lost (inside a
+    finaliser, or where Schemathesis swallows it), and then the hooks still refuse to send another
+    case and the pass loop still ends. A SIGINT that was ignored when we started (a job put in the
+    background by a shell) stays ignored.
     """
-    if not _in_main_thread():
-        yield
-        return
 
     def stop(signum: int, frame: Any) -> None:
         session.stop()
         raise KeyboardInterrupt
 
-    signals = [signal.SIGTERM]
+    stopping = [signal.SIGTERM]
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-        signals.append(signal.SIGINT)
-    previous = {sig: signal.signal(sig, stop) for sig in signals}
-    try:
+        stopping.append(signal.SIGINT)
+    with _handling(stopping, stop):
         yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _shielded(action: Callable[[], T], on_error: Callable[[Exception], T]) -> T:
     """Run ``action`` with Ctrl-C and SIGTERM ignored: a second Ctrl-C must not stop the cleanup."""
-    signals = (signal.SIGINT, signal.SIGTERM) if _in_main_thread() else ()
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in signals}
+    with _handling([signal.SIGINT, signal.SIGTERM], signal.SIG_IGN):
+        try:
+            return action()
+        except Exception as exc:
+            return on_error(exc)
+
+
+@contextmanager
+def _handling(signals: list[signal.Signals], handler: Any) -> Iterator[None]:
+    """``handler`` for ``signals`` while inside, the previous ones after; nothing outside the main
+    thread, where Python does not allow setting handlers."""
+    previous = {sig: signal.signal(sig, handler) for sig in signals} if _in_main_thread() else {}
     try:
-        return action()
-    except Exception as exc:
-        return on_error(exc)
+        yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _in_main_thread() -> bool:

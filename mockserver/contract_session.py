@@ -59,7 +59,6 @@ class Session:
         self._done: set[str] = set()
         self._anchor: int | None = None
         self._lock = threading.RLock()
-        self._stopping = threading.Event()
 
     # -- what a request is -----------------------------------------------------------------------
 
@@ -80,12 +79,12 @@ class Session:
             return True
 
     def stop(self) -> None:
-        """Ctrl-C or SIGTERM arrived: no request of the run's cases may leave from now on."""
-        self._stopping.set()
+        """Ctrl-C or SIGTERM arrived: the run is interrupted, and no case of it may leave from now on."""
+        self.results.interrupted = True
 
     @property
     def stopping(self) -> bool:
-        return self._stopping.is_set()
+        return self.results.interrupted
 
     def refuse(self, reason: str) -> None:
         """Record a request the guard would not send."""
