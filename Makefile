@@ -9,13 +9,25 @@ PORT ?= 8080
 PRISM := .bench/node_modules/.bin/prism
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo) DEBIAN_FRONTEND=noninteractive
 
-.PHONY: serve test lint check bench clean spec-record
+LOCK := requirements.lock
+# uv writes the lock for every platform (--universal) from pyproject.toml's ranges, with hashes.
+COMPILE = $(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
+	--generate-hashes --quiet --output-file $(LOCK)
 
-$(STAMP): pyproject.toml
+.PHONY: serve test lint check bench clean spec-record lock lock-upgrade
+
+# Exactly the locked versions (hashes checked), then the package itself without resolving anything.
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes --requirement $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --editable .
 	touch $(STAMP)
+
+lock: $(STAMP)  ## after editing pyproject.toml's dependencies: rewrite requirements.lock, keeping the pins that still fit
+	$(COMPILE)
+
+lock-upgrade: $(STAMP)  ## take the newest versions pyproject.toml's ranges allow into requirements.lock
+	$(COMPILE) --upgrade
 
 STATE ?= .mockserver/state.sqlite
 
@@ -30,10 +42,11 @@ test: $(STAMP)  ## the whole test suite, Schemathesis and the /docs browser test
 		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
 	$(BIN)/pytest
 
-lint: $(STAMP)  ## ruff and mypy (strict) on the package
+lint: $(STAMP)  ## ruff, mypy (strict) and the declared dependencies (deptry)
 	$(BIN)/ruff check mockserver tests bench
 	$(BIN)/ruff format --check mockserver tests bench
 	$(BIN)/mypy
+	$(BIN)/deptry .
 
 check: lint test
 
