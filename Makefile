@@ -52,7 +52,7 @@ check: lint test
 
 # A start skips validating a document whose record is known; tests/test_spec.py fails until this is rerun.
 spec-record: $(STAMP)  ## after changing openapi/: validate the bundled spec and record it in openapi/validated.txt
-	$(BIN)/python -c 'from mockserver.spec import Spec; from mockserver.resources import bundled_spec, bundled_validations; \
+	$(BIN)/python -c 'from mockserver.spec.document import Spec; from mockserver.resources import bundled_spec, bundled_validations; \
 	spec = Spec.load(bundled_spec()); spec.validate(); \
 	bundled_validations().write_text("# Written by make spec-record, checked by tests/test_spec.py.\n" + spec.validation_record() + "\n")'
 

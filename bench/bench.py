@@ -179,7 +179,7 @@ def in_process() -> None:
     from werkzeug.wrappers import Request
 
     from mockserver import create_app
-    from mockserver.validation import Answer
+    from mockserver.spec.validation import Answer
 
     app = create_app()
     mock = app.extensions["mockserver"]

@@ -10,20 +10,20 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "ApiError": "mockserver.errors",
-    "BackgroundServer": "mockserver.server",
-    "FixtureError": "mockserver.fixtures",
-    "Mock": "mockserver.context",
+    "ApiError": "mockserver.spec.errors",
+    "BackgroundServer": "mockserver.server.serving",
+    "FixtureError": "mockserver.domain.fixtures",
+    "Mock": "mockserver.server.context",
     "Settings": "mockserver.settings",
     "SettingsError": "mockserver.settings",
-    "Spec": "mockserver.spec",
-    "SpecError": "mockserver.spec",
-    "State": "mockserver.store",
-    "Store": "mockserver.store",
-    "Violation": "mockserver.context",
-    "create_app": "mockserver.app",
-    "current_mock": "mockserver.context",
-    "load_spec": "mockserver.app",
+    "Spec": "mockserver.spec.document",
+    "SpecError": "mockserver.spec.document",
+    "State": "mockserver.domain.store",
+    "Store": "mockserver.domain.store",
+    "Violation": "mockserver.server.context",
+    "create_app": "mockserver.server.app",
+    "current_mock": "mockserver.server.context",
+    "load_spec": "mockserver.server.app",
 }
 __all__ = [
     "ApiError",
@@ -43,14 +43,14 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from mockserver.app import create_app, load_spec
-    from mockserver.context import Mock, Violation, current_mock
-    from mockserver.errors import ApiError
-    from mockserver.fixtures import FixtureError
-    from mockserver.server import BackgroundServer
+    from mockserver.domain.fixtures import FixtureError
+    from mockserver.domain.store import State, Store
+    from mockserver.server.app import create_app, load_spec
+    from mockserver.server.context import Mock, Violation, current_mock
+    from mockserver.server.serving import BackgroundServer
     from mockserver.settings import Settings, SettingsError
-    from mockserver.spec import Spec, SpecError
-    from mockserver.store import State, Store
+    from mockserver.spec.document import Spec, SpecError
+    from mockserver.spec.errors import ApiError
 
 
 def __getattr__(name: str) -> Any:

@@ -11,10 +11,10 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from mockserver.fixtures import FixtureError
-from mockserver.persistence import StateFileError
+from mockserver.domain.fixtures import FixtureError
+from mockserver.server.persistence import StateFileError
 from mockserver.settings import Settings, SettingsError
-from mockserver.spec import SpecError
+from mockserver.spec.document import SpecError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,7 +113,7 @@ def _add_contract(commands: Any) -> None:
 def _contract(args: argparse.Namespace) -> int:
     import os
 
-    from mockserver.contract import ContractError, run, settings_from
+    from mockserver.contract.runner import ContractError, run, settings_from
 
     try:
         settings = settings_from(vars(args), os.environ)
@@ -124,8 +124,8 @@ def _contract(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from mockserver.app import create_app
-    from mockserver.server import serve
+    from mockserver.server.app import create_app
+    from mockserver.server.serving import serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     # waitress warns for every request that waits for a thread under load; one request line is enough.
@@ -140,7 +140,7 @@ def _serve(args: argparse.Namespace) -> int:
     # A service manager stops us with SIGTERM; treat it like Ctrl-C so the socket closes cleanly.
     signal.signal(signal.SIGTERM, _interrupt)
     if settings.watch:
-        from mockserver.reload import Reloader
+        from mockserver.server.reload import Reloader
 
         Reloader(app).start()
     # openapi-core explains refused requests; load it once the server is up, not on the first error.
@@ -156,7 +156,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _load_reference_validator(app: Any) -> None:
-    import mockserver.reference  # noqa: F401
+    import mockserver.spec.reference  # noqa: F401
 
     app.extensions["mockserver"].spec.openapi  # noqa: B018 - builds it
 

@@ -27,9 +27,9 @@ if TYPE_CHECKING:
     from flask import Flask
     from flask.testing import FlaskClient
 
-    from mockserver.context import Mock
-    from mockserver.journal import Entry
-    from mockserver.server import BackgroundServer
+    from mockserver.server.context import Mock
+    from mockserver.server.journal import Entry
+    from mockserver.server.serving import BackgroundServer
     from mockserver.settings import Settings
 
 DEFAULT_TOKEN = "mockserver-test"
@@ -50,14 +50,14 @@ class _Pool:
 
     def app(self, settings: Settings) -> Flask:
         if settings not in self._apps:
-            from mockserver.app import create_app
+            from mockserver.server.app import create_app
 
             self._apps[settings] = create_app(settings)
         return self._apps[settings]
 
     def url(self, settings: Settings) -> str:
         if settings not in self._servers:
-            from mockserver.server import BackgroundServer
+            from mockserver.server.serving import BackgroundServer
 
             self._servers[settings] = BackgroundServer(self.app(settings), port=0).start()
         return self._servers[settings].url
@@ -90,7 +90,7 @@ class MockServer:
 
     def reset(self, empty: bool = False) -> None:
         """Back to the fixtures (or to no profiles at all), with an empty journal."""
-        from mockserver.store import State
+        from mockserver.domain.store import State
 
         self.mock.store.reset()
         if empty:

@@ -21,7 +21,7 @@ class SettingsError(ValueError):
 
 
 class ValidationMode(StrEnum):
-    """How messages are checked against the spec (see mockserver.validation)."""
+    """How messages are checked against the spec (see mockserver.spec.validation)."""
 
     FAST = "fast"
     REFERENCE = "reference"

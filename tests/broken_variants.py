@@ -26,9 +26,9 @@ from flask import Flask
 from werkzeug.wrappers import Request, Response
 
 from mockserver import Settings, create_app
-from mockserver.errors import BadRequest
 from mockserver.resources import bundled_api_keys, bundled_spec
-from mockserver.server import serve
+from mockserver.server.serving import serve
+from mockserver.spec.errors import BadRequest
 
 ADMIN_TOKEN = "bf-mgmt-ci-admin-7d1e4b"  # fixtures/api-keys.json
 PROFILE_PATH = re.compile(r"^/api/(governance/)?access-profiles/[^/]+")

@@ -15,7 +15,7 @@ from flask import Flask
 from werkzeug.test import TestResponse
 
 from mockserver import Mock, Settings, Spec, State, create_app
-from mockserver.fixtures import load_seed
+from mockserver.domain.fixtures import load_seed
 from mockserver.resources import bundled_api_keys, bundled_fixtures, bundled_spec
 
 pytest_plugins = ["pytester"]

@@ -21,10 +21,17 @@ from conftest import ADMIN_TOKEN, CANONICAL, VIEWER_TOKEN
 from serving import ROOT, Served, serve
 
 from mockserver import Spec
-from mockserver.contract import ContractError, ContractSettings, exit_code, plan, schemathesis_arguments, settings_from
-from mockserver.contract import run as contract_run
-from mockserver.contract_report import Outcome
-from mockserver.contract_results import Results
+from mockserver.contract.report import Outcome
+from mockserver.contract.results import Results
+from mockserver.contract.runner import (
+    ContractError,
+    ContractSettings,
+    exit_code,
+    plan,
+    schemathesis_arguments,
+    settings_from,
+)
+from mockserver.contract.runner import run as contract_run
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 SAFE_LOG_LINE = re.compile(r"^\S+ (GET|OPTIONS|TRACE) ")

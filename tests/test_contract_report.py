@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from mockserver import Spec
-from mockserver.contract_config import schemathesis_settings, to_toml
-from mockserver.contract_report import Outcome, junit, markdown, text, write
-from mockserver.contract_results import Results
+from mockserver.contract.config import schemathesis_settings, to_toml
+from mockserver.contract.report import Outcome, junit, markdown, text, write
+from mockserver.contract.results import Results
 
 ROOT = Path(__file__).resolve().parent.parent
 UPDATE = "PUT /api/governance/access-profiles/{profile_id}"

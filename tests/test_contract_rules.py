@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from mockserver import Spec
-from mockserver.contract_rules import (
+from mockserver.contract.rules import (
     UpdateLimits,
     filter_problems,
     history_problem,
@@ -21,7 +21,7 @@ from mockserver.contract_rules import (
     rate_limit_kept,
     version_step,
 )
-from mockserver.spec import PageSize
+from mockserver.spec.document import PageSize
 
 UPDATE_FIELDS = frozenset({"name", "description", "tags", "budgets", "rate_limit", "auto_rotation_interval"})
 BEFORE: dict[str, Any] = {

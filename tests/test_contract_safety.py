@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mockserver.contract_safety import NAME_PREFIX, NOT_AN_ID, Guard, Ownership, is_numeric_free, profile_id_of
+from mockserver.contract.safety import NAME_PREFIX, NOT_AN_ID, Guard, Ownership, is_numeric_free, profile_id_of
 
 BASE = "http://deployment.test:8080"
 COLLECTIONS = ("/api/governance/access-profiles", "/api/access-profiles")

@@ -11,10 +11,10 @@ from conftest import ADMIN_TOKEN, CANONICAL, LEGACY
 from flask import Flask
 
 from mockserver import BackgroundServer, Spec
-from mockserver.contract_hooks import after_call, prepare
-from mockserver.contract_http import RequestsHttp, UnsafeRequest, WsgiHttp, guarded
-from mockserver.contract_safety import NOT_AN_ID, Guard, Ownership
-from mockserver.contract_session import Session, activate, active
+from mockserver.contract.hooks import after_call, prepare
+from mockserver.contract.http import RequestsHttp, UnsafeRequest, WsgiHttp, guarded
+from mockserver.contract.safety import NOT_AN_ID, Guard, Ownership
+from mockserver.contract.session import Session, activate, active
 from mockserver.resources import bundled_api_keys, bundled_spec
 
 AUTH = f"Bearer {ADMIN_TOKEN}"
@@ -143,7 +143,7 @@ def test_the_guard_stops_requests_the_run_may_not_send(served: BackgroundServer,
 
 
 def test_a_run_never_changes_users_copies_but_reads_them() -> None:
-    from mockserver.contract import ContractSettings, plan
+    from mockserver.contract.runner import ContractSettings, plan
     from mockserver.resources import bundled_spec
 
     spec = Spec.load(bundled_spec())

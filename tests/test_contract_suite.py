@@ -4,7 +4,7 @@
     MOCKSERVER_CONTRACT_TOKEN=... pytest tests/test_contract_suite.py --api-url https://bifrost.staging.example
 
 Every generated case is sent with ``case.call_and_validate()``: Schemathesis's checks and the
-contract's own (``mockserver.contract_checks``). As in a ``mockserver contract`` run, a change only
+contract's own (``mockserver.contract.checks``). As in a ``mockserver contract`` run, a change only
 ever reaches a profile the suite created, names carry the run's prefix, and the suite deletes its
 profiles at the end. The two path families are tested as two APIs (see test_schemathesis_app.py).
 """
@@ -25,13 +25,13 @@ from flask import Flask
 from hypothesis import HealthCheck, settings
 
 from mockserver import Settings, Spec, create_app
-from mockserver import contract_checks as _checks  # noqa: F401 - registers the contract's checks
-from mockserver import contract_hooks as _hooks  # noqa: F401 - registers the hooks that keep the suite safe
-from mockserver.contract import ContractSettings, preflight, settings_from
-from mockserver.contract_config import schemathesis_settings
-from mockserver.contract_http import Http, RequestsHttp, WsgiHttp, guarded
-from mockserver.contract_safety import Guard, Ownership
-from mockserver.contract_session import Session, activate
+from mockserver.contract import checks as _checks  # noqa: F401 - registers the contract's checks
+from mockserver.contract import hooks as _hooks  # noqa: F401 - registers the hooks that keep the suite safe
+from mockserver.contract.config import schemathesis_settings
+from mockserver.contract.http import Http, RequestsHttp, WsgiHttp, guarded
+from mockserver.contract.runner import ContractSettings, preflight, settings_from
+from mockserver.contract.safety import Guard, Ownership
+from mockserver.contract.session import Session, activate
 from mockserver.resources import bundled_api_keys, bundled_spec
 
 pytestmark = pytest.mark.slow

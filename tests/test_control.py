@@ -7,7 +7,7 @@ import json
 from conftest import CANONICAL, Api, error_of
 
 from mockserver.resources import bundled_spec
-from mockserver.spec import Spec
+from mockserver.spec.document import Spec
 
 
 def test_health_reports_what_is_served(api: Api) -> None:

@@ -15,8 +15,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from serving import serve
 
-from mockserver.docs_page import DOCS_TOKEN
 from mockserver.resources import bundled_api_keys, bundled_fixtures
+from mockserver.server.docs_page import DOCS_TOKEN
 
 # What a file's extension says it must be served as.
 CONTENT_TYPES = {

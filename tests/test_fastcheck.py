@@ -21,9 +21,10 @@ from schemathesis_config import config
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from mockserver import Settings, create_app, reference
-from mockserver.fastcheck import for_spec
+from mockserver import Settings, create_app
 from mockserver.resources import bundled_api_keys
+from mockserver.spec import reference
+from mockserver.spec.fastcheck import for_spec
 
 APP = create_app(Settings(api_keys=bundled_api_keys(), validation="shadow"))
 MOCK = APP.extensions["mockserver"]
@@ -122,7 +123,7 @@ def mutated(draw: st.DrawFn, payload: Any) -> Any:
 
 
 def reference_accepts(method: str, path: str, status: int, payload: Any, headers: dict[str, str]) -> bool:
-    from mockserver.validation import Answer
+    from mockserver.spec.validation import Answer
 
     request = Request(EnvironBuilder(method=method, path=path).get_environ())
     return not reference.response_problems(SPEC, request, Answer(status, payload, headers).to_response())

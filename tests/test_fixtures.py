@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from mockserver.fixtures import FixtureError, load_api_keys, load_seed
+from mockserver.domain.fixtures import FixtureError, load_api_keys, load_seed
 from mockserver.resources import bundled_api_keys, bundled_fixtures, bundled_spec
-from mockserver.spec import Spec
+from mockserver.spec.document import Spec
 
 SPEC = Spec.load(bundled_spec())
 PERMISSIONS = frozenset(op.permission for op in SPEC.operations.values())

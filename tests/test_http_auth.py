@@ -13,10 +13,10 @@ from conftest import ADMIN_TOKEN, CANONICAL, LEGACY, PREFIXES, PROVISIONER_TOKEN
 from flask import Flask
 from werkzeug.test import TestResponse
 
-from mockserver.fixtures import load_seed
+from mockserver.domain.fixtures import load_seed
+from mockserver.domain.store import State
 from mockserver.resources import bundled_api_keys, bundled_fixtures, bundled_spec
-from mockserver.spec import Spec
-from mockserver.store import State
+from mockserver.spec.document import Spec
 
 ADMIN_LOGIN = basic("admin", "bifrost-admin")  # fixtures/api-keys.json; any Basic login works when permissive
 LEGACY_ADMIN_BEARER = "Bearer " + base64.b64encode(b"admin:bifrost-admin").decode()

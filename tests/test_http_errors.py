@@ -13,7 +13,7 @@ from conftest import CANONICAL, LEGACY, PREFIXES, Api, error_of
 from flask import Flask
 from werkzeug.test import TestResponse
 
-from mockserver.store import State
+from mockserver.domain.store import State
 
 MIB = 1024 * 1024
 ENVELOPE_KEYS = {"is_bifrost_error", "status_code", "error", "extra_fields"}

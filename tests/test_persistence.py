@@ -21,8 +21,8 @@ from flask import Flask
 from serving import ROOT, serve
 
 from mockserver import Settings, create_app
-from mockserver.persistence import SqliteState, StateFileError
-from mockserver.reload import Reloader
+from mockserver.server.persistence import SqliteState, StateFileError
+from mockserver.server.reload import Reloader
 
 AUTH = {"Authorization": "Bearer keeper"}
 

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from conftest import FIXED_NOW, FakeClock
 
-from mockserver.errors import ApiError, BadRequest, Conflict, NotFound
-from mockserver.profiles import Profiles
-from mockserver.spec import Spec
-from mockserver.store import Record, State, Store
-from mockserver.timeutil import format_timestamp
+from mockserver.domain.profiles import Profiles
+from mockserver.domain.store import Record, State, Store
+from mockserver.domain.timeutil import format_timestamp
+from mockserver.spec.document import Spec
+from mockserver.spec.errors import ApiError, BadRequest, Conflict, NotFound
 
 ACTOR = "tester"
 NOW = "2026-11-26T12:00:00Z"  # FIXED_NOW as the API writes it

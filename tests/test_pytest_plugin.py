@@ -102,8 +102,8 @@ def test_a_broken_answer_of_the_mock_fails_the_test(pytester: pytest.Pytester) -
     result = run(
         pytester,
         """
-        from mockserver import routes
-        from mockserver.validation import Answer
+        from mockserver.server import routes
+        from mockserver.spec.validation import Answer
 
         def test_gets_a_broken_answer(mockserver, monkeypatch):
             monkeypatch.setitem(routes.HANDLERS, "getAccessProfile", lambda mock, call, who: Answer(200, {"x": 1}))

@@ -10,9 +10,9 @@ import pytest
 from conftest import CANONICAL, LEGACY, Api, error_of
 from flask import Flask
 
-from mockserver import routes
-from mockserver.context import Mock
-from mockserver.validation import Answer, Call
+from mockserver.server import routes
+from mockserver.server.context import Mock
+from mockserver.spec.validation import Answer, Call
 
 
 def broken_get(change: Callable[[dict[str, Any]], None]) -> Callable[[Mock, Call, Any], Answer]:

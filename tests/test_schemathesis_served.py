@@ -15,7 +15,7 @@ from schemathesis_config import CANONICAL_PATHS, LEGACY_PATHS
 from serving import ROOT, serve
 
 from mockserver.resources import bundled_spec
-from mockserver.spec import Spec
+from mockserver.spec.document import Spec
 
 pytestmark = pytest.mark.slow
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")

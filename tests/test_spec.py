@@ -10,7 +10,7 @@ from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
 from mockserver.resources import bundled_spec, known_validations
-from mockserver.spec import HTTP_METHODS, Spec, SpecError
+from mockserver.spec.document import HTTP_METHODS, Spec, SpecError
 
 SPEC = Spec.load(bundled_spec())
 DOC = SPEC.document
@@ -289,7 +289,7 @@ def test_routes_put_literal_paths_first() -> None:
 def test_the_name_pattern_refuses_exactly_the_white_space_that_names_are_trimmed_of() -> None:
     import re
 
-    from mockserver.profiles import NAME_SPACE
+    from mockserver.domain.profiles import NAME_SPACE
 
     patterns = {
         DOC["components"]["schemas"][name]["properties"]["name"]["pattern"]

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from conftest import FIXED_NOW, FakeClock
 
-from mockserver.fixtures import load_seed
-from mockserver.profiles import Profiles
+from mockserver.domain.fixtures import load_seed
+from mockserver.domain.profiles import Profiles
+from mockserver.domain.store import State, Store
 from mockserver.resources import bundled_fixtures
-from mockserver.spec import Spec
-from mockserver.store import State, Store
+from mockserver.spec.document import Spec
 
 ACTOR = "tester"
 TIMEOUT = 5.0  # seconds; only reached when a lock misbehaves

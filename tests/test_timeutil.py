@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from mockserver.timeutil import format_duration, format_timestamp, parse_duration, parse_timestamp
+from mockserver.domain.timeutil import format_duration, format_timestamp, parse_duration, parse_timestamp
 
 US = 1_000
 MS = 1_000_000

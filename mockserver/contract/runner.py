@@ -1,0 +1,327 @@
+"""``mockserver contract``: check a Bifrost deployment (or a served mock) against the spec.
+
+A run checks that it can reach the API, then runs Schemathesis once per path family (all phases,
+every built-in check and ``contract.checks``), deletes the profiles it created, and reports.
+Schemathesis runs in this process, so the hooks and checks registered here apply to it.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+from mockserver.contract import report
+from mockserver.contract.config import schemathesis_settings, to_toml
+from mockserver.contract.http import RequestsHttp, Unreachable, authorization_header, guarded
+from mockserver.contract.results import Results
+from mockserver.contract.safety import Guard, Ownership
+from mockserver.contract.session import AnchorError, Cleanup, Session, activate, collection_of, profile_collections
+from mockserver.resources import bundled_spec, known_validations, spec_cache
+from mockserver.spec.document import Spec, SpecError
+
+ENV_PREFIX = "MOCKSERVER_CONTRACT_"
+ALL_PHASES = "examples,coverage,fuzzing,stateful"
+# (name, whether its operations are the deprecated aliases)
+FAMILIES = (("canonical", False), ("deprecated", True))
+INTERRUPTED = 130  # Schemathesis's exit code after Ctrl-C
+T = TypeVar("T")
+
+
+class ContractError(ValueError):
+    """The options of a run cannot work together."""
+
+
+@dataclass(frozen=True)
+class ContractSettings:
+    """Everything a contract run needs to know."""
+
+    base_url: str
+    authorization: str | None = None
+    spec: Path = field(default_factory=bundled_spec)
+    max_examples: int | None = None
+    seed: int | None = None
+    checks: str = "all"
+    exclude_checks: str | None = None
+    phases: str = ALL_PHASES
+    # Canonical operationIds to test (their deprecated twins follow); empty means all.
+    operations: tuple[str, ...] = ()
+    report_dir: Path | None = None
+    legacy_paths: bool = True
+    read_only: bool = False
+    timeout: float = 30.0
+
+
+def settings_from(options: Mapping[str, Any], env: Mapping[str, str]) -> ContractSettings:
+    """Settings from command-line ``options``; credentials and the URL may come from ``MOCKSERVER_CONTRACT_*``."""
+    base_url = options.get("base_url") or env.get(ENV_PREFIX + "BASE_URL")
+    if not base_url:
+        raise ContractError(f"--base-url is required (or set {ENV_PREFIX}BASE_URL)")
+    token = options.get("token") or env.get(ENV_PREFIX + "TOKEN")
+    basic = options.get("basic") or env.get(ENV_PREFIX + "BASIC")
+    if token and basic:
+        raise ContractError("give a bearer token or Basic credentials, not both")
+    if basic and ":" not in basic:
+        raise ContractError("Basic credentials are written user:password")
+    values: dict[str, Any] = {
+        "base_url": base_url,
+        "authorization": authorization_header(token, basic),
+        "operations": tuple(op.strip() for op in (options.get("operations") or "").split(",") if op.strip()),
+    }
+    for name in ("spec", "max_examples", "seed", "checks", "exclude_checks", "phases", "report_dir", "legacy_paths"):
+        if options.get(name) is not None:
+            values[name] = options[name]
+    values["read_only"] = bool(options.get("read_only"))
+    return ContractSettings(**values)
+
+
+def run(settings: ContractSettings, out: TextIO | None = None) -> int:
+    """Run the contract checks; returns the exit code (0 passed, 1 contract failures, 2 could not run)."""
+    out = out or sys.stdout
+    started = time.monotonic()
+    try:
+        spec = Spec.load(settings.spec)
+        # As `mockserver serve` does: a broken spec stops the run here.
+        spec.validate(cache=spec_cache(), known=known_validations())
+        passes = plan(spec, settings)
+        ownership = Ownership(max_name_length=spec.limit("CreateAccessProfileRequest", "name", "maxLength"))
+        http = RequestsHttp(settings.base_url, settings.authorization, settings.timeout)
+        session = Session(spec, http, ownership, read_only=settings.read_only)
+    except (SpecError, ContractError) as exc:
+        print(f"mockserver contract: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyError as exc:  # a schema the checks rely on is missing
+        print(f"mockserver contract: error: {settings.spec}: no schema {exc}", file=sys.stderr)
+        return 2
+    # Importing registers the checks and hooks with Schemathesis.
+    from mockserver.contract import checks, hooks  # noqa: F401
+
+    guard = Guard(ownership, settings.base_url, session.collections, read_only=settings.read_only)
+    problems: list[str] = []
+    exit_codes: list[int] = []
+    cleanup = Cleanup((), ())
+    _say(out, f"mockserver contract: {settings.base_url} against {settings.spec}")
+    with guarded(guard, session.refuse), activate(session), _stop_on_signals(session):
+        try:
+            problem = preflight(session, settings, out)
+            if problem is not None:
+                problems.append(problem)
+            else:
+                exit_codes = _passes(session, settings, passes, out)
+        except KeyboardInterrupt:
+            session.results.interrupted = True
+        finally:
+            # A run stopped before its first change has nothing to clean up.
+            if exit_codes or ownership.created():
+                cleanup = _shielded(session.cleanup, lambda exc: Cleanup((), (f"cleanup failed: {exc}",)))
+            http.close()
+    outcome = report.Outcome(
+        target=settings.base_url,
+        prefix=ownership.prefix,
+        read_only=settings.read_only,
+        seconds=time.monotonic() - started,
+        exit_code=0,
+        created=len(ownership.created()),
+        deleted=len(cleanup.deleted),
+        left_behind=cleanup.left,
+        refusals=tuple(session.refusals),
+        problems=tuple(problems),
+    )
+    outcome = replace(outcome, exit_code=exit_code(session.results, outcome, exit_codes))
+    out.write(report.text(session.results, outcome))
+    if settings.report_dir is not None:
+        for path in report.write(settings.report_dir, session.results, outcome):
+            _say(out, f"wrote {path}")
+    out.flush()
+    return outcome.exit_code
+
+
+def plan(spec: Spec, settings: ContractSettings) -> list[tuple[str, list[str]]]:
+    """(path family, operationIds) for each Schemathesis pass: canonical first, then the deprecated aliases."""
+    known = {op.canonical_id for op in spec.operations.values()}
+    unknown = sorted(set(settings.operations) - known)
+    if unknown:
+        raise ContractError(f"unknown operation {', '.join(unknown)}; choose from {', '.join(sorted(known))}")
+    passes = []
+    collections = profile_collections(spec)
+    for family, deprecated in FAMILIES:
+        if deprecated and not settings.legacy_paths:
+            continue
+        ids = sorted(
+            op.operation_id
+            for op in spec.operations.values()
+            if op.is_alias == deprecated
+            and (not settings.operations or op.canonical_id in settings.operations)
+            and (not settings.read_only or op.method == "GET")
+            # Changes outside the profile collections (to users' copies, their budget overrides
+            # and keys) would touch real users: a run only reads there.
+            and (op.method == "GET" or collection_of(op.path, collections) is not None)
+        )
+        if ids:
+            passes.append((family, ids))
+    if not passes:
+        raise ContractError("no operation left to test")
+    return passes
+
+
+def preflight(session: Session, settings: ContractSettings, out: TextIO) -> str | None:
+    """Why the run cannot start (unreachable, refused credentials, no API there), or None."""
+    collection = session.canonical_collection
+    url = settings.base_url.rstrip("/") + collection
+    try:
+        answer = session.http.request("GET", collection, query={"limit": 1})
+    except Unreachable as exc:
+        return f"cannot reach the API: {exc}"
+    if answer.status == 401:
+        return (
+            f"GET {url} answered 401: credentials missing or refused. Pass --token or --basic "
+            f"(or set {ENV_PREFIX}TOKEN or {ENV_PREFIX}BASIC)"
+        )
+    if answer.status == 403:
+        return f"GET {url} answered 403: the credentials lack the AccessProfiles:View permission"
+    if answer.status != 200 or not isinstance(answer.body, dict) or "access_profiles" not in answer.body:
+        return f"GET {url} answered {answer.describe()}; expected a page of access profiles. Is --base-url right?"
+    _say(out, f"  reached {url}: {answer.body.get('total_count')} profiles")
+    if settings.read_only:
+        _say(out, "  read-only: only GET, HEAD, OPTIONS and TRACE requests will be sent")
+        return None
+    try:
+        anchor = session.anchor(collection)
+    except (AnchorError, Unreachable) as exc:
+        return f"{exc}. Changes need AccessProfiles:Create, Update and Delete; use --read-only without them"
+    _say(
+        out,
+        f"  profiles created by this run are named {session.ownership.prefix}... and deleted at the end "
+        f"(first: {anchor}); no other profile is changed",
+    )
+    return None
+
+
+def exit_code(results: Results, outcome: report.Outcome, schemathesis_codes: list[int]) -> int:
+    """1 for contract failures; 2 when the run could not be completed or left something behind; else 0."""
+    if results.failures:
+        return 1
+    incomplete = (
+        outcome.problems
+        or results.interrupted
+        or results.errors
+        or outcome.refusals
+        or outcome.left_behind
+        or any(code not in (0, 1) for code in schemathesis_codes)
+    )
+    if incomplete:
+        return 2
+    # Schemathesis fails a run for warnings we made fatal, e.g. every answer being 401.
+    return 1 if 1 in schemathesis_codes else 0
+
+
+def _passes(
+    session: Session, settings: ContractSettings, passes: list[tuple[str, list[str]]], out: TextIO
+) -> list[int]:
+    codes = []
+    with tempfile.TemporaryDirectory(prefix="mockserver-contract-") as directory:
+        config = Path(directory, "schemathesis.toml")
+        config.write_text(to_toml(schemathesis_settings(session.spec, read_only=settings.read_only)), encoding="utf-8")
+        for number, (family, operation_ids) in enumerate(passes, 1):
+            _say(out, f"\n== pass {number}/{len(passes)}: {family} paths, {len(operation_ids)} operations ==")
+            session.results.family = family
+            code = _schemathesis(schemathesis_arguments(settings, config, operation_ids))
+            codes.append(code)
+            if code == INTERRUPTED or session.results.interrupted:
+                session.results.interrupted = True
+                break
+    return codes
+
+
+def schemathesis_arguments(settings: ContractSettings, config: Path, operation_ids: list[str]) -> list[str]:
+    """The ``schemathesis`` command line of one pass."""
+    arguments = ["--config-file", str(config), "run", str(settings.spec), "--url", settings.base_url]
+    arguments += ["--checks", settings.checks, "--phases", settings.phases, "--workers", "1"]
+    for operation_id in operation_ids:
+        arguments += ["--include-operation-id", operation_id]
+    if settings.authorization:
+        arguments += ["--header", f"Authorization: {settings.authorization}"]
+    if settings.exclude_checks:
+        arguments += ["--exclude-checks", settings.exclude_checks]
+    if settings.max_examples is not None:
+        arguments += ["--max-examples", str(settings.max_examples)]
+    if settings.seed is not None:
+        arguments += ["--seed", str(settings.seed)]
+    return arguments
+
+
+def _schemathesis(arguments: list[str]) -> int:
+    """Run ``schemathesis`` in this process; its exit code."""
+    import click
+    from schemathesis.cli import schemathesis as command
+
+    try:
+        result = command.main(args=arguments, prog_name="schemathesis", standalone_mode=False)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    except click.exceptions.Abort:
+        return INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    return result if isinstance(result, int) else 0
+
+
+@contextmanager
+def _stop_on_signals(session: Session) -> Iterator[None]:
+    """Ctrl-C, or the SIGTERM a CI runner stops a job with, stops the run; the cleanup still runs.
+
+    The handler marks the session as stopped, then raises KeyboardInterrupt as Python's own does.
+    The mark is what makes the stop certain: an interrupt can be raised where it is lost (inside a
+    finaliser, or where Schemathesis swallows it), and then the hooks still refuse to send another
+    case and the pass loop still ends. A SIGINT that was ignored when we started (a job put in the
+    background by a shell) stays ignored.
+    """
+
+    def stop(signum: int, frame: Any) -> None:
+        session.stop()
+        raise KeyboardInterrupt
+
+    stopping = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        stopping.append(signal.SIGINT)
+    with _handling(stopping, stop):
+        yield
+
+
+def _shielded(action: Callable[[], T], on_error: Callable[[Exception], T]) -> T:
+    """Run ``action`` with Ctrl-C and SIGTERM ignored: a second Ctrl-C must not stop the cleanup."""
+    with _handling([signal.SIGINT, signal.SIGTERM], signal.SIG_IGN):
+        try:
+            return action()
+        except Exception as exc:
+            return on_error(exc)
+
+
+@contextmanager
+def _handling(signals: list[signal.Signals], handler: Any) -> Iterator[None]:
+    """``handler`` for ``signals`` while inside, the previous ones after; nothing outside the main
+    thread, where Python does not allow setting handlers."""
+    previous = {sig: signal.signal(sig, handler) for sig in signals} if _in_main_thread() else {}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _say(out: TextIO, line: str) -> None:
+    out.write(line + "\n")
+    out.flush()

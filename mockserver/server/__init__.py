@@ -1,0 +1,12 @@
+"""The mock on HTTP: the Flask app, its WSGI edge, the control routes and the state file.
+
+- ``app``: ``create_app(settings)``, the one place that wires the mock.
+- ``routes``: the API's WSGI entry and dispatch table; ``context``: ``Mock``, the per-app state.
+- ``control``: ``/__mock/*`` and ``/openapi.json``; ``docs_page``: ``/docs``.
+- ``prefer``: ``Prefer`` and chaos; ``cors``: the CORS middleware; ``journal``: the request journal.
+- ``persistence``: ``--state`` (SQLite); ``reload``: watching the spec and fixture files.
+- ``serving``: waitress in the foreground or on a thread.
+
+May import: ``domain``, ``spec``, ``settings``, ``resources``. The only package that imports Flask.
+Never the contract runner.
+"""

@@ -1,0 +1,92 @@
+"""``create_app``: the one place that wires the mock together."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+
+from flask import Flask
+
+from mockserver.domain.auth import Authenticator
+from mockserver.domain.copies import Copies
+from mockserver.domain.fixtures import load_api_keys, load_seed
+from mockserver.domain.history import History
+from mockserver.domain.profiles import Profiles
+from mockserver.domain.roles import Roles
+from mockserver.domain.store import Store, fixed_clock, utc_now
+from mockserver.domain.timeutil import parse_timestamp
+from mockserver.resources import known_validations, spec_cache
+from mockserver.server import control, docs_page, routes
+from mockserver.server.context import Mock, Violation
+from mockserver.server.cors import Cors
+from mockserver.server.persistence import SqliteState
+from mockserver.server.prefer import Chaos
+from mockserver.settings import Settings, SettingsError
+from mockserver.spec.document import Spec, SpecError
+from mockserver.spec.validation import Validator
+
+
+@lru_cache(maxsize=8)
+def load_spec(path: Path, mtime_ns: int) -> Spec:
+    """One validated spec per file version and process."""
+    spec = Spec.load(path)
+    spec.validate(cache=spec_cache(), known=known_validations())
+    return spec
+
+
+def _clock(settings: Settings) -> Callable[[], datetime]:
+    if settings.clock is None:
+        return utc_now
+    try:
+        instant = parse_timestamp(settings.clock)
+    except ValueError as exc:
+        raise SettingsError(f"clock: {exc}") from None
+    return fixed_clock(instant, settings.clock_ticking)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """A mock serving ``settings.spec`` with the state of ``settings.fixtures``."""
+    settings = settings or Settings()
+    try:
+        spec = load_spec(settings.spec.resolve(), settings.spec.stat().st_mtime_ns)
+    except OSError as exc:
+        raise SpecError(f"cannot read spec {settings.spec}: {exc.strerror}") from None
+    routes.check_handlers(spec)
+    clock = _clock(settings)
+    persistence = SqliteState(settings.state) if settings.state else None
+    saved = persistence.load() if persistence is not None and not settings.fresh else None
+    store = Store(
+        load_seed(settings.fixtures, spec, clock),
+        clock=clock,
+        persistence=persistence,
+        saved=saved,
+        sequential_ids=settings.sequential_ids,
+    )
+    permissions = frozenset(op.permission for op in spec.operations.values())
+    keyring = load_api_keys(settings.api_keys, permissions) if settings.api_keys else None
+    mock = Mock(
+        settings=settings,
+        spec=spec,
+        store=store,
+        profiles=Profiles(store, spec),
+        roles=Roles(store),
+        copies=Copies(store, spec),
+        history=History(store, spec.page_size),
+        auth=Authenticator(keyring),
+        validator=Validator(spec, settings.max_body_bytes, settings.validation),
+    )
+    mock.validator.report = lambda request, op_id, message: mock.record(
+        Violation(op_id, request.method, request.path, None, (message,))
+    )
+    app = Flask("mockserver")
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["mockserver"] = mock
+    mock.chaos = Chaos(settings.latency_ms, settings.error_rate, settings.seed)
+    control.register(app)
+    docs_page.register(app)
+    routes.register(app, mock, lambda path: control.is_control(path) or docs_page.is_docs(path))
+    if settings.cors_origins:
+        app.wsgi_app = Cors(app.wsgi_app, settings.cors_origins)  # type: ignore[method-assign]
+    return app

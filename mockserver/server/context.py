@@ -1,0 +1,75 @@
+"""The per-app state every request handler works from."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import current_app
+
+from mockserver.domain.auth import Authenticator
+from mockserver.domain.copies import Copies
+from mockserver.domain.history import History
+from mockserver.domain.profiles import Profiles
+from mockserver.domain.roles import Roles
+from mockserver.domain.store import Store
+from mockserver.server.journal import Journal
+from mockserver.server.prefer import Chaos
+from mockserver.settings import Settings
+from mockserver.spec.document import Spec
+from mockserver.spec.validation import Validator
+
+log = logging.getLogger("mockserver")
+
+
+@dataclass(frozen=True)
+class Violation:
+    """An answer of ours that broke the contract, or a failure inside the mock."""
+
+    operation_id: str | None
+    method: str
+    path: str
+    status: int | None  # None: not about one answer (the validators disagreed)
+    problems: tuple[str, ...]
+
+    def __str__(self) -> str:
+        where = f"{self.operation_id or '(no operation)'} ({self.method} {self.path})"
+        what = f" answered {self.status}" if self.status is not None else ""
+        return f"{where}{what}: {'; '.join(self.problems)}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "operation_id": self.operation_id,
+            "method": self.method,
+            "path": self.path,
+            "status": self.status,
+            "problems": list(self.problems),
+        }
+
+
+@dataclass
+class Mock:
+    """Everything one app serves from, kept in ``app.extensions["mockserver"]``."""
+
+    settings: Settings
+    spec: Spec
+    store: Store
+    profiles: Profiles
+    roles: Roles
+    copies: Copies
+    history: History
+    auth: Authenticator
+    validator: Validator
+    journal: Journal = field(default_factory=Journal)
+    chaos: Chaos = field(default_factory=Chaos)
+    violations: list[Violation] = field(default_factory=list)
+
+    def record(self, violation: Violation) -> None:
+        log.error("contract violation: %s", violation)
+        self.violations.append(violation)
+
+
+def current_mock() -> Mock:
+    """The ``Mock`` of the app handling the current request."""
+    return current_app.extensions["mockserver"]  # type: ignore[no-any-return]

@@ -1,0 +1,156 @@
+"""Routes outside the spec: health, reset, recorded violations, and the served spec."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from mockserver.domain.store import State
+from mockserver.domain.timeutil import format_timestamp
+from mockserver.server.context import current_mock
+from mockserver.server.routes import error_response, json_response
+from mockserver.spec.errors import NotFound, Unauthorized, for_status
+
+bp = Blueprint("control", __name__)
+PREFIX = "/__mock/"
+SPEC_PATH = "/openapi.json"
+
+
+def is_control(path: str) -> bool:
+    """Whether a request path belongs to the routes of this module rather than to the API."""
+    return path.startswith(PREFIX) or path == SPEC_PATH
+
+
+@bp.get(PREFIX + "health")
+def health() -> Response:
+    mock = current_mock()
+    with mock.store.atomic() as state:
+        profiles = len(state.profiles)
+    info = mock.spec.document.get("info", {})
+    return json_response(
+        200,
+        {
+            "status": "ok",
+            "spec": {"title": info.get("title"), "version": info.get("version"), "source": mock.spec.source},
+            "fixtures": str(mock.settings.fixtures),
+            "profiles": profiles,
+            "auth": "api-keys" if mock.auth.keyring else "permissive",
+            "strict": mock.settings.strict,
+            "violations": len(mock.violations),
+        },
+    )
+
+
+@bp.post(PREFIX + "reset")
+def reset() -> Response:
+    mock = current_mock()
+    mock.store.reset()
+    with mock.store.atomic() as state:
+        profiles = len(state.profiles)
+    return json_response(200, {"message": "state reset to the loaded fixtures", "profiles": profiles})
+
+
+@bp.get(PREFIX + "violations")
+def violations() -> Response:
+    """What the mock answered against the contract so far (a CI job can assert this is empty)."""
+    return json_response(200, {"violations": [v.as_dict() for v in current_mock().violations]})
+
+
+@bp.delete(PREFIX + "violations")
+def clear_violations() -> Response:
+    current_mock().violations.clear()
+    return json_response(200, {"violations": []})
+
+
+@bp.before_request
+def require_control_token() -> Response | None:
+    """With ``--control-token``, every ``/__mock/`` route needs ``Authorization: Bearer <token>``.
+
+    ``/openapi.json`` stays open: it only shows the contract, and a browser page that reads it (one
+    opened by following a link) cannot add headers.
+    """
+    token = current_mock().settings.control_token
+    if not token or not request.path.startswith(PREFIX):
+        return None
+    if request.headers.get("Authorization", "") != f"Bearer {token}":
+        error = Unauthorized("the control API needs Authorization: Bearer <control token>")
+        response = error_response(error)
+        response.headers["WWW-Authenticate"] = 'Bearer realm="mockserver control"'
+        return response
+    return None
+
+
+@bp.get(PREFIX + "state")
+def state() -> Response:
+    """Everything the mock holds, as JSON."""
+    return json_response(200, current_mock().store.snapshot().to_dict())
+
+
+@bp.get(PREFIX + "snapshots")
+def snapshots() -> Response:
+    named = current_mock().store.named()
+    return json_response(200, {"snapshots": [_described(name, saved) for name, saved in sorted(named.items())]})
+
+
+@bp.post(PREFIX + "snapshots/<name>")
+def save_snapshot(name: str) -> Response:
+    """Save the whole state under a name (replacing a snapshot of that name)."""
+    store = current_mock().store
+    saved = store.save_named(name, format_timestamp(store.clock()))
+    return json_response(201, _described(name, saved))
+
+
+@bp.post(PREFIX + "snapshots/<name>/restore")
+def restore_snapshot(name: str) -> Response:
+    saved = current_mock().store.restore_named(name)
+    if saved is None:
+        return error_response(NotFound(f"no snapshot named {name!r}", "name"))
+    return json_response(200, {"message": f"state restored from snapshot {name!r}", **_described(name, saved)})
+
+
+@bp.delete(PREFIX + "snapshots/<name>")
+def delete_snapshot(name: str) -> Response:
+    if not current_mock().store.delete_named(name):
+        return error_response(NotFound(f"no snapshot named {name!r}", "name"))
+    return json_response(200, {"message": f"snapshot {name!r} deleted"})
+
+
+def _described(name: str, saved: tuple[State, str]) -> dict[str, Any]:
+    state, created_at = saved
+    return {"name": name, "created_at": created_at, "profiles": len(state.profiles)}
+
+
+@bp.get(PREFIX + "journal")
+def journal() -> Response:
+    """The request journal, oldest first; filter with ?operation_id=, ?method=, ?status=."""
+    args = request.args
+    status = args.get("status", type=int)
+    entries = current_mock().journal.entries(args.get("operation_id"), method=args.get("method"), status=status)
+    return json_response(200, {"entries": [e.as_dict() for e in entries]})
+
+
+@bp.delete(PREFIX + "journal")
+def clear_journal() -> Response:
+    current_mock().journal.clear()
+    return json_response(200, {"entries": []})
+
+
+@bp.get(SPEC_PATH)
+def openapi_document() -> Response:
+    return Response(current_mock().spec.json_bytes, mimetype="application/json")
+
+
+def _http_error(error: HTTPException) -> Response:
+    # Werkzeug's own errors (a control route called with a wrong method, say) in the envelope.
+    response = error_response(for_status(error.code or 500, error.description or error.name))
+    if error.code == 405 and error.valid_methods:  # type: ignore[attr-defined]
+        response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+    return response
+
+
+def register(app: Flask) -> None:
+    app.register_blueprint(bp)
+    app.register_error_handler(HTTPException, _http_error)

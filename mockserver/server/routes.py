@@ -1,0 +1,310 @@
+"""The API edge: every spec path goes through one view that routes, authenticates, validates,
+dispatches on operationId and checks the answer against the spec before it leaves."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask
+from werkzeug.wrappers import Request, Response
+
+from mockserver.domain.auth import Identity
+from mockserver.server import prefer
+from mockserver.server.context import Mock, Violation, log
+from mockserver.server.journal import REFUSED_AUTH, REFUSED_CONTRACT, REFUSED_ROUTE, Entry
+from mockserver.spec.document import Operation, Spec, SpecError
+from mockserver.spec.errors import ApiError, InternalError, MethodNotAllowed, NotFound
+from mockserver.spec.validation import Answer, Call
+
+Handler = Callable[[Mock, Call, Identity], Answer]
+
+
+def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
+    return Answer(status, payload, headers or {}).to_response()
+
+
+def error_answer(error: ApiError) -> Answer:
+    return Answer(error.status, error.body(), dict(error.headers))
+
+
+def error_response(error: ApiError) -> Response:
+    return error_answer(error).to_response()
+
+
+def register(app: Flask, mock: Mock, is_control: Callable[[str], bool]) -> None:
+    """Answer every request that is not for a control route here, before Flask's own routing.
+
+    The API needs none of Flask's per-request machinery (routing, contexts, hooks), and skipping
+    it is a large part of what the mock costs per request; control routes stay ordinary Flask views.
+    """
+    flask_wsgi = app.wsgi_app
+
+    def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
+        if is_control(environ.get("PATH_INFO", "")):
+            return flask_wsgi(environ, start_response)
+        response = dispatch(mock, Request(environ))
+        fault = environ.get(FAULT_KEY)
+        if fault == "empty":
+            raise _closed_connection()
+        if fault == "truncate":
+            return _truncated(response, environ, start_response)
+        return response(environ, start_response)
+
+    app.wsgi_app = wsgi  # type: ignore[method-assign]
+
+
+def check_handlers(spec: Spec) -> None:
+    """Refuse to start with a spec operation the mock cannot serve."""
+    missing = sorted({op.canonical_id for op in spec.operations.values()} - set(HANDLERS))
+    if missing:
+        raise SpecError(f"{spec.source}: no mock behaviour for operation(s) {', '.join(missing)}")
+
+
+def dispatch(mock: Mock, request: Request) -> Response:
+    """Route, authenticate, validate, run the operation and check the answer."""
+    started = time.perf_counter()
+    operation = None
+    call = None
+    delay_ms = 0
+    stage: str | None = REFUSED_ROUTE  # the check in progress, for the journal
+    refused: ApiError | None = None
+    try:
+        found = mock.spec.match(request.path)
+        if found is None:
+            raise NotFound(f"no operation at {request.path}; /openapi.json lists the paths served here", "path")
+        route, path_params = found
+        operation = route.operations.get(request.method)
+        if operation is None:
+            raise MethodNotAllowed(
+                f"{request.method} is not defined on {route.template}; allowed: {route.allow}",
+                headers={"Allow": route.allow},
+            )
+        stage = REFUSED_CONTRACT
+        wanted = prefer.parse(request.headers.get("Prefer"), request.args)
+        delay_ms = wanted.delay_ms or mock.chaos.latency_ms
+        if wanted.fault:
+            request.environ[FAULT_KEY] = wanted.fault
+        chaos_code = None if wanted.canned else mock.chaos.error_code(_responses(mock, operation))
+        if wanted.canned or chaos_code is not None:
+            # An answer chosen by the client (or by chaos): a documented response with its example.
+            chosen = wanted if chaos_code is None else prefer.Directives(code=chaos_code)
+            stage = None
+            answer = Answer(*prefer.canned_answer(mock.spec, operation, chosen))
+        else:
+            stage = REFUSED_AUTH
+            identity = mock.auth.identify(request.headers.get("Authorization"))
+            mock.auth.authorize(identity, operation.permission)
+            stage = REFUSED_CONTRACT
+            call = mock.validator.request(request, operation, path_params)
+            stage = None
+            answer = HANDLERS[operation.canonical_id](mock, call, identity)
+    except ApiError as error:
+        refused = error
+        answer = error_answer(error)
+    except Exception as exc:  # a defect of the mock: answer in the envelope and record it
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        mock.record(
+            Violation(
+                operation.operation_id if operation else None,
+                request.method,
+                request.path,
+                500,
+                (f"unhandled {type(exc).__name__}: {exc}",),
+            )
+        )
+        answer = error_answer(InternalError(f"internal error: {type(exc).__name__}"))
+    if operation is not None:
+        answer = _checked(mock, request, operation, answer)
+    if delay_ms:
+        time.sleep(delay_ms / 1000)
+    response = answer.to_response()
+    duration = (time.perf_counter() - started) * 1000
+    mock.journal.record(
+        Entry(
+            method=request.method,
+            path=request.path,
+            query=request.args.to_dict(flat=False),
+            operation_id=operation.operation_id if operation else None,
+            canonical_id=operation.canonical_id if operation else None,
+            status=answer.status,
+            duration_ms=duration,
+            body=call.body if call is not None else None,
+            refused_by=stage if refused is not None else None,
+            error=refused.message if refused is not None and stage is not None else None,
+        )
+    )
+    log.info(
+        "%s %s %s %d %.1fms%s",
+        request.method,
+        request.full_path.rstrip("?"),
+        operation.operation_id if operation else "-",
+        response.status_code,
+        duration,
+        f" - {refused.message}" if refused is not None else "",
+    )
+    return response
+
+
+FAULT_KEY = "mockserver.fault"
+
+
+def _responses(mock: Mock, operation: Operation) -> dict[str, Any]:
+    return mock.spec.document["paths"][operation.path][operation.method.lower()]["responses"]  # type: ignore[no-any-return]
+
+
+def _closed_connection() -> Exception:
+    """An exception that makes waitress close the connection without writing anything."""
+    from waitress.channel import ClientDisconnected
+
+    error: Exception = ClientDisconnected("fault=empty: closing the connection without an answer")
+    return error
+
+
+def _truncated(response: Response, environ: dict[str, Any], start_response: Any) -> Any:
+    """The headers and the first half of the body; then the connection breaks."""
+    body = response.get_data()
+    start_response(response.status, list(response.headers.items()))
+    yield body[: len(body) // 2]
+    raise ConnectionAbortedError("fault=truncate: closing the connection in the middle of the body")
+
+
+def _checked(mock: Mock, request: Request, operation: Operation, answer: Answer) -> Answer:
+    """The answer, or in strict mode a 500 naming what broke the contract."""
+    problems = mock.validator.answer_problems(request, operation, answer)
+    if not problems:
+        return answer
+    op_id = operation.operation_id
+    mock.record(Violation(op_id, request.method, request.path, answer.status, tuple(problems)))
+    if not mock.settings.strict:
+        return answer
+    message = f"the mock's {answer.status} response to {op_id} breaks the contract: {'; '.join(problems)}"
+    return error_answer(InternalError(message))
+
+
+# -- one function per canonical operation ------------------------------------------------------
+
+
+def _list(mock: Mock, call: Call, who: Identity) -> Answer:
+    return Answer(200, mock.profiles.list(call.query))
+
+
+def _create(mock: Mock, call: Call, who: Identity) -> Answer:
+    profile = mock.profiles.create(call.body, who.name)
+    return _created(mock, call, profile)
+
+
+def _get(mock: Mock, call: Call, who: Identity) -> Answer:
+    return Answer(200, mock.profiles.get(call.path["profile_id"]))
+
+
+def _update(mock: Mock, call: Call, who: Identity) -> Answer:
+    profile = mock.profiles.update(call.path["profile_id"], call.body, who.name)
+    return Answer(200, {"access_profile": profile})
+
+
+def _delete(mock: Mock, call: Call, who: Identity) -> Answer:
+    mock.profiles.delete(call.path["profile_id"], who.name)
+    return Answer(200, {"message": "Access profile deleted"})
+
+
+def _activate(mock: Mock, call: Call, who: Identity) -> Answer:
+    profile = mock.profiles.set_active(call.path["profile_id"], True, who.name)
+    return Answer(200, {"access_profile": profile})
+
+
+def _deactivate(mock: Mock, call: Call, who: Identity) -> Answer:
+    profile = mock.profiles.set_active(call.path["profile_id"], False, who.name)
+    return Answer(200, {"access_profile": profile})
+
+
+def _clone(mock: Mock, call: Call, who: Identity) -> Answer:
+    profile = mock.profiles.clone(call.path["profile_id"], call.body, who.name)
+    return _created(mock, call, profile)
+
+
+def _created(mock: Mock, call: Call, profile: dict[str, Any]) -> Answer:
+    # Location stays in the path family the client used, like the 201's links.
+    location = mock.spec.sibling(call.operation, "getAccessProfile").path.format(profile_id=profile["id"])
+    return Answer(201, {"access_profile": profile}, {"Location": location})
+
+
+def _propagate(mock: Mock, call: Call, who: Identity) -> Answer:
+    return Answer(200, mock.copies.propagate(call.path["profile_id"], call.body, who.name))
+
+
+def _attach_roles(mock: Mock, call: Call, who: Identity) -> Answer:
+    return Answer(200, mock.roles.attach(call.path["profile_id"], call.body, who.name))
+
+
+def _detach_role(mock: Mock, call: Call, who: Identity) -> Answer:
+    return Answer(200, mock.roles.detach(call.path["profile_id"], call.path["role_id"], who.name))
+
+
+def _versions(mock: Mock, call: Call, who: Identity) -> Answer:
+    return Answer(200, mock.history.versions(call.path["profile_id"]))
+
+
+def _version(mock: Mock, call: Call, who: Identity) -> Answer:
+    return Answer(200, mock.history.version(call.path["profile_id"], call.path["version"]))
+
+
+def _profile_audit(mock: Mock, call: Call, who: Identity) -> Answer:
+    return Answer(200, mock.history.audit_logs(call.query, call.path["profile_id"]))
+
+
+def _all_audit(mock: Mock, call: Call, who: Identity) -> Answer:
+    return Answer(200, mock.history.audit_logs(call.query))
+
+
+def _user_copies(mock: Mock, call: Call, who: Identity) -> Answer:
+    return Answer(200, mock.copies.list_for_user(call.path["user_id"]))
+
+
+def _detach_user(mock: Mock, call: Call, who: Identity) -> Answer:
+    return Answer(200, mock.copies.detach(call.path["user_id"], call.path["profile_id"], who.name))
+
+
+def _set_override(mock: Mock, call: Call, who: Identity) -> Answer:
+    path = call.path
+    result = mock.copies.set_override(path["user_id"], path["profile_id"], path["budget_id"], call.body, who.name)
+    return Answer(200, result)
+
+
+def _delete_override(mock: Mock, call: Call, who: Identity) -> Answer:
+    path = call.path
+    return Answer(200, mock.copies.delete_override(path["user_id"], path["profile_id"], path["budget_id"], who.name))
+
+
+def _add_key(mock: Mock, call: Call, who: Identity) -> Answer:
+    return Answer(200, mock.copies.add_key(call.path["user_id"], call.body, who.name))
+
+
+def _delete_key(mock: Mock, call: Call, who: Identity) -> Answer:
+    return Answer(200, mock.copies.delete_key(call.path["user_id"], call.path["vk_id"], who.name))
+
+
+HANDLERS: dict[str, Handler] = {
+    "listAccessProfiles": _list,
+    "createAccessProfile": _create,
+    "getAccessProfile": _get,
+    "updateAccessProfile": _update,
+    "deleteAccessProfile": _delete,
+    "activateAccessProfile": _activate,
+    "deactivateAccessProfile": _deactivate,
+    "cloneAccessProfile": _clone,
+    "propagateAccessProfile": _propagate,
+    "attachRolesToAccessProfile": _attach_roles,
+    "detachRoleFromAccessProfile": _detach_role,
+    "listAccessProfileVersions": _versions,
+    "getAccessProfileVersion": _version,
+    "listAccessProfileAuditLogsById": _profile_audit,
+    "listAccessProfileAuditLogs": _all_audit,
+    "listUserAccessProfiles": _user_copies,
+    "detachUserAccessProfile": _detach_user,
+    "updateUserAccessProfileBudgetOverride": _set_override,
+    "deleteUserAccessProfileBudgetOverride": _delete_override,
+    "addUserAccessProfileVirtualKey": _add_key,
+    "deleteUserAccessProfileVirtualKey": _delete_key,
+}
