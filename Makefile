@@ -42,10 +42,11 @@ test: $(STAMP)  ## the whole test suite, Schemathesis and the /docs browser test
 		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
 	$(BIN)/pytest
 
-lint: $(STAMP)  ## ruff, mypy (strict) and the declared dependencies (deptry)
+lint: $(STAMP)  ## ruff, mypy (strict), the import rules (import-linter) and the declared dependencies (deptry)
 	$(BIN)/ruff check mockserver tests bench
 	$(BIN)/ruff format --check mockserver tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/deptry .
 
 check: lint test
@@ -65,4 +66,4 @@ bench: $(STAMP) $(PRISM)  ## the mock against Prism, plus in-process figures (ne
 	$(BIN)/python bench/bench.py --prism $(PRISM)
 
 clean:
-	rm -rf $(VENV) .bench .pytest_cache .mypy_cache .ruff_cache .hypothesis schemathesis-report
+	rm -rf $(VENV) .bench .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .hypothesis schemathesis-report
