@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mockserver.domain.fixtures import FixtureError
+from mockserver.domain.store import StateNotSaved
 from mockserver.server.persistence import StateFileError
 from mockserver.settings import Settings, SettingsError
 from mockserver.spec.document import SpecError
@@ -134,7 +135,7 @@ def _serve(args: argparse.Namespace) -> int:
         # Flags are named after the settings they set; an absent flag leaves the variable or default.
         settings = Settings.from_env(**{f.name: getattr(args, f.name, None) for f in fields(Settings)})
         app = create_app(settings)
-    except (SettingsError, SpecError, FixtureError, StateFileError) as exc:
+    except (SettingsError, SpecError, FixtureError, StateFileError, StateNotSaved) as exc:
         print(f"mockserver: error: {exc}", file=sys.stderr)
         return 2
     # A service manager stops us with SIGTERM; treat it like Ctrl-C so the socket closes cleanly.

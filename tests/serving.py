@@ -61,6 +61,8 @@ def serve_command(command: list[str], env: dict[str, str] | None = None, timeout
             if found:
                 break
         else:
+            process.wait()
+            process.stdout.close()
             raise AssertionError("mockserver exited before listening:\n" + "".join(lines))
     finally:
         timer.cancel()

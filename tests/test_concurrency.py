@@ -55,7 +55,7 @@ def test_concurrent_updates_of_one_profile_lose_nothing(served: tuple[Flask, str
     versions = sorted(body["access_profile"]["version"] for _, body in responses)
     assert versions == list(range(start + 1, start + 1 + len(responses)))  # each answer saw its own change
 
-    history = app.extensions["mockserver"].store.snapshot().versions[1]
+    history = app.extensions["mockserver"].store.snapshot().history.versions(1)
     numbers = [row["version"] for row in history]
     assert numbers == list(range(start, start + 1 + len(responses)))  # strictly increasing, none lost
     final = requests.get(f"{url}{CANONICAL}/1", headers=AUTH).json()["access_profile"]

@@ -79,7 +79,7 @@ def target(request: pytest.FixtureRequest, spec: Spec) -> Iterator[Target]:
         assert session.refusals == []
         if app is not None:
             assert fixture_profiles(http) == before
-            assert app.extensions["mockserver"].violations == []
+            assert list(app.extensions["mockserver"].violations) == []
 
 
 def fixture_profiles(http: Http) -> list[Any]:

@@ -6,6 +6,7 @@ import json
 
 from conftest import CANONICAL, Api, error_of
 
+from mockserver import Violation
 from mockserver.resources import bundled_spec
 from mockserver.spec.document import Spec
 
@@ -43,8 +44,21 @@ def test_the_served_spec_is_the_loaded_document(api: Api) -> None:
 
 
 def test_violations_endpoint_lists_and_clears(api: Api) -> None:
-    assert api.client.get("/__mock/violations").json == {"violations": []}
-    assert api.client.delete("/__mock/violations").json == {"violations": []}
+    assert api.client.get("/__mock/violations").json == {"violations": [], "dropped": 0}
+    assert api.client.delete("/__mock/violations").json == {"violations": [], "dropped": 0}
+
+
+def test_the_violations_kept_are_bounded_and_the_dropped_ones_counted(api: Api) -> None:
+    for n in range(1005):
+        api.mock.record(Violation("getAccessProfile", "GET", f"/api/governance/access-profiles/{n}", 200, ("x",)))
+    listed = api.client.get("/__mock/violations").json
+    assert (len(listed["violations"]), listed["dropped"]) == (1000, 5)
+    assert listed["violations"][0]["path"].endswith("/5")  # the oldest kept
+    assert listed["violations"][-1]["path"].endswith("/1004")
+    health = api.client.get("/__mock/health").json
+    assert (health["violations"], health["violations_dropped"]) == (1000, 5)
+    api.client.delete("/__mock/violations")
+    assert api.client.get("/__mock/health").json["violations_dropped"] == 0
 
 
 def test_control_routes_answer_wrong_methods_in_the_envelope(api: Api) -> None:

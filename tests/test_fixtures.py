@@ -66,7 +66,7 @@ def test_loading_is_deterministic() -> None:
 def test_each_fixture_profile_starts_its_history(default_profiles: list[dict[str, Any]]) -> None:
     state = load_seed(bundled_fixtures(), SPEC)
     for profile in default_profiles:
-        (row,) = state.versions[profile["id"]]
+        (row,) = state.history.versions(profile["id"])
         assert row["version"] == profile["version"]
         assert json.loads(row["snapshot"]) == profile
     assert state.counters["profile"] == max(state.profiles)

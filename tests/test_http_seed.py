@@ -130,7 +130,7 @@ def test_each_change_bumps_the_version_and_is_kept_in_history(api: Api, prefix: 
         assert response.json["access_profile"]["version"] == start + i + 1
     unchanged = api.put(f"{prefix}/4", {"description": "revision 2"})
     assert unchanged.json["access_profile"]["version"] == start + 3
-    history = api.mock.store.snapshot().versions[4]
+    history = api.mock.store.snapshot().history.versions(4)
     assert [row["version"] for row in history] == [start, start + 1, start + 2, start + 3]
     assert json.loads(history[-1]["snapshot"]) == api.profile(4)
     assert history[-1]["changed_by"] == "token ...oken"

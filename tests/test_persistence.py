@@ -11,6 +11,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,12 @@ def fresh_api(**settings: Any) -> Api:
     return Api(create_app(Settings(**settings)))
 
 
+def closed(api: Api) -> Api:
+    """The app after letting go of its state file, so that another app (a restart) may open it."""
+    api.mock.store.close()
+    return api
+
+
 def test_a_new_app_on_the_same_file_has_everything(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite"
     first = fresh_api(state=path)
@@ -40,6 +47,7 @@ def test_a_new_app_on_the_same_file_has_everything(tmp_path: Path) -> None:
     first.post(f"{CANONICAL}/6/roles", {"role_ids": [7], "apply_to_existing": True})
     first.client.post("/__mock/snapshots/demo")
     before = first.mock.store.snapshot().to_dict()
+    closed(first)
 
     second = fresh_api(state=path)
     assert second.mock.store.snapshot().to_dict() == before
@@ -51,13 +59,22 @@ def test_a_new_app_on_the_same_file_has_everything(tmp_path: Path) -> None:
 
 def test_fresh_starts_again_from_the_fixtures_and_reset_is_saved(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite"
-    fresh_api(state=path).post(CANONICAL, {"name": "Gone after fresh"})
-    assert fresh_api(state=path).get(CANONICAL).json["total_count"] == 11
-    assert fresh_api(state=path, fresh=True).get(CANONICAL).json["total_count"] == 10
+
+    def total(api: Api) -> int:
+        count: int = api.get(CANONICAL).json["total_count"]
+        closed(api)
+        return count
+
+    first = fresh_api(state=path)
+    first.post(CANONICAL, {"name": "Gone after fresh"})
+    closed(first)
+    assert total(fresh_api(state=path)) == 11
+    assert total(fresh_api(state=path, fresh=True)) == 10
     again = fresh_api(state=path)
     again.post(CANONICAL, {"name": "Gone after reset"})
     again.client.post("/__mock/reset")
-    assert fresh_api(state=path).get(CANONICAL).json["total_count"] == 10
+    closed(again)
+    assert total(fresh_api(state=path)) == 10
 
 
 def test_only_what_changed_is_written(tmp_path: Path) -> None:
@@ -131,7 +148,7 @@ def test_kill_9_at_random_moments_loses_no_acknowledged_write(tmp_path: Path) ->
             kills += 1
             stop.set()
             writer.join(timeout=10)
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db:  # closed: an open connection would hold the file
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     with serve("--state", str(path)) as server:
         listing = requests.get(f"{server.url}{CANONICAL}?limit=100", headers=AUTH, timeout=10).json()
@@ -174,7 +191,9 @@ def test_a_ticking_clock_starts_at_the_instant(tmp_path: Path) -> None:
 
 def test_sequential_ids_continue_after_a_restart(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite"
-    one = fresh_api(state=path, sequential_ids=True).post(CANONICAL, {"name": "a", "rate_limit": {}}).json
+    first = fresh_api(state=path, sequential_ids=True)
+    one = first.post(CANONICAL, {"name": "a", "rate_limit": {}}).json
+    closed(first)
     two = fresh_api(state=path, sequential_ids=True).post(CANONICAL, {"name": "b", "rate_limit": {}}).json
     assert one["access_profile"]["rate_limit"]["id"] != two["access_profile"]["rate_limit"]["id"]
 

@@ -280,7 +280,7 @@ def test_create_records_version_1_with_the_profile_as_json_text(profiles: Profil
     record = profiles.create({"name": "Versioned", "tags": ["x"]}, ACTOR)
 
     with store.atomic() as state:
-        rows = state.versions[record["id"]]
+        rows = state.history.versions(record["id"])
     assert len(rows) == 1
     row = rows[0]
     assert isinstance(row["snapshot"], str)
@@ -681,7 +681,7 @@ def test_update_echoing_the_stored_profile_changes_nothing(
     """A client that reads a profile and sends it back unchanged gets it back with no version bump."""
     before = copy.deepcopy(stored(store, profile_id))
     with store.atomic() as state:
-        rows, audit = len(state.versions[profile_id]), len(state.audit)
+        rows, audit = len(state.history.versions(profile_id)), state.history.sizes()[1]
     clock.advance(hours=1)
 
     result = profiles.update(profile_id, copy.deepcopy(before), ACTOR)
@@ -689,7 +689,7 @@ def test_update_echoing_the_stored_profile_changes_nothing(
     assert result == before
     assert stored(store, profile_id) == before
     with store.atomic() as state:
-        assert (len(state.versions[profile_id]), len(state.audit)) == (rows, audit)
+        assert (len(state.history.versions(profile_id)), state.history.sizes()[1]) == (rows, audit)
 
 
 @pytest.mark.parametrize(
@@ -729,7 +729,7 @@ def test_update_that_changes_something_bumps_version_once_and_appends_history(
 ) -> None:
     before = copy.deepcopy(stored(store, 1))
     with store.atomic() as state:
-        rows_before = list(state.versions[1])
+        rows_before = list(state.history.versions(1))
     now = later(clock, hours=2)
 
     result = profiles.update(1, body, ACTOR)
@@ -737,7 +737,7 @@ def test_update_that_changes_something_bumps_version_once_and_appends_history(
     assert result["version"] == before["version"] + 1
     assert (result["created_at"], result["updated_at"]) == (before["created_at"], now)
     with store.atomic() as state:
-        rows = state.versions[1]
+        rows = state.history.versions(1)
     assert rows[:-1] == rows_before
     assert json.loads(rows[-1]["snapshot"]) == result
     assert {k: v for k, v in rows[-1].items() if k not in ("id", "snapshot")} == {
@@ -754,7 +754,7 @@ def test_consecutive_updates_bump_the_version_by_one_each(profiles: Profiles, st
     versions = [profiles.update(1, {"description": f"text {i}"}, ACTOR)["version"] for i in range(3)]
     assert versions == [4, 5, 6]
     with store.atomic() as state:
-        assert [row["version"] for row in state.versions[1]] == [3, 4, 5, 6]
+        assert [row["version"] for row in state.history.versions(1)] == [3, 4, 5, 6]
 
 
 @pytest.mark.parametrize(
@@ -831,7 +831,7 @@ def test_set_active_changes_only_is_active_and_updated_at(
     before = copy.deepcopy(stored(store, profile_id))
     assert before["is_active"] is not active
     with store.atomic() as state:
-        rows = list(state.versions[profile_id])
+        rows = list(state.history.versions(profile_id))
     now = later(clock, minutes=1)
 
     result = profiles.set_active(profile_id, active, ACTOR)
@@ -839,7 +839,7 @@ def test_set_active_changes_only_is_active_and_updated_at(
     assert result == {**before, "is_active": active, "updated_at": now}
     assert stored(store, profile_id) == result
     with store.atomic() as state:
-        assert state.versions[profile_id] == rows
+        assert state.history.versions(profile_id) == rows
 
 
 @pytest.mark.parametrize(
@@ -1012,27 +1012,34 @@ def user_copy(row_id: int, profile_id: int, user_id: str) -> Record:
 
 
 def test_delete_removes_the_profile_and_its_role_attachments(profiles: Profiles, store: Store) -> None:
-    with store.atomic() as state:
-        state.role_attachments = [attachment(1, 1, 7), attachment(2, 2, 7), attachment(3, 1, 8)]
-        state.user_copies = [user_copy(1, 2, "u-1")]
-        versions = copy.deepcopy(state.versions[1])
+    with store.write() as state:
+        state.role_attachments = (
+            attachment(1, 1, 7),
+            attachment(2, 2, 7),
+            attachment(3, 1, 8),
+        )
+        state.user_copies = (user_copy(1, 2, "u-1"),)
+        versions = copy.deepcopy(state.history.versions(1))
 
     assert profiles.delete(1, ACTOR) is None
 
     with store.atomic() as state:
         assert 1 not in state.profiles
-        assert state.role_attachments == [attachment(2, 2, 7)]
-        assert state.user_copies == [user_copy(1, 2, "u-1")]
-        assert state.versions[1] == versions
+        assert state.role_attachments == (attachment(2, 2, 7),)
+        assert state.user_copies == (user_copy(1, 2, "u-1"),)
+        assert state.history.versions(1) == versions
     with pytest.raises(NotFound):
         profiles.get(1)
     assert 1 not in listed(profiles.list({}))
 
 
 def test_delete_with_a_user_copy_is_a_conflict_and_changes_nothing(profiles: Profiles, store: Store) -> None:
-    with store.atomic() as state:
-        state.role_attachments = [attachment(1, 1, 7)]
-        state.user_copies = [user_copy(1, 2, "u-1"), user_copy(2, 1, "u-2")]
+    with store.write() as state:
+        state.role_attachments = (attachment(1, 1, 7),)
+        state.user_copies = (
+            user_copy(1, 2, "u-1"),
+            user_copy(2, 1, "u-2"),
+        )
     before = store.snapshot()
 
     with pytest.raises(Conflict) as caught:
@@ -1043,12 +1050,12 @@ def test_delete_with_a_user_copy_is_a_conflict_and_changes_nothing(profiles: Pro
 
 
 def test_delete_after_the_copy_is_gone_succeeds(profiles: Profiles, store: Store) -> None:
-    with store.atomic() as state:
-        state.user_copies = [user_copy(1, 1, "u-1")]
+    with store.write() as state:
+        state.user_copies = (user_copy(1, 1, "u-1"),)
     with pytest.raises(Conflict):
         profiles.delete(1, ACTOR)
-    with store.atomic() as state:
-        state.user_copies = []
+    with store.write() as state:
+        state.user_copies = ()
 
     profiles.delete(1, ACTOR)
 
@@ -1137,22 +1144,22 @@ def test_clone_of_an_inactive_profile_is_active(profiles: Profiles) -> None:
 
 
 def test_clone_has_no_role_attachments_or_user_copies(profiles: Profiles, store: Store) -> None:
-    with store.atomic() as state:
-        state.role_attachments = [attachment(1, 1, 7)]
-        state.user_copies = [user_copy(1, 1, "u-1")]
+    with store.write() as state:
+        state.role_attachments = (attachment(1, 1, 7),)
+        state.user_copies = (user_copy(1, 1, "u-1"),)
 
     clone = profiles.clone(1, {"name": "Copy"}, ACTOR)
 
     assert profiles.get(clone["id"]) == {"access_profile": clone, "roles": [], "user_count": 0}
     with store.atomic() as state:
-        assert state.role_attachments == [attachment(1, 1, 7)]
-        assert state.user_copies == [user_copy(1, 1, "u-1")]
+        assert state.role_attachments == (attachment(1, 1, 7),)
+        assert state.user_copies == (user_copy(1, 1, "u-1"),)
 
 
 def test_clone_records_version_1(profiles: Profiles, store: Store) -> None:
     clone = profiles.clone(1, {"name": "Copy"}, ACTOR)
     with store.atomic() as state:
-        [row] = state.versions[clone["id"]]
+        [row] = state.history.versions(clone["id"])
     assert (row["version"], json.loads(row["snapshot"])) == (1, clone)
 
 
@@ -1385,13 +1392,13 @@ def test_each_change_appends_one_audit_row(
     profile_id: int,
 ) -> None:
     with store.atomic() as state:
-        rows_before = list(state.audit)
+        rows_before = state.history.rows()[1]
         previous = state.profiles.get(profile_id)
 
     operation(profiles)
 
     with store.atomic() as state:
-        rows = state.audit
+        rows = state.history.rows()[1]
         current = state.profiles.get(profile_id)
     assert rows[:-1] == rows_before
     row = rows[-1]
@@ -1410,7 +1417,7 @@ def test_each_change_appends_one_audit_row(
 def test_clone_audit_row_names_the_source(profiles: Profiles, store: Store) -> None:
     profiles.clone(3, {"name": "Copy"}, ACTOR)
     with store.atomic() as state:
-        assert json.loads(state.audit[-1]["metadata"]) == {"source_profile_id": 3}
+        assert json.loads(state.history.rows()[1][-1]["metadata"]) == {"source_profile_id": 3}
 
 
 @pytest.mark.parametrize(
@@ -1426,7 +1433,7 @@ def test_clone_audit_row_names_the_source(profiles: Profiles, store: Store) -> N
 )
 def test_no_audit_row_without_a_change(profiles: Profiles, store: Store, operation: Callable[[Profiles], Any]) -> None:
     with store.atomic() as state:
-        rows = list(state.audit)
+        rows = state.history.rows()[1]
     operation(profiles)
     with store.atomic() as state:
-        assert state.audit == rows
+        assert state.history.rows()[1] == rows

@@ -128,4 +128,4 @@ def test_normal_traffic_records_nothing(api: Api) -> None:
     api.post(CANONICAL, {"name": "fine"})
     api.put(f"{CANONICAL}/1", {"rate_limit": None})
     api.get(f"{CANONICAL}/999")
-    assert api.mock.violations == []
+    assert list(api.mock.violations) == []

@@ -161,9 +161,9 @@ def test_propagation_copies_the_chosen_fields_and_keeps_usage(api: Api, profiles
     template_budget = api.get(f"{profiles}/8").json["access_profile"]["budgets"][0]
     copy = stored_copy(api, 2)
     kept = copy["governance"]["budgets"][0]
-    with api.mock.store.atomic() as state:  # the copy has been used
+    with api.mock.store.write() as state:  # the copy has been used
         used = {**copy, "governance": {**copy["governance"], "budgets": [{**kept, "current_usage": 40}]}}
-        state.user_copies = [used if c["id"] == 2 else c for c in state.user_copies]
+        state.user_copies = tuple(used if c["id"] == 2 else c for c in state.user_copies)
     api.put(
         f"{profiles}/8",
         {
@@ -188,13 +188,13 @@ def test_reset_usage_zeroes_the_copied_counters_but_keeps_overrides(api: Api) ->
     api.put(
         f"/api/governance/users/u-dave/access-profiles/2/budgets/{budget_id}/override", {"amount": 5, "mode": "forever"}
     )
-    with api.mock.store.atomic() as state:
-        state.user_copies = [
+    with api.mock.store.write() as state:
+        state.user_copies = tuple(
             {**c, "governance": {**c["governance"], "budgets": [{**c["governance"]["budgets"][0], "current_usage": 9}]}}
             if c["id"] == 2
             else c
             for c in state.user_copies
-        ]
+        )
     api.post(f"{CANONICAL}/8/propagate", {"fields": ["budgets"], "reset_usage": True})
     (budget,) = stored_copy(api, 2)["governance"]["budgets"]
     assert (budget["current_usage"], budget["override_amount"], budget["override_mode"]) == (0, 5, "forever")

@@ -14,7 +14,7 @@ from conftest import FIXED_NOW, FakeClock
 
 from mockserver.domain.fixtures import load_seed
 from mockserver.domain.profiles import Profiles
-from mockserver.domain.store import State, Store
+from mockserver.domain.store import MemoryHistory, State, Store
 from mockserver.resources import bundled_fixtures
 from mockserver.spec.document import Spec
 
@@ -52,9 +52,9 @@ def change_everything(profiles: Profiles) -> None:
     profiles.update(1, {"name": "Renamed", "provider_configs": [{"provider_name": "cohere"}]}, ACTOR)
     profiles.set_active(3, False, ACTOR)
     profiles.delete(4, ACTOR)
-    with profiles.store.atomic() as state:
-        state.role_attachments.append({"id": 1, "access_profile_id": 2, "role_id": 1})
-        state.user_copies.append({"id": 1, "parent_profile_id": 2, "user_id": "u-1"})
+    with profiles.store.write() as state:
+        state.role_attachments = (*state.role_attachments, {"id": 1, "access_profile_id": 2, "role_id": 1})
+        state.user_copies = (*state.user_copies, {"id": 1, "parent_profile_id": 2, "user_id": "u-1"})
 
 
 # -- reset -----------------------------------------------------------------------------------------
@@ -104,8 +104,7 @@ def test_the_seed_is_copied_when_the_store_is_made(spec: Spec, clock: FakeClock)
     store = Store(seed, clock=clock)
 
     seed.profiles.clear()
-    seed.versions.clear()
-    seed.audit.append({"id": 1})
+    seed.history.add_audit({"id": 1, "access_profile_id": None, "action": "update", "user_id": None})
     seed.counters["profile"] = 1000
     assert store.snapshot() == expected
 
@@ -223,22 +222,22 @@ def test_seed_counters_start_after_the_fixtures(seed: State) -> None:
 def test_state_copy_has_independent_containers() -> None:
     record = {"id": 1, "name": "A"}
     state = State(
-        profiles={1: record},
-        versions={1: [{"version": 1}]},
-        audit=[{"id": 1}],
-        role_attachments=[{"id": 1}],
-        user_copies=[{"id": 1}],
+        history=MemoryHistory.of(
+            [{"id": 1, "access_profile_id": 1, "version": 1}],
+            [{"id": 1, "access_profile_id": 1, "action": "create", "user_id": None}],
+        ),
+        role_attachments=({"id": 1},),
+        user_copies=({"id": 1},),
         counters={"profile": 1},
     )
+    state.put_profile(record)
     expected = copy.deepcopy(state)
 
     duplicate = state.copy()
-    duplicate.profiles[2] = {"id": 2}
-    duplicate.versions[1].append({"version": 2})
-    duplicate.versions[2] = []
-    duplicate.audit.append({"id": 2})
-    duplicate.role_attachments.append({"id": 2})
-    duplicate.user_copies.append({"id": 2})
+    duplicate.put_profile({"id": 2, "name": "B"})
+    duplicate.history.add_version({"id": 2, "access_profile_id": 1, "version": 2})
+    duplicate.history.add_audit({"id": 2, "access_profile_id": 1, "action": "update", "user_id": None})
+    duplicate.role_attachments = (*duplicate.role_attachments, {"id": 2})
     duplicate.next_id("profile")
 
     assert state == expected
@@ -293,14 +292,14 @@ def test_snapshot_and_restore_wait_for_atomic(store: Store) -> None:
     """A snapshot taken by another thread sees a read-modify-write whole, never half of it."""
     taken: list[State] = []
     worker = threading.Thread(target=lambda: taken.append(store.snapshot()), daemon=True)
-    with store.atomic() as state:
+    with store.write() as state:
         worker.start()
-        state.audit.append({"id": "first half"})
+        state.history.add_audit({"id": "first half", "access_profile_id": None, "action": "x", "user_id": None})
         worker.join(0.2)
         assert not taken
-        state.audit.append({"id": "second half"})
+        state.history.add_audit({"id": "second half", "access_profile_id": None, "action": "x", "user_id": None})
     worker.join(TIMEOUT)
-    assert [row["id"] for row in taken[0].audit[-2:]] == ["first half", "second half"]
+    assert [row["id"] for row in taken[0].history.rows()[1][-2:]] == ["first half", "second half"]
 
 
 # -- clock and ids ---------------------------------------------------------------------------------

@@ -57,8 +57,8 @@ class Copies:
         with self.store.write() as state:
             found = _copy_of(state, user_id, copy_id)
             deleted = [k for k in state.virtual_keys if k["copy_id"] == copy_id]
-            state.user_copies = [c for c in state.user_copies if c["id"] != copy_id]
-            state.virtual_keys = [k for k in state.virtual_keys if k["copy_id"] != copy_id]
+            state.user_copies = tuple(c for c in state.user_copies if c["id"] != copy_id)
+            state.virtual_keys = tuple(k for k in state.virtual_keys if k["copy_id"] != copy_id)
             names = [k["name"] for k in deleted]
             audit(
                 state,
@@ -104,7 +104,7 @@ class Copies:
                     }
                     for c in targets
                 }
-                state.user_copies = [changed.get(c["id"], c) for c in state.user_copies]
+                state.user_copies = tuple(changed.get(c["id"], c) for c in state.user_copies)
             if not dry_run:
                 audit(
                     state,
@@ -165,15 +165,15 @@ class Copies:
             key = next((k for k in state.virtual_keys if k["id"] == key_id and k["user_id"] == user_id), None)
             if key is None:
                 raise NotFound(KEY_NOT_FOUND, "vk_id")
-            state.virtual_keys = [k for k in state.virtual_keys if k["id"] != key_id]
+            state.virtual_keys = tuple(k for k in state.virtual_keys if k["id"] != key_id)
             parent = None
             if key["copy_id"] is not None:
-                state.user_copies = [
+                state.user_copies = tuple(
                     {**c, "virtual_key_ids": [i for i in c["virtual_key_ids"] if i != key_id]}
                     if c["id"] == key["copy_id"]
                     else c
                     for c in state.user_copies
-                ]
+                )
                 parent = next((c["parent_profile_id"] for c in state.user_copies if c["id"] == key["copy_id"]), None)
             audit(state, "delete_virtual_key", parent, actor, now, metadata={"vk_id": key_id}, user_id=user_id)
         return {"message": "Virtual key deleted"}
@@ -195,7 +195,7 @@ class Copies:
                 budget.update(override)
             if budget != before:
                 changed = {**found, "governance": governance}
-                state.user_copies = [changed if c["id"] == copy_id else c for c in state.user_copies]
+                state.user_copies = tuple(changed if c["id"] == copy_id else c for c in state.user_copies)
                 audit(
                     state,
                     action,
@@ -239,7 +239,7 @@ def new_copy(state: State, new_id: NewId, user_id: str, profile: Record, now: da
         "governance": copied_governance(profile, new_id, now),
         "created_at": format_timestamp(now),
     }
-    state.user_copies = [*state.user_copies, record]
+    state.user_copies = (*state.user_copies, record)
     return record
 
 
@@ -270,7 +270,7 @@ def new_key(
         # Keys produced by a copy are managed by the profile; extra keys are the user's own.
         "is_access_profile_managed": copy_id is not None,
     }
-    state.virtual_keys = [*state.virtual_keys, key]
+    state.virtual_keys = (*state.virtual_keys, key)
     return key
 
 

@@ -160,15 +160,14 @@ def _load_attachments(state: State, document: dict[str, Any], path: Path) -> Non
             raise FixtureError(f"{where}: is_default: role {role_id} already has default profile {defaults[role_id]}")
         if is_default:
             defaults[role_id] = profile_id
-        state.role_attachments.append(
-            {
-                "id": state.next_id("role_attachment"),
-                "access_profile_id": profile_id,
-                "role_id": role_id,
-                "role_name": state.roles[role_id]["name"],
-                "is_default": is_default,
-            }
-        )
+        attachment = {
+            "id": state.next_id("role_attachment"),
+            "access_profile_id": profile_id,
+            "role_id": role_id,
+            "role_name": state.roles[role_id]["name"],
+            "is_default": is_default,
+        }
+        state.role_attachments = (*state.role_attachments, attachment)
 
 
 def _load_copies(state: State, document: dict[str, Any], path: Path, now: datetime) -> None:
@@ -197,7 +196,7 @@ def _load_copies(state: State, document: dict[str, Any], path: Path, now: dateti
             except ValueError as exc:
                 raise FixtureError(f"{where}: expires_at: {exc}") from None
         changes["expires_at"] = expires
-        state.user_copies = [{**copy, **changes} if c is copy else c for c in state.user_copies]
+        state.user_copies = tuple({**copy, **changes} if c is copy else c for c in state.user_copies)
 
 
 def load_api_keys(path: Path, permissions: frozenset[str]) -> KeyRing:

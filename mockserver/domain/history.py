@@ -22,7 +22,7 @@ def page_bounds(query: Mapping[str, Any], sizes: PageSize) -> tuple[int, int]:
 
 def record_version(state: State, profile: Record, actor: str) -> None:
     """Append the profile as it is now to its version history."""
-    state.versions.setdefault(profile["id"], []).append(
+    state.history.add_version(
         {
             "id": state.next_id("version"),
             "access_profile_id": profile["id"],
@@ -52,7 +52,7 @@ def audit(
     def text(value: Any) -> str | None:
         return None if value is None else json.dumps(value, ensure_ascii=False)
 
-    state.audit.append(
+    state.history.add_audit(
         {
             "id": state.next_id("audit"),
             "access_profile_id": profile_id,
@@ -84,15 +84,15 @@ class History:
         """Every version of a profile, oldest first."""
         with self.store.atomic() as state:
             _existing(state, profile_id)
-            return {"versions": list(state.versions.get(profile_id, []))}
+            return {"versions": state.history.versions(profile_id)}
 
     def version(self, profile_id: int, number: int) -> dict[str, Any]:
         with self.store.atomic() as state:
             _existing(state, profile_id)
-            for row in state.versions.get(profile_id, []):
-                if row["version"] == number:
-                    return {"version": row}
-        raise NotFound("Version not found", "version")
+            row = state.history.version(profile_id, number)
+        if row is None:
+            raise NotFound("Version not found", "version")
+        return {"version": row}
 
     def audit_logs(self, query: Mapping[str, Any], profile_id: int | None = None) -> dict[str, Any]:
         """Audit rows, newest first, filtered by profile, ``action`` and ``user_id``."""
@@ -102,11 +102,5 @@ class History:
         with self.store.atomic() as state:
             if profile_id is not None:
                 _existing(state, profile_id)
-            rows = [
-                row
-                for row in reversed(state.audit)
-                if (profile_id is None or row["access_profile_id"] == profile_id)
-                and (action is None or row["action"] == action)
-                and (user_id is None or row["user_id"] == user_id)
-            ]
-        return {"audit_logs": rows[offset : offset + limit], "total_count": len(rows)}
+            rows, total = state.history.audit_page(profile_id, action, user_id, limit, offset)
+        return {"audit_logs": rows, "total_count": total}

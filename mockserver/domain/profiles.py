@@ -169,7 +169,7 @@ class Profiles:
             if any(c["parent_profile_id"] == profile_id for c in state.user_copies):
                 raise Conflict("Profile has active user copies; detach users first.", "profile_id")
             state.remove_profile(profile_id)
-            state.role_attachments = [a for a in state.role_attachments if a["access_profile_id"] != profile_id]
+            state.role_attachments = tuple(a for a in state.role_attachments if a["access_profile_id"] != profile_id)
             audit(state, "delete", profile_id, actor, now, old, None)
 
     def clone(self, source_id: int, body: Mapping[str, Any], actor: str) -> Record:

@@ -58,8 +58,8 @@ class Roles:
                     attachments.append(attachment)
                 else:
                     attachments[current] = attachment
-            changed = attachments != state.role_attachments
-            state.role_attachments = attachments
+            changed = tuple(attachments) != state.role_attachments
+            state.role_attachments = tuple(attachments)
             applied = 0
             if apply:
                 holders = {c["user_id"] for c in state.user_copies if c["parent_profile_id"] == profile_id}
@@ -95,6 +95,6 @@ class Roles:
             )
             if found is None:
                 raise NotFound("Role attachment not found", "role_id")
-            state.role_attachments = [a for a in state.role_attachments if a is not found]
+            state.role_attachments = tuple(a for a in state.role_attachments if a is not found)
             audit(state, "detach_role", profile_id, actor, now, before=found)
         return {"message": "Role detached"}

@@ -2,6 +2,11 @@
 
 Records are values: a change builds a new record and swaps it in, and nothing mutates a stored
 record in place. That keeps readers consistent without copying and makes snapshots cheap.
+
+A write also knows what it changed, without looking at the rest of the state: profiles are
+changed through ``put_profile`` / ``remove_profile``, history rows are only ever appended, and the
+other collections are tuples that a change replaces whole. So a write can be saved in what it
+costs to change, and undone when it cannot be saved.
 """
 
 from __future__ import annotations
@@ -9,13 +14,16 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from mockserver.spec.errors import InternalError
+
 Record = dict[str, Any]
+Records = tuple[Record, ...]
 
 
 def utc_now() -> datetime:
@@ -34,25 +42,159 @@ def fixed_clock(instant: datetime, ticking: bool = False) -> Callable[[], dateti
     return lambda: instant + timedelta(seconds=time.monotonic() - started)
 
 
-@dataclass
+class HistoryLog(Protocol):
+    """Version rows and audit rows: appended by writes, read by the history operations.
+
+    Rows appended since the last ``mark`` are *pending*: a save writes them, then marks; a write
+    that cannot be saved drops them with ``rollback``.
+    """
+
+    def add_version(self, row: Record) -> None: ...
+    def add_audit(self, row: Record) -> None: ...
+    def versions(self, profile_id: int) -> list[Record]: ...
+    def version(self, profile_id: int, number: int) -> Record | None: ...
+    def audit_page(
+        self, profile_id: int | None, action: str | None, user_id: str | None, limit: int, offset: int
+    ) -> tuple[list[Record], int]: ...
+    def rows(self) -> tuple[list[Record], list[Record]]: ...
+    def sizes(self) -> tuple[int, int]: ...
+    def pending(self) -> tuple[list[Record], list[Record]]: ...
+    def mark(self) -> None: ...
+    def rollback(self) -> None: ...
+    def copy(self) -> MemoryHistory: ...
+
+
+@dataclass(eq=False)
+class MemoryHistory:
+    """A history kept in memory: version rows per profile, and the audit trail, oldest first."""
+
+    by_profile: dict[int, list[Record]] = field(default_factory=dict)
+    audit: list[Record] = field(default_factory=list)
+    # Since the last mark: how many version rows each touched profile had, and the audit length.
+    _versions_mark: dict[int, int] = field(default_factory=dict)
+    _audit_mark: int = 0
+
+    def __post_init__(self) -> None:
+        self._audit_mark = len(self.audit)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MemoryHistory):
+            return NotImplemented
+        return self.rows() == other.rows()
+
+    def add_version(self, row: Record) -> None:
+        rows = self.by_profile.setdefault(row["access_profile_id"], [])
+        self._versions_mark.setdefault(row["access_profile_id"], len(rows))
+        rows.append(row)
+
+    def add_audit(self, row: Record) -> None:
+        self.audit.append(row)
+
+    def versions(self, profile_id: int) -> list[Record]:
+        return list(self.by_profile.get(profile_id, ()))
+
+    def version(self, profile_id: int, number: int) -> Record | None:
+        return next((row for row in self.by_profile.get(profile_id, ()) if row["version"] == number), None)
+
+    def audit_page(
+        self, profile_id: int | None, action: str | None, user_id: str | None, limit: int, offset: int
+    ) -> tuple[list[Record], int]:
+        rows = [
+            row
+            for row in reversed(self.audit)
+            if (profile_id is None or row["access_profile_id"] == profile_id)
+            and (action is None or row["action"] == action)
+            and (user_id is None or row["user_id"] == user_id)
+        ]
+        return rows[offset : offset + limit], len(rows)
+
+    def rows(self) -> tuple[list[Record], list[Record]]:
+        """Every version row (by id) and every audit row, oldest first."""
+        versions = sorted((row for rows in self.by_profile.values() for row in rows), key=lambda row: row["id"])
+        return versions, list(self.audit)
+
+    def sizes(self) -> tuple[int, int]:
+        """(version rows, audit rows)."""
+        return sum(map(len, self.by_profile.values())), len(self.audit)
+
+    def pending(self) -> tuple[list[Record], list[Record]]:
+        versions = [row for pid, n in self._versions_mark.items() for row in self.by_profile[pid][n:]]
+        return versions, self.audit[self._audit_mark :]
+
+    def mark(self) -> None:
+        self._versions_mark.clear()
+        self._audit_mark = len(self.audit)
+
+    def rollback(self) -> None:
+        for profile_id, n in self._versions_mark.items():
+            del self.by_profile[profile_id][n:]
+            if not self.by_profile[profile_id]:
+                del self.by_profile[profile_id]
+        del self.audit[self._audit_mark :]
+        self.mark()
+
+    def copy(self) -> MemoryHistory:
+        """Independent lists; the rows are shared, as they are never mutated."""
+        return MemoryHistory({k: list(v) for k, v in self.by_profile.items()}, list(self.audit))
+
+    @classmethod
+    def of(cls, versions: list[Record], audit: list[Record]) -> MemoryHistory:
+        history = cls()
+        for row in versions:
+            history.by_profile.setdefault(row["access_profile_id"], []).append(row)
+        history.audit = list(audit)
+        history.mark()
+        return history
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What one write changed: the records to save (kind, key, record) and the keys to delete."""
+
+    saved: list[tuple[str, str, Record]]
+    removed: list[tuple[str, str]]
+    versions: list[Record]
+    audit: list[Record]
+    counters: dict[str, int] | None  # None: unchanged
+
+    def __bool__(self) -> bool:
+        return bool(self.saved or self.removed or self.versions or self.audit or self.counters is not None)
+
+
+# The collections a change replaces whole (kind as saved, attribute of State).
+_TUPLES = (("role_attachment", "role_attachments"), ("user_copy", "user_copies"), ("virtual_key", "virtual_keys"))
+_MAPPINGS = (("role", "roles"), ("user", "users"))
+
+
+@dataclass(eq=False)
 class State:
     """Everything the mock keeps. Only the store hands it out, under its lock."""
 
     # In ascending id order: new ids are always the largest, and loading sorts the fixtures.
     profiles: dict[int, Record] = field(default_factory=dict)
-    # profile id -> history rows, oldest first; kept after the profile is deleted.
-    versions: dict[int, list[Record]] = field(default_factory=dict)
-    audit: list[Record] = field(default_factory=list)
-    role_attachments: list[Record] = field(default_factory=list)
-    user_copies: list[Record] = field(default_factory=list)
+    history: HistoryLog = field(default_factory=MemoryHistory)
+    role_attachments: Records = ()
+    user_copies: Records = ()
     roles: dict[int, Record] = field(default_factory=dict)
     users: dict[str, Record] = field(default_factory=dict)
     # Every virtual key issued through access profiles: those a copy produced and extra ones (#20).
-    virtual_keys: list[Record] = field(default_factory=list)
+    virtual_keys: Records = ()
     # Last id handed out, per kind of record.
     counters: dict[str, int] = field(default_factory=dict)
     # Profile name -> id, kept by put_profile / remove_profile (names are unique).
     names: dict[str, int] = field(default_factory=dict)
+    # Since the last mark: each changed profile as it was (None: it did not exist), the counters,
+    # and the collections that are replaced whole.
+    _profiles_before: dict[int, Record | None] = field(default_factory=dict)
+    _marked: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.mark()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, State):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
 
     def next_id(self, kind: str) -> int:
         self.counters[kind] = self.counters.get(kind, 0) + 1
@@ -61,6 +203,7 @@ class State:
     def put_profile(self, record: Record) -> None:
         """Store a new or changed profile, keeping id order and the name index."""
         old = self.profiles.get(record["id"])
+        self._profiles_before.setdefault(record["id"], old)
         if old is not None and self.names.get(old["name"]) == old["id"]:
             del self.names[old["name"]]
         ordered = old is not None or not self.profiles or record["id"] > next(reversed(self.profiles))
@@ -71,16 +214,73 @@ class State:
 
     def remove_profile(self, profile_id: int) -> Record:
         record = self.profiles.pop(profile_id)
+        self._profiles_before.setdefault(profile_id, record)
         if self.names.get(record["name"]) == profile_id:
             del self.names[record["name"]]
         return record
 
+    # -- what a write changed ----------------------------------------------------------------------
+
+    def mark(self) -> None:
+        """What the state holds now is saved: later changes are measured from here."""
+        self._profiles_before.clear()
+        self._marked = {attr: getattr(self, attr) for _, attr in _TUPLES + _MAPPINGS}
+        self._marked["lengths"] = {attr: len(getattr(self, attr)) for _, attr in _MAPPINGS}
+        self._marked["counters"] = dict(self.counters)
+        self.history.mark()
+
+    def changes(self) -> Changes:
+        """What changed since the last mark, found without looking at anything unchanged."""
+        saved: list[tuple[str, str, Record]] = []
+        removed: list[tuple[str, str]] = []
+        for profile_id, before in self._profiles_before.items():
+            now = self.profiles.get(profile_id)
+            if now is None:
+                if before is not None:
+                    removed.append(("profile", str(profile_id)))
+            elif now is not before:
+                saved.append(("profile", str(profile_id), now))
+        for kind, attr in _TUPLES + _MAPPINGS:
+            old, new = self._marked[attr], getattr(self, attr)
+            if new is old and (attr not in self._marked["lengths"] or len(new) == self._marked["lengths"][attr]):
+                continue
+            # Replaced whole: compare by identity (records are values); this costs what the change did.
+            old_items = dict(_keyed(old))
+            new_items = dict(_keyed(new))
+            saved += [(kind, key, r) for key, r in new_items.items() if old_items.get(key) is not r]
+            removed += [(kind, key) for key in old_items if key not in new_items]
+        versions, audit = self.history.pending()
+        counters = dict(self.counters) if self.counters != self._marked["counters"] else None
+        return Changes(saved, removed, versions, audit, counters)
+
+    def rollback(self) -> None:
+        """Undo every change since the last mark (a write that could not be saved)."""
+        for profile_id, before in self._profiles_before.items():
+            current = self.profiles.get(profile_id)
+            if current is not None and self.names.get(current["name"]) == profile_id:
+                del self.names[current["name"]]
+            if before is None:
+                self.profiles.pop(profile_id, None)
+            else:
+                self.profiles[profile_id] = before
+                self.names[before["name"]] = profile_id
+        if self._profiles_before:  # a removed profile put back comes last: restore the id order
+            self.profiles = dict(sorted(self.profiles.items()))
+        for _, attr in _TUPLES + _MAPPINGS:
+            setattr(self, attr, self._marked[attr])
+        self.counters = dict(self._marked["counters"])
+        self.history.rollback()
+        self.mark()
+
+    # -- whole-state operations --------------------------------------------------------------------
+
     def to_dict(self) -> dict[str, Any]:
         """The whole state as JSON-ready data (the inverse of ``from_dict``)."""
+        versions, audit = self.history.rows()
         return {
             "profiles": list(self.profiles.values()),
-            "versions": [row for rows in self.versions.values() for row in rows],
-            "audit": list(self.audit),
+            "versions": versions,
+            "audit": audit,
             "role_attachments": list(self.role_attachments),
             "user_copies": list(self.user_copies),
             "roles": list(self.roles.values()),
@@ -90,54 +290,80 @@ class State:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> State:
+    def from_dict(cls, data: dict[str, Any], history: HistoryLog | None = None) -> State:
+        """A state from ``to_dict`` data; ``history`` replaces the rows of ``data`` when given."""
         state = cls(
-            audit=list(data["audit"]),
-            role_attachments=list(data["role_attachments"]),
-            user_copies=list(data["user_copies"]),
+            history=history or MemoryHistory.of(data["versions"], data["audit"]),
+            role_attachments=tuple(data["role_attachments"]),
+            user_copies=tuple(data["user_copies"]),
             roles={r["id"]: r for r in data["roles"]},
             users={u["id"]: u for u in data["users"]},
-            virtual_keys=list(data["virtual_keys"]),
+            virtual_keys=tuple(data["virtual_keys"]),
             counters=dict(data["counters"]),
         )
         for profile in sorted(data["profiles"], key=lambda p: p["id"]):
             state.put_profile(profile)
-        for row in data["versions"]:
-            state.versions.setdefault(row["access_profile_id"], []).append(row)
+        state.mark()
         return state
 
-    def copy(self) -> State:
-        """A copy whose containers are independent; records are shared, as they are never mutated."""
-        return replace(
-            self,
+    def copy(self, history: HistoryLog | None = None) -> State:
+        """A copy whose containers are independent; records are shared, as they are never mutated.
+
+        The copy keeps its history in memory, unless ``history`` is given to use instead.
+        """
+        return State(
             profiles=dict(self.profiles),
-            versions={k: list(v) for k, v in self.versions.items()},
-            audit=list(self.audit),
-            role_attachments=list(self.role_attachments),
-            user_copies=list(self.user_copies),
+            history=history or self.history.copy(),
+            role_attachments=self.role_attachments,
+            user_copies=self.user_copies,
             roles=dict(self.roles),
             users=dict(self.users),
-            virtual_keys=list(self.virtual_keys),
+            virtual_keys=self.virtual_keys,
             counters=dict(self.counters),
             names=dict(self.names),
         )
+
+    def counts(self) -> dict[str, int]:
+        """How many records of each kind the state holds."""
+        versions, audit = self.history.sizes()
+        return {
+            "profiles": len(self.profiles),
+            "versions": versions,
+            "audit": audit,
+            "roles": len(self.roles),
+            "users": len(self.users),
+            "user_copies": len(self.user_copies),
+            "virtual_keys": len(self.virtual_keys),
+        }
+
+
+def _keyed(items: Records | Mapping[Any, Record]) -> Iterator[tuple[str, Record]]:
+    records = items.values() if isinstance(items, Mapping) else items
+    return ((str(record["id"]), record) for record in records)
+
+
+class StateNotSaved(InternalError):
+    """A write could not be saved (the state file cannot be written); the state is as it was before it."""
 
 
 class Persistence(Protocol):
     """Where a store keeps its state between runs (mockserver.server.persistence)."""
 
-    def save(self, state: State) -> None: ...
-    def replace(self, state: State) -> None: ...
-    def save_snapshot(self, name: str, created_at: str, state: State) -> None: ...
-    def delete_snapshot(self, name: str) -> None: ...
-    def snapshots(self) -> dict[str, tuple[State, str]]: ...
+    def save(self, changes: Changes) -> None: ...
+    def replace(self, state: State) -> State: ...
+    def save_snapshot(self, name: str, created_at: str, state: State) -> int: ...
+    def restore_snapshot(self, name: str) -> State | None: ...
+    def delete_snapshot(self, name: str) -> bool: ...
+    def snapshots(self) -> dict[str, tuple[str, int]]: ...
+    def close(self) -> None: ...
 
 
 class Store:
     """Thread-safe holder of the state, with ``reset``, ``snapshot`` and ``restore``.
 
     With a persistence, the state it loaded (or else the seed) is where the store starts, and every
-    write is saved before ``write()`` returns.
+    write is saved before ``write()`` returns; a write that cannot be saved is undone and raises
+    ``StateNotSaved``.
     """
 
     def __init__(
@@ -150,18 +376,21 @@ class Store:
         sequential_ids: bool = False,
     ) -> None:
         self._seed = seed.copy()
-        self._state = (saved or seed).copy()
         self._lock = threading.RLock()
+        self._writing = False
         self.clock = clock
         # Sequential ids come from a counter of the state, so they continue after a restart.
         self.new_uuid = new_uuid or (self._sequential_uuid if sequential_ids else _random_uuid)
         self.persistence = persistence
-        # Named snapshots of the whole state, with the time they were taken.
+        # Named snapshots of the whole state, with the time they were taken (kept by the persistence
+        # when there is one, so they need no memory here).
         self._named: dict[str, tuple[State, str]] = {}
-        if persistence is not None:
-            if saved is None:
-                persistence.replace(self._state)
-            self._named = persistence.snapshots()
+        if saved is not None:
+            self._state = saved
+        elif persistence is not None:
+            self._state = persistence.replace(seed.copy())
+        else:
+            self._state = seed.copy()
 
     def _sequential_uuid(self) -> str:
         return f"00000000-0000-4000-8000-{self._state.next_id('uuid'):012d}"
@@ -174,11 +403,27 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[State]:
-        """Exclusive access for a read-modify-write; saved (durably, with a persistence) on success."""
+        """Exclusive access for a read-modify-write: saved (durably, with a persistence) on success,
+        undone when the body raises or the save fails."""
         with self._lock:
-            yield self._state
-            if self.persistence is not None:
-                self.persistence.save(self._state)
+            state = self._state
+            if self._writing:  # a write inside a write: the outer one saves or undoes both
+                yield state
+                return
+            self._writing = True
+            try:
+                yield state
+                if self.persistence is not None:
+                    changes = state.changes()
+                    if changes:
+                        self.persistence.save(changes)
+            except BaseException:
+                state.rollback()
+                raise
+            else:
+                state.mark()
+            finally:
+                self._writing = False
 
     @property
     def seed(self) -> State:
@@ -200,34 +445,46 @@ class Store:
 
     def restore(self, snapshot: State) -> None:
         with self._lock:
-            self._state = snapshot.copy()
+            state = snapshot.copy()
+            self._state = self.persistence.replace(state) if self.persistence is not None else state
+
+    def save_named(self, name: str, created_at: str) -> int:
+        """Keep the current state under a name (replacing one of that name); its number of profiles."""
+        with self._lock:
             if self.persistence is not None:
-                self.persistence.replace(self._state)
+                return self.persistence.save_snapshot(name, created_at, self._state)
+            self._named[name] = (self._state.copy(), created_at)
+            return len(self._state.profiles)
 
-    def save_named(self, name: str, created_at: str) -> tuple[State, str]:
-        """Keep the current state under a name (replacing one of that name)."""
+    def named(self) -> dict[str, tuple[str, int]]:
+        """Name -> (when it was taken, number of profiles), for every named snapshot."""
         with self._lock:
-            saved = (self._state.copy(), created_at)
-            self._named[name] = saved
             if self.persistence is not None:
-                self.persistence.save_snapshot(name, created_at, saved[0])
-        return saved
+                return self.persistence.snapshots()
+            return {name: (created_at, len(state.profiles)) for name, (state, created_at) in self._named.items()}
 
-    def named(self) -> dict[str, tuple[State, str]]:
+    def restore_named(self, name: str) -> tuple[str, int] | None:
         with self._lock:
-            return dict(self._named)
-
-    def restore_named(self, name: str) -> tuple[State, str] | None:
-        with self._lock:
-            saved = self._named.get(name)
-            if saved is not None:
+            if self.persistence is not None:
+                restored = self.persistence.restore_snapshot(name)
+                if restored is None:
+                    return None
+                self._state = restored
+            else:
+                saved = self._named.get(name)
+                if saved is None:
+                    return None
                 self.restore(saved[0])
-            return saved
+            return self.named()[name]
 
     def delete_named(self, name: str) -> bool:
         with self._lock:
-            if self._named.pop(name, None) is None:
-                return False
             if self.persistence is not None:
-                self.persistence.delete_snapshot(name)
-            return True
+                return self.persistence.delete_snapshot(name)
+            return self._named.pop(name, None) is not None
+
+    def close(self) -> None:
+        """Let go of the state file, if there is one (another process or app may then open it)."""
+        with self._lock:
+            if self.persistence is not None:
+                self.persistence.close()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +51,33 @@ class Violation:
         }
 
 
+class Violations:
+    """The last ``size`` violations recorded, and how many older ones were dropped to stay within it."""
+
+    def __init__(self, size: int = 1000) -> None:
+        self._kept: deque[Violation] = deque(maxlen=size)
+        self._lock = threading.Lock()
+        self.dropped = 0
+
+    def append(self, violation: Violation) -> None:
+        with self._lock:
+            if len(self._kept) == self._kept.maxlen:
+                self.dropped += 1
+            self._kept.append(violation)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._kept.clear()
+            self.dropped = 0
+
+    def __iter__(self) -> Iterator[Violation]:
+        with self._lock:
+            return iter(list(self._kept))
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+
 @dataclass
 class Mock:
     """Everything one app serves from, kept in ``app.extensions["mockserver"]``."""
@@ -63,7 +93,7 @@ class Mock:
     validator: Validator
     journal: Journal = field(default_factory=Journal)
     chaos: Chaos = field(default_factory=Chaos)
-    violations: list[Violation] = field(default_factory=list)
+    violations: Violations = field(default_factory=Violations)
 
     def record(self, violation: Violation) -> None:
         log.error("contract violation: %s", violation)

@@ -8,11 +8,10 @@ from flask import Blueprint, Flask, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from mockserver.domain.store import State
 from mockserver.domain.timeutil import format_timestamp
-from mockserver.server.context import current_mock
+from mockserver.server.context import current_mock, log
 from mockserver.server.routes import error_response, json_response
-from mockserver.spec.errors import NotFound, Unauthorized, for_status
+from mockserver.spec.errors import ApiError, NotFound, Unauthorized, for_status
 
 bp = Blueprint("control", __name__)
 PREFIX = "/__mock/"
@@ -40,6 +39,7 @@ def health() -> Response:
             "auth": "api-keys" if mock.auth.keyring else "permissive",
             "strict": mock.settings.strict,
             "violations": len(mock.violations),
+            "violations_dropped": mock.violations.dropped,
         },
     )
 
@@ -55,14 +55,18 @@ def reset() -> Response:
 
 @bp.get(PREFIX + "violations")
 def violations() -> Response:
-    """What the mock answered against the contract so far (a CI job can assert this is empty)."""
-    return json_response(200, {"violations": [v.as_dict() for v in current_mock().violations]})
+    """What the mock answered against the contract so far (a CI job can assert this is empty).
+
+    The newest 1,000 are kept; ``dropped`` counts the older ones let go.
+    """
+    found = current_mock().violations
+    return json_response(200, {"violations": [v.as_dict() for v in found], "dropped": found.dropped})
 
 
 @bp.delete(PREFIX + "violations")
 def clear_violations() -> Response:
     current_mock().violations.clear()
-    return json_response(200, {"violations": []})
+    return json_response(200, {"violations": [], "dropped": 0})
 
 
 @bp.before_request
@@ -99,8 +103,9 @@ def snapshots() -> Response:
 def save_snapshot(name: str) -> Response:
     """Save the whole state under a name (replacing a snapshot of that name)."""
     store = current_mock().store
-    saved = store.save_named(name, format_timestamp(store.clock()))
-    return json_response(201, _described(name, saved))
+    created_at = format_timestamp(store.clock())
+    profiles = store.save_named(name, created_at)
+    return json_response(201, _described(name, (created_at, profiles)))
 
 
 @bp.post(PREFIX + "snapshots/<name>/restore")
@@ -118,9 +123,9 @@ def delete_snapshot(name: str) -> Response:
     return json_response(200, {"message": f"snapshot {name!r} deleted"})
 
 
-def _described(name: str, saved: tuple[State, str]) -> dict[str, Any]:
-    state, created_at = saved
-    return {"name": name, "created_at": created_at, "profiles": len(state.profiles)}
+def _described(name: str, saved: tuple[str, int]) -> dict[str, Any]:
+    created_at, profiles = saved
+    return {"name": name, "created_at": created_at, "profiles": profiles}
 
 
 @bp.get(PREFIX + "journal")
@@ -143,6 +148,12 @@ def openapi_document() -> Response:
     return Response(current_mock().spec.json_bytes, mimetype="application/json")
 
 
+def _api_error(error: ApiError) -> Response:
+    # A control route that cannot do its work (a state file that cannot be written) answers in the envelope.
+    log.error("%s %s %d - %s", request.method, request.path, error.status, error.message)
+    return error_response(error)
+
+
 def _http_error(error: HTTPException) -> Response:
     # Werkzeug's own errors (a control route called with a wrong method, say) in the envelope.
     response = error_response(for_status(error.code or 500, error.description or error.name))
@@ -154,3 +165,4 @@ def _http_error(error: HTTPException) -> Response:
 def register(app: Flask) -> None:
     app.register_blueprint(bp)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(ApiError, _api_error)

@@ -1,0 +1,312 @@
+"""The state file under load and in trouble: writes that cost what they change, one owner per file,
+and a write that cannot be saved changes nothing."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from conftest import CANONICAL, Api
+from serving import ROOT, serve
+
+from mockserver import Settings, create_app
+from mockserver.domain.store import State
+from mockserver.server import persistence
+from mockserver.server.persistence import SqliteHistory, SqliteState, StateFileError
+
+AUTH = {"Authorization": "Bearer keeper"}
+USERS = "/api/governance/users"
+
+
+def opened(path: Path, **settings: Any) -> Api:
+    return Api(create_app(Settings(state=path, **settings)))
+
+
+def whole(api: Api) -> dict[str, Any]:
+    return api.mock.store.snapshot().to_dict()
+
+
+def file_bytes(path: Path) -> dict[str, bytes]:
+    """The state file and its write-ahead log, as they are on disk."""
+    return {p.name: p.read_bytes() for p in path.parent.glob(path.name + "*") if p.is_file()}
+
+
+def every_write(api: Api) -> None:
+    """One request of each operation that changes something, all answered 2xx."""
+    budget = {"max_limit": 10, "reset_duration": "1d"}
+    created = api.post(CANONICAL, {"name": "Every write", "budgets": [budget], "rate_limit": {"token_max_limit": 5}})
+    new_id = created.json["access_profile"]["id"]
+    steps = [
+        api.put(f"{CANONICAL}/{new_id}", {"description": "changed", "rate_limit": None}),
+        api.request("PUT", f"{CANONICAL}/{new_id}/deactivate"),
+        api.request("PUT", f"{CANONICAL}/{new_id}/activate"),
+        api.post(f"{CANONICAL}/{new_id}/clone", {"name": "Every write (clone)"}),
+        api.post(f"{CANONICAL}/{new_id}/roles", {"role_ids": [7], "apply_to_existing": True}),
+        api.delete(f"{CANONICAL}/{new_id}/roles/7"),
+        api.post(f"{CANONICAL}/8/propagate", {"fields": ["budgets"], "reset_usage": True}),
+        api.post(f"{USERS}/u-heidi/access-profiles/1/virtual-keys", {"name": "extra-key"}),
+    ]
+    with api.mock.store.atomic() as state:
+        copy = next(c for c in state.user_copies if c["user_id"] == "u-dave" and c["governance"]["budgets"])
+    path = f"{USERS}/u-dave/access-profiles/{copy['id']}/budgets/{copy['governance']['budgets'][0]['id']}/override"
+    steps.append(api.put(path, {"amount": 5, "mode": "forever"}))
+    steps.append(api.delete(path))
+    steps.append(api.delete(f"{USERS}/u-heidi/access-profiles/virtual-keys/{_extra_key(api)}"))
+    steps.append(api.delete(f"{USERS}/u-dave/access-profiles/{copy['id']}"))
+    steps.append(api.delete(f"{CANONICAL}/3"))
+    assert [s.status_code for s in steps if s.status_code >= 300] == [], [s.json for s in steps if s.status_code >= 300]
+
+
+def _extra_key(api: Api) -> str:
+    with api.mock.store.atomic() as state:
+        return next(k["id"] for k in state.virtual_keys if k["name"] == "extra-key")
+
+
+# -- what is saved ----------------------------------------------------------------------------------
+
+
+def test_every_kind_of_write_survives_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    first = opened(path)
+    every_write(first)
+    first.client.post("/__mock/snapshots/after-everything")
+    before = whole(first)
+    first.mock.store.close()
+
+    second = opened(path)
+    assert whole(second) == before
+    assert second.post(CANONICAL, {"name": "Next"}).json["access_profile"]["id"] == before["counters"]["profile"] + 1
+
+
+def test_a_write_saves_only_what_it_changed(tmp_path: Path) -> None:
+    api = opened(tmp_path / "state.sqlite")
+    file = api.mock.store.persistence
+    assert isinstance(file, SqliteState)
+    written = file._db.total_changes
+    api.put(f"{CANONICAL}/3", {"description": "one change"})
+    # The profile, its new version row, its audit row, and the counters.
+    assert file._db.total_changes - written == 4
+    written = file._db.total_changes
+    api.get(f"{CANONICAL}/3")
+    api.put(f"{CANONICAL}/3", {"description": "one change"})  # no change: nothing written
+    api.put(f"{CANONICAL}/3", {"name": ""})  # refused: nothing written
+    assert file._db.total_changes == written
+
+
+def test_history_is_read_from_the_file_not_kept_in_memory(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    first = opened(path)
+    for n in range(3):
+        first.put(f"{CANONICAL}/2", {"description": f"edit {n}"})
+    first.mock.store.close()
+
+    second = opened(path)
+    with second.mock.store.atomic() as state:
+        assert isinstance(state.history, SqliteHistory)
+    versions = second.get(f"{CANONICAL}/2/versions").json["versions"]
+    assert [json.loads(v["snapshot"])["description"] for v in versions[-3:]] == ["edit 0", "edit 1", "edit 2"]
+    audit = second.get(f"{CANONICAL}/2/audit-logs?limit=2").json
+    assert [json.loads(row["new_values"])["description"] for row in audit["audit_logs"]] == ["edit 2", "edit 1"]
+    assert audit["total_count"] == 4  # the fixture's create row and three updates
+
+
+def test_a_snapshot_keeps_the_history_of_its_moment(tmp_path: Path) -> None:
+    api = opened(tmp_path / "state.sqlite")
+    api.put(f"{CANONICAL}/2", {"description": "kept"})
+    assert api.client.post("/__mock/snapshots/one").status_code == 201
+    before = whole(api)
+    api.put(f"{CANONICAL}/2", {"description": "dropped"})
+    api.delete(f"{CANONICAL}/5")
+    assert api.client.post("/__mock/snapshots/one/restore").status_code == 200
+    assert whole(api) == before
+    assert api.get(f"{CANONICAL}/2/versions").json["versions"][-1]["description"] == "kept"
+
+
+def test_a_state_file_of_version_1_is_carried_over(tmp_path: Path) -> None:
+    """The previous layout kept history rows among the records and snapshots as whole states."""
+    donor = Api(create_app(Settings()))
+    donor.put(f"{CANONICAL}/1", {"description": "from version 1"})
+    data = donor.mock.store.snapshot().to_dict()
+    path = tmp_path / "old.sqlite"
+    with closing(sqlite3.connect(path)) as db:
+        db.executescript(
+            "CREATE TABLE records (kind TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (kind, key));"
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+            "CREATE TABLE snapshots (name TEXT PRIMARY KEY, created_at TEXT NOT NULL, data TEXT NOT NULL);"
+        )
+        kinds = {
+            "profile": "profiles",
+            "version": "versions",
+            "audit": "audit",
+            "role_attachment": "role_attachments",
+            "user_copy": "user_copies",
+            "role": "roles",
+            "user": "users",
+            "virtual_key": "virtual_keys",
+        }
+        db.executemany(
+            "INSERT INTO records VALUES (?, ?, ?)",
+            [(kind, str(r["id"]), json.dumps(r)) for kind, key in kinds.items() for r in data[key]],
+        )
+        db.executemany("INSERT INTO meta VALUES (?, ?)", [("schema", "1"), ("counters", json.dumps(data["counters"]))])
+        db.execute("INSERT INTO snapshots VALUES (?, ?, ?)", ("old", "2026-01-01T00:00:00Z", json.dumps(data)))
+        db.commit()
+
+    carried = opened(path)
+    assert whole(carried) == data
+    carried.put(f"{CANONICAL}/1", {"description": "after"})
+    assert carried.client.post("/__mock/snapshots/old/restore").json["profiles"] == 10
+    assert whole(carried) == data
+
+
+# -- one owner per file -----------------------------------------------------------------------------
+
+
+def test_a_second_app_on_the_same_file_is_refused_until_the_first_lets_go(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    first = opened(path)
+    with pytest.raises(StateFileError, match=f"{path} is in use by another mockserver; stop it or use --state"):
+        opened(path)
+    assert first.put(f"{CANONICAL}/1", {"description": "still the owner"}).status_code == 200
+    first.mock.store.close()
+    assert opened(path).profile(1)["description"] == "still the owner"
+
+
+@pytest.mark.slow
+def test_a_second_process_is_refused_and_the_first_keeps_serving(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    with serve("--state", str(path)) as owner:
+        assert requests.put(f"{owner.url}{CANONICAL}/1", json={"description": "first"}, headers=AUTH).status_code == 200
+        on_disk = file_bytes(path)
+        second = subprocess.run(
+            [sys.executable, "-m", "mockserver", "serve", "--port", "0", "--state", str(path)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert second.returncode == 2
+        assert second.stderr.strip() == (
+            f"mockserver: error: {path} is in use by another mockserver (pid {owner.process.pid}); "
+            "stop it or use --state with another file"
+        )
+        assert file_bytes(path) == on_disk  # it wrote nothing
+        changed = requests.put(f"{owner.url}{CANONICAL}/1", json={"description": "second"}, headers=AUTH)
+        assert changed.status_code == 200
+        assert owner.stop(signal.SIGTERM) == 0
+    with serve("--state", str(path)) as again:
+        profile = requests.get(f"{again.url}{CANONICAL}/1", headers=AUTH, timeout=10).json()["access_profile"]
+        assert profile["description"] == "second"
+
+
+@pytest.mark.slow
+def test_after_kill_9_of_the_owner_the_next_start_takes_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    with serve("--state", str(path)) as owner:
+        created = requests.post(f"{owner.url}{CANONICAL}", json={"name": "Before the kill"}, headers=AUTH, timeout=10)
+        assert created.status_code == 201
+        owner.process.send_signal(signal.SIGKILL)
+        owner.process.wait(timeout=10)
+    with serve("--state", str(path)) as again:
+        new_id = created.json()["access_profile"]["id"]
+        assert requests.get(f"{again.url}{CANONICAL}/{new_id}", headers=AUTH, timeout=10).status_code == 200
+
+
+# -- a write that cannot be saved --------------------------------------------------------------------
+
+
+@pytest.fixture
+def failing_disk(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bool]]:
+    """While the flag is set, every save fails half-way through its transaction, as a full disk would."""
+    failing = [False]
+    append = persistence._append_history
+
+    def append_or_fail(db: sqlite3.Connection, versions: Any, audit: Any) -> None:
+        append(db, versions, audit)
+        if failing[0]:
+            raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(persistence, "_append_history", append_or_fail)
+    yield failing
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        pytest.param(lambda api: api.put(f"{CANONICAL}/1", {"name": "Not saved"}), id="update"),
+        pytest.param(lambda api: api.post(CANONICAL, {"name": "Not saved"}), id="create"),
+        pytest.param(lambda api: api.delete(f"{CANONICAL}/3"), id="delete"),
+        pytest.param(lambda api: api.post(f"{CANONICAL}/2/clone", {"name": "Not saved"}), id="clone"),
+        pytest.param(
+            lambda api: api.post(f"{CANONICAL}/9/roles", {"role_ids": [7], "apply_to_existing": True}), id="attach"
+        ),
+        pytest.param(lambda api: api.client.post("/__mock/reset"), id="reset"),
+    ],
+)
+def test_a_failed_save_leaves_the_state_and_the_file_as_they_were(
+    tmp_path: Path, failing_disk: list[bool], write: Any
+) -> None:
+    path = tmp_path / "state.sqlite"
+    api = opened(path)
+    api.put(f"{CANONICAL}/1", {"description": "saved before the failure"})
+    before, on_disk = whole(api), file_bytes(path)
+
+    failing_disk[0] = True
+    refused = write(api)
+    failing_disk[0] = False
+
+    assert refused.status_code == 500
+    assert refused.json["error"]["type"] == "internal"
+    assert refused.json["error"]["message"] == (
+        f"{path}: the change was not saved (database or disk is full); nothing was changed"
+    )
+    assert whole(api) == before
+    assert file_bytes(path) == on_disk
+    # Nothing was used up either: the next create gets the id the failed one would have had.
+    assert api.post(CANONICAL, {"name": "Saved"}).json["access_profile"]["id"] == before["counters"]["profile"] + 1
+    after = whole(api)
+    api.mock.store.close()
+    assert whole(opened(path)) == after
+
+
+def test_a_state_file_removed_under_the_mock_refuses_writes(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    api = opened(path)
+    before = api.profile(1)
+    for file in path.parent.glob(path.name + "*"):
+        file.unlink()
+    refused = api.put(f"{CANONICAL}/1", {"name": "Into the void"})
+    assert refused.status_code == 500
+    assert refused.json["error"]["message"] == f"{path} was removed; the change was not saved; nothing was changed"
+    assert api.profile(1) == before
+
+
+def test_a_file_that_is_not_a_state_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    path.write_text("not a database at all, just text that is long enough to be read as a header\n" * 20)
+    with pytest.raises(StateFileError, match="not a mockserver state file"):
+        create_app(Settings(state=path))
+
+
+def test_the_store_undoes_a_write_whose_body_fails() -> None:
+    """A defect half-way through a write (an exception after a change) leaves nothing behind either."""
+    api = Api(create_app(Settings()))
+    store = api.mock.store
+    before = store.snapshot()
+    with pytest.raises(RuntimeError), store.write() as state:
+        state.put_profile({**state.profiles[1], "name": "Half-written"})
+        state.history.add_audit({"id": 99, "access_profile_id": 1, "action": "update", "user_id": None})
+        state.next_id("profile")
+        raise RuntimeError("a defect")
+    assert store.snapshot() == before
+    with store.atomic() as state:
+        assert isinstance(state, State) and state.names["Platform engineering"] == 1
