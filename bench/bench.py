@@ -2,8 +2,9 @@
 
 Prints, for GET one profile, GET a 25-item list, a partial PUT and a POST create: requests/s, p50
 and p99 latency of the mock and of Prism (default mode) from alternating wrk runs, and the ratio.
-Then the validation cost per request in-process, the cold start to a first answer, and the list
-latency with 10, 1,000 and 10,000 stored profiles.
+Then the validation cost per request in-process, the cold start to a first answer, the list
+latency with 10, 1,000 and 10,000 stored profiles, and the cost of a write with a state file after
+0, 10,000 and 100,000 earlier writes (and the start time on the longest history).
 """
 
 from __future__ import annotations
@@ -61,12 +62,20 @@ def main() -> int:
     parser.add_argument("--prism", type=Path, required=True, help="the prism executable")
     parser.add_argument("--seconds", type=int, default=5, help="length of one wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating runs per server and scenario")
+    parser.add_argument(
+        "--sections", default=",".join(SECTIONS), help=f"comma-separated, from: {', '.join(SECTIONS)} (default all)"
+    )
     args = parser.parse_args()
+    wanted = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = sorted(set(wanted) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown section(s): {', '.join(unknown)}")
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; wrk -t1 -c10 --latency")
-    served(args.prism, args.seconds, args.rounds)
-    in_process()
-    cold_start()
-    list_latency()
+    for section in wanted:
+        if section == "served":
+            served(args.prism, args.seconds, args.rounds)
+        else:
+            SECTIONS[section]()
     return 0
 
 
@@ -325,6 +334,63 @@ def list_latency() -> None:
             f"{size:>15,} {_ms(timed(f'{LIST}?limit=25')):>11} {_ms(timed(f'{LIST}?limit=25&offset=500')):>19} "
             f"{_ms(timed(f'{LIST}?limit=25&search=bench')):>14}"
         )
+
+
+# -- persistence: a write's cost against the length of the history ---------------------------------
+
+
+def persistence() -> None:
+    from mockserver import Settings, create_app
+    from mockserver.server.persistence import SqliteState
+
+    print("\npersistence: partial PUT with a state file (Flask test client, full validation), p50 of 200 requests")
+    print(f"{'earlier writes':>15} {'PUT p50, state file':>20} {'PUT p50, no state file':>23} {'file size':>10}")
+    with tempfile.TemporaryDirectory() as folder:
+        longest = None
+        for writes in (0, 10_000, 100_000):
+            path = Path(folder, f"state-{writes}.sqlite")
+            # The history of `writes` partial updates, made by the domain and saved in one go.
+            app = create_app(Settings())
+            mock = app.extensions["mockserver"]
+            ids = list(mock.store.snapshot().profiles)
+            for n in range(writes):
+                mock.profiles.update(ids[n % len(ids)], {"description": f"earlier write {n}"}, "bench")
+            file = SqliteState(path)
+            file.replace(mock.store.snapshot())
+            file.close()
+            with_file = _put_p50(create_app(Settings(state=path)), f"with {writes}")
+            without = _put_p50(app, f"without {writes}")
+            size = sum(p.stat().st_size for p in Path(folder).glob(path.name + "*"))
+            print(f"{writes:>15,} {_ms(with_file):>20} {_ms(without):>23} {size / 1e6:>8.1f}MB")
+            longest = path
+        assert longest is not None
+        starts = [_start_once(dict(os.environ), "--state", str(longest)) for _ in range(3)]
+    print(
+        f"start with a state file holding 100,000 writes (process start to the first 200, median of 3): "
+        f"{statistics.median(starts):.2f} s"
+    )
+
+
+def _put_p50(app: Any, run: str) -> float:
+    client = app.test_client()
+    headers = {"Authorization": AUTH}
+    samples = []
+    for n in range(200):
+        started = time.perf_counter()
+        response = client.put(ONE, json={"description": f"bench {run} {n}"}, headers=headers)
+        samples.append(time.perf_counter() - started)
+        assert response.status_code == 200, response.json
+    app.extensions["mockserver"].store.close()
+    return statistics.median(samples)
+
+
+SECTIONS: dict[str, Callable[[], None]] = {
+    "served": lambda: None,  # needs the Prism path: run by main()
+    "in-process": in_process,
+    "cold-start": cold_start,
+    "list": list_latency,
+    "persistence": persistence,
+}
 
 
 if __name__ == "__main__":
