@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 import threading
@@ -73,6 +72,10 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="apply edits of the spec and fixture files while serving (default on)",
     )
+    serve.add_argument(
+        "--log-format", choices=["text", "json"], help="text (default), or one JSON object per line for log shippers"
+    )
+    serve.add_argument("--quiet", action="store_true", default=None, help="no line per request (errors still show)")
     serve.set_defaults(run=_serve)
     _add_contract(commands)
     return parser
@@ -126,34 +129,42 @@ def _contract(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from mockserver.server.app import create_app
+    from mockserver.server.logs import configure
     from mockserver.server.serving import serve
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    # waitress warns for every request that waits for a thread under load; one request line is enough.
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     try:
         # Flags are named after the settings they set; an absent flag leaves the variable or default.
         settings = Settings.from_env(**{f.name: getattr(args, f.name, None) for f in fields(Settings)})
-        app = create_app(settings)
-    except (SettingsError, SpecError, FixtureError, StateFileError, StateNotSaved) as exc:
+    except SettingsError as exc:
         print(f"mockserver: error: {exc}", file=sys.stderr)
         return 2
-    # A service manager stops us with SIGTERM; treat it like Ctrl-C so the socket closes cleanly.
-    signal.signal(signal.SIGTERM, _interrupt)
-    if settings.watch:
-        from mockserver.server.reload import Reloader
-
-        Reloader(app).start()
-    # openapi-core explains refused requests; load it once the server is up, not on the first error.
-    warm = threading.Timer(2.0, _load_reference_validator, args=(app,))
-    warm.daemon = True
-    warm.start()
+    # Log lines are written by one thread of their own; stop() writes what is queued (Ctrl-C, SIGTERM, exit).
+    writer = configure(sys.stderr, settings.log_format, settings.quiet)
     try:
-        serve(app, settings.host, settings.port, settings.threads, announce=lambda m: print(m, flush=True))
-    except OSError as exc:
-        print(f"mockserver: error: cannot listen on {settings.host}:{settings.port}: {exc.strerror}", file=sys.stderr)
-        return 2
-    return 0
+        try:
+            app = create_app(settings)
+        except (SettingsError, SpecError, FixtureError, StateFileError, StateNotSaved) as exc:
+            print(f"mockserver: error: {exc}", file=sys.stderr)
+            return 2
+        # A service manager stops us with SIGTERM; treat it like Ctrl-C so the socket closes cleanly.
+        signal.signal(signal.SIGTERM, _interrupt)
+        if settings.watch:
+            from mockserver.server.reload import Reloader
+
+            Reloader(app).start()
+        # openapi-core explains refused requests; load it once the server is up, not on the first error.
+        warm = threading.Timer(2.0, _load_reference_validator, args=(app,))
+        warm.daemon = True
+        warm.start()
+        try:
+            serve(app, settings.host, settings.port, settings.threads, announce=lambda m: print(m, flush=True))
+        except OSError as exc:
+            host, port = settings.host, settings.port
+            print(f"mockserver: error: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+            return 2
+        return 0
+    finally:
+        writer.stop()
 
 
 def _load_reference_validator(app: Any) -> None:

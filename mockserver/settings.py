@@ -28,6 +28,13 @@ class ValidationMode(StrEnum):
     SHADOW = "shadow"
 
 
+class LogFormat(StrEnum):
+    """How `mockserver serve` writes its log lines (see mockserver.server.logs)."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything ``create_app`` and ``mockserver serve`` need to know."""
@@ -63,6 +70,9 @@ class Settings:
     sequential_ids: bool = False
     # `mockserver serve` applies edits of the spec and of the fixture file while it runs.
     watch: bool = True
+    # `mockserver serve`'s log lines: text or one JSON object a line; `quiet` leaves out the request lines.
+    log_format: LogFormat = LogFormat.TEXT
+    quiet: bool = False
 
     def __post_init__(self) -> None:
         # Accept plain strings where a path or an enumerated option is expected (code and markers).

@@ -200,10 +200,10 @@ def test_the_control_token_guards_every_control_route(make_app: Callable[..., Fl
 
 
 def test_one_log_line_per_request_explains_refusals(api: Api, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="mockserver"):
+    with caplog.at_level(logging.INFO, logger="mockserver.requests"):
         api.get(f"{CANONICAL}/1")
         api.put(f"{CANONICAL}/1", {"name": "n" * 256})
-    lines = [r.getMessage() for r in caplog.records if r.name == "mockserver"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "mockserver.requests"]
     assert len(lines) == 2
     assert lines[0].startswith(f"GET {CANONICAL}/1 getAccessProfile 200 ")
     assert lines[1].startswith(f"PUT {CANONICAL}/1 updateAccessProfile 400 ")

@@ -3,6 +3,7 @@ dispatches on operationId and checks the answer against the spec before it leave
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,11 +15,13 @@ from mockserver.domain.auth import Identity
 from mockserver.server import prefer
 from mockserver.server.context import Mock, Violation, log
 from mockserver.server.journal import REFUSED_AUTH, REFUSED_CONTRACT, REFUSED_ROUTE, Entry
+from mockserver.server.logs import REQUESTS
 from mockserver.spec.document import Operation, Spec, SpecError
 from mockserver.spec.errors import ApiError, InternalError, MethodNotAllowed, NotFound
 from mockserver.spec.validation import Answer, Call
 
 Handler = Callable[[Mock, Call, Identity], Answer]
+requests_log = logging.getLogger(REQUESTS)
 
 
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
@@ -135,16 +138,37 @@ def dispatch(mock: Mock, request: Request) -> Response:
             error=refused.message if refused is not None and stage is not None else None,
         )
     )
-    log.info(
+    if requests_log.isEnabledFor(logging.INFO):
+        _log_line(request, operation, response.status_code, duration, refused)
+    return response
+
+
+def _log_line(
+    request: Request, operation: Operation | None, status: int, duration_ms: float, refused: ApiError | None
+) -> None:
+    """One line per request, with its fields for the JSON format (the writer formats it elsewhere)."""
+    path = request.full_path.rstrip("?")
+    operation_id = operation.operation_id if operation else None
+    reason = refused.message if refused is not None else None
+    requests_log.info(
         "%s %s %s %d %.1fms%s",
         request.method,
-        request.full_path.rstrip("?"),
-        operation.operation_id if operation else "-",
-        response.status_code,
-        duration,
-        f" - {refused.message}" if refused is not None else "",
+        path,
+        operation_id or "-",
+        status,
+        duration_ms,
+        f" - {reason}" if reason is not None else "",
+        extra={
+            "request": {
+                "method": request.method,
+                "path": path,
+                "operation_id": operation_id,
+                "status": status,
+                "duration_ms": round(duration_ms, 3),
+                "reason": reason,
+            }
+        },
     )
-    return response
 
 
 FAULT_KEY = "mockserver.fault"

@@ -1,0 +1,99 @@
+"""Log lines off the request path: a request only puts its record on a queue; one thread formats
+and writes them, in order and in batches, so the threads that serve never wait on the terminal.
+
+- ``REQUESTS`` is the logger of the one line per request; its records carry the line's fields in
+  ``record.request``, so the JSON format does not parse text.
+- ``LogWriter.stop()`` writes what is still queued; ``mockserver serve`` calls it on Ctrl-C,
+  SIGTERM and a normal exit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from datetime import UTC, datetime
+from logging.handlers import QueueHandler
+from typing import TextIO
+
+from mockserver.settings import LogFormat
+
+REQUESTS = "mockserver.requests"
+_STOP = None  # the sentinel that ends the writer
+
+
+class TextFormatter(logging.Formatter):
+    """``10:42:07 PUT /api/... updateAccessProfile 400 1.9ms - reason``."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(message)s", datefmt="%H:%M:%S")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: a request's fields, or the level and message of any other line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        fields = getattr(record, "request", None)
+        if fields is not None:
+            return json.dumps({"time": when, **fields}, ensure_ascii=False)
+        line = {"time": when, "level": record.levelname.lower(), "message": record.getMessage()}
+        if record.exc_info:
+            line["error"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
+
+
+class LogWriter:
+    """A queue for log records and the one thread that writes them to ``stream``."""
+
+    def __init__(self, stream: TextIO, formatter: logging.Formatter, batch: int = 1000) -> None:
+        self.stream = stream
+        self.formatter = formatter
+        self.batch = batch
+        self._queue: queue.SimpleQueue[logging.LogRecord | None] = queue.SimpleQueue()
+        self.handler = QueueHandler(self._queue)
+        self._thread = threading.Thread(target=self._run, name="mockserver-log", daemon=True)
+
+    def start(self) -> LogWriter:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Write everything queued so far, then end the thread."""
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self.batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            lines = [self.formatter.format(record) for record in batch if record is not _STOP]
+            if lines:
+                try:
+                    self.stream.write("\n".join(lines) + "\n")
+                    self.stream.flush()
+                except (OSError, ValueError):  # the terminal went away: nothing left to write to
+                    return
+            if _STOP in batch:
+                return
+
+
+def configure(stream: TextIO, log_format: LogFormat, quiet: bool) -> LogWriter:
+    """Route every log record of the process through one writer; ``quiet`` drops the request lines."""
+    formatter: logging.Formatter = JsonFormatter() if log_format is LogFormat.JSON else TextFormatter()
+    writer = LogWriter(stream, formatter).start()
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(writer.handler)
+    root.setLevel(logging.INFO)
+    logging.getLogger(REQUESTS).setLevel(logging.WARNING if quiet else logging.INFO)
+    # waitress warns for every request that waits for a thread under load; one request line is enough.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    return writer
