@@ -75,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
     _add_contract(commands)
     _add_proxy(commands)
+    _add_record(commands)
     return parser
 
 
@@ -186,6 +187,54 @@ def _proxy(args: argparse.Namespace) -> int:
         print(f"mockserver: error: cannot listen on {settings.host}:{settings.port}: {exc.strerror}", file=sys.stderr)
         return 2
     return 0
+
+
+def _add_record(commands: Any) -> None:
+    record = commands.add_parser(
+        "record",
+        help="read a deployment into a fixture file for mockserver serve --fixtures",
+        description=(
+            "Read a Bifrost deployment with GET requests only (profiles, role attachments, versions, the audit "
+            "trail, users' copies) into a fixture file that mockserver serve --fixtures loads. "
+            "Exit status: 0 everything read, 1 some requests failed (listed at the end), 2 nothing recorded."
+        ),
+    )
+    record.add_argument("--base-url", help="root URL of the deployment (or MOCKSERVER_CONTRACT_BASE_URL)")
+    record.add_argument("--out", type=Path, help="the fixture file to write (.json, or .yaml / .yml)")
+    record.add_argument("--token", help="management API key or token (better: MOCKSERVER_CONTRACT_TOKEN)")
+    record.add_argument("--basic", metavar="USER:PASS", help="admin login (better: MOCKSERVER_CONTRACT_BASIC)")
+    record.add_argument(
+        "--user",
+        dest="users",
+        action="append",
+        metavar="USER_ID",
+        help="also read this user's copies (repeat it); the API cannot list users",
+    )
+    record.add_argument("--spec", type=Path, help="OpenAPI document (default: the bundled spec)")
+    record.add_argument("--timeout", type=float, help="seconds to wait for each answer (default 30)")
+    record.set_defaults(run=_record)
+
+
+def _record(args: argparse.Namespace) -> int:
+    import os
+
+    from mockserver.contract.record import RecordError, record, settings_from
+
+    try:
+        settings = settings_from(vars(args), os.environ)
+    except RecordError as exc:
+        print(f"mockserver: error: {exc}", file=sys.stderr)
+        return 2
+
+    def loads(path: Path) -> None:
+        # The file must load as `mockserver serve --fixtures` would load it (the contract package
+        # may not import the domain, so the check comes from here).
+        from mockserver.domain.fixtures import load_seed
+        from mockserver.spec.document import Spec
+
+        load_seed(path, Spec.load(settings.spec))
+
+    return record(settings, verify=loads)
 
 
 def _serve(args: argparse.Namespace) -> int:
