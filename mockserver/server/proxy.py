@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
@@ -40,6 +41,7 @@ PROXY_CONTROL = ("health", "violations", "journal")
 # Query parameters whose values never reach the journal or the log.
 _SECRET_QUERY_WORDS = ("token", "key", "secret", "password", "passwd", "auth", "signature", "session", "cookie")
 ENV_PREFIX = "MOCKSERVER_PROXY_"
+KEPT_VIOLATIONS = 1000
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,8 @@ class Proxy:
     validator: Validator
     upstream: Upstream
     journal: Journal = field(default_factory=Journal)
-    violations: list[Violation] = field(default_factory=list)
+    # The last ones only: a proxy in front of a drifting deployment runs for days.
+    violations: deque[Violation] = field(default_factory=lambda: deque(maxlen=KEPT_VIOLATIONS))
 
     def record(self, violation: Violation) -> None:
         self.violations.append(violation)
