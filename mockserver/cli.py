@@ -78,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--quiet", action="store_true", default=None, help="no line per request (errors still show)")
     serve.set_defaults(run=_serve)
     _add_contract(commands)
+    _add_proxy(commands)
+    _add_record(commands)
     return parser
 
 
@@ -125,6 +127,118 @@ def _contract(args: argparse.Namespace) -> int:
         print(f"mockserver: error: {exc}", file=sys.stderr)
         return 2
     return run(settings)
+
+
+def _add_proxy(commands: Any) -> None:
+    proxy = commands.add_parser(
+        "proxy",
+        help="forward to a deployment and check every request and answer against the spec",
+        description=(
+            "Forward every request to a Bifrost deployment and check the request and the answer against the "
+            "spec, as `prism proxy` does. A violation is flagged in the X-Mockserver-Violations header, "
+            "/__mock/violations, the journal and the log; the answer is the upstream's unless --errors."
+        ),
+    )
+    proxy.add_argument("--upstream", help="root URL of the deployment (or MOCKSERVER_PROXY_UPSTREAM)")
+    proxy.add_argument("--host", help="interface to bind (default 127.0.0.1; 0.0.0.0 exposes it to the network)")
+    proxy.add_argument("--port", type=int, help="port (default 8080; 0 picks a free one)")
+    proxy.add_argument("--spec", type=Path, help="OpenAPI document (default: the bundled spec)")
+    proxy.add_argument("--cors-origins", help='origins browser apps may call from: "*" (default), a list, or ""')
+    proxy.add_argument("--control-token", help="require this bearer token on the control routes (/__mock/...)")
+    proxy.add_argument("--threads", type=int, help="worker threads (default 8)")
+    proxy.add_argument(
+        "--errors",
+        action="store_true",
+        default=None,
+        help="answer 502, listing the violations, instead of an upstream answer that breaks the contract",
+    )
+    proxy.add_argument(
+        "--reject-invalid",
+        action="store_true",
+        default=None,
+        help="answer a request that breaks the contract here (400, 401, 404, 405, 413, 415), without forwarding it",
+    )
+    proxy.add_argument("--timeout", type=float, help="seconds to wait for the upstream (default 30); then 504")
+    proxy.set_defaults(run=_proxy)
+
+
+def _proxy(args: argparse.Namespace) -> int:
+    from mockserver.server.proxy import ProxyOptions, create_proxy_app
+    from mockserver.server.serving import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    shared = ("host", "port", "spec", "cors_origins", "control_token", "threads")
+    try:
+        settings = Settings.from_env(**{name: getattr(args, name) for name in shared})
+        options = ProxyOptions.from_env(
+            upstream=args.upstream, errors=args.errors, reject_invalid=args.reject_invalid, timeout=args.timeout
+        )
+        app = create_proxy_app(settings, options)
+    except (SettingsError, SpecError) as exc:
+        print(f"mockserver: error: {exc}", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _interrupt)
+    modes = [m for m, on in (("--errors", options.errors), ("--reject-invalid", options.reject_invalid)) if on]
+    print(f"mockserver proxy: forwarding to {options.upstream}, checking against {settings.spec}", end="")
+    print(f" ({', '.join(modes)})" if modes else "", flush=True)
+    warm = threading.Timer(2.0, _load_reference_validator, args=(app,))
+    warm.daemon = True
+    warm.start()
+    try:
+        serve(app, settings.host, settings.port, settings.threads, announce=lambda m: print(m, flush=True))
+    except OSError as exc:
+        print(f"mockserver: error: cannot listen on {settings.host}:{settings.port}: {exc.strerror}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _add_record(commands: Any) -> None:
+    record = commands.add_parser(
+        "record",
+        help="read a deployment into a fixture file for mockserver serve --fixtures",
+        description=(
+            "Read a Bifrost deployment with GET requests only (profiles, role attachments, versions, the audit "
+            "trail, users' copies) into a fixture file that mockserver serve --fixtures loads. "
+            "Exit status: 0 everything read, 1 some requests failed (listed at the end), 2 nothing recorded."
+        ),
+    )
+    record.add_argument("--base-url", help="root URL of the deployment (or MOCKSERVER_CONTRACT_BASE_URL)")
+    record.add_argument("--out", type=Path, help="the fixture file to write (.json, or .yaml / .yml)")
+    record.add_argument("--token", help="management API key or token (better: MOCKSERVER_CONTRACT_TOKEN)")
+    record.add_argument("--basic", metavar="USER:PASS", help="admin login (better: MOCKSERVER_CONTRACT_BASIC)")
+    record.add_argument(
+        "--user",
+        dest="users",
+        action="append",
+        metavar="USER_ID",
+        help="also read this user's copies (repeat it); the API cannot list users",
+    )
+    record.add_argument("--spec", type=Path, help="OpenAPI document (default: the bundled spec)")
+    record.add_argument("--timeout", type=float, help="seconds to wait for each answer (default 30)")
+    record.set_defaults(run=_record)
+
+
+def _record(args: argparse.Namespace) -> int:
+    import os
+
+    from mockserver.contract.record import RecordError, record, settings_from
+
+    try:
+        settings = settings_from(vars(args), os.environ)
+    except RecordError as exc:
+        print(f"mockserver: error: {exc}", file=sys.stderr)
+        return 2
+
+    def loads(path: Path) -> None:
+        # The file must load as `mockserver serve --fixtures` would load it (the contract package
+        # may not import the domain, so the check comes from here).
+        from mockserver.domain.fixtures import load_seed
+        from mockserver.spec.document import Spec
+
+        load_seed(path, Spec.load(settings.spec))
+
+    return record(settings, verify=loads)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -49,9 +49,9 @@ class Authenticator:
         if not scheme:
             raise _unauthorized("authentication required: send Authorization: Bearer <token> or Basic credentials")
         if scheme not in ("bearer", "basic") or not credential:
-            raise _unauthorized(
-                f"unsupported Authorization header {scheme!r}: send Bearer <token> or Basic credentials"
-            )
+            # A header with nothing after its first word may be a bare secret: only a scheme is named.
+            named = f" {scheme!r}" if credential else ""
+            raise _unauthorized(f"unsupported Authorization header{named}: send Bearer <token> or Basic credentials")
         if scheme == "basic":
             user, password = _basic(credential)
             return self._login(user, password)

@@ -6,7 +6,9 @@
 - ``prefer``: ``Prefer`` and chaos; ``cors``: the CORS middleware; ``journal``: the request journal.
 - ``persistence``: ``--state`` (SQLite); ``reload``: watching the spec and fixture files.
 - ``serving``: waitress in the foreground or on a thread.
+- ``proxy``: ``mockserver proxy``, the same checks on traffic to a real deployment; ``traffic``: what
+  the spec says of a request and an upstream answer; ``upstream``: forwarding with requests.
 
 May import: ``domain``, ``spec``, ``settings``, ``resources``. The only package that imports Flask.
-Never the contract runner.
+Never the contract runner. (The proxy uses the domain only for the mock's credential rules.)
 """

@@ -17,10 +17,14 @@ MAX_AGE = "600"
 
 
 class Cors:
-    """WSGI middleware; ``origins`` is ``*`` (any), or a comma-separated list of allowed origins."""
+    """WSGI middleware; ``origins`` is ``*`` (any), or a comma-separated list of allowed origins.
 
-    def __init__(self, app: Callable[..., Iterable[bytes]], origins: str) -> None:
+    ``exposed``: the answer headers a page's script may read.
+    """
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], origins: str, exposed: str = EXPOSED_HEADERS) -> None:
         self.app = app
+        self.exposed = exposed
         names = [o.strip().rstrip("/") for o in origins.split(",") if o.strip()]
         self.any = "*" in names
         self.origins = frozenset(names)
@@ -52,12 +56,11 @@ class Cors:
 
         return self.app(environ, with_cors)
 
-    @staticmethod
-    def _headers(origin: str) -> list[tuple[str, str]]:
+    def _headers(self, origin: str) -> list[tuple[str, str]]:
         # The origin is echoed (not "*"), so requests with credentials work too.
         return [
             ("Access-Control-Allow-Origin", origin),
             ("Access-Control-Allow-Credentials", "true"),
-            ("Access-Control-Expose-Headers", EXPOSED_HEADERS),
+            ("Access-Control-Expose-Headers", self.exposed),
             ("Vary", "Origin"),
         ]

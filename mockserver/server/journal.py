@@ -31,7 +31,7 @@ class Entry:
     body: Any = None  # the request's JSON body, if it had one that parsed
     refused_by: str | None = None
     error: str | None = None  # the answer's error message, for refused requests
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # more fields for as_dict (the proxy's violations)
 
     def is_operation(self, operation_id: str) -> bool:
         """Whether this is a call of ``operation_id``, by its own id or its canonical one."""
@@ -49,6 +49,7 @@ class Entry:
             "body": self.body,
             "refused_by": self.refused_by,
             "error": self.error,
+            **self.extra,
         }
 
     def __str__(self) -> str:
