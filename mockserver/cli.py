@@ -72,15 +72,19 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="apply edits of the spec and fixture files while serving (default on)",
     )
-    serve.add_argument(
-        "--log-format", choices=["text", "json"], help="text (default), or one JSON object per line for log shippers"
-    )
-    serve.add_argument("--quiet", action="store_true", default=None, help="no line per request (errors still show)")
+    _add_log_flags(serve)
     serve.set_defaults(run=_serve)
     _add_contract(commands)
     _add_proxy(commands)
     _add_record(commands)
     return parser
+
+
+def _add_log_flags(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--log-format", choices=["text", "json"], help="text (default), or one JSON object per line for log shippers"
+    )
+    command.add_argument("--quiet", action="store_true", default=None, help="no line per request (errors still show)")
 
 
 def _add_contract(commands: Any) -> None:
@@ -159,38 +163,47 @@ def _add_proxy(commands: Any) -> None:
         help="answer a request that breaks the contract here (400, 401, 404, 405, 413, 415), without forwarding it",
     )
     proxy.add_argument("--timeout", type=float, help="seconds to wait for the upstream (default 30); then 504")
+    _add_log_flags(proxy)
     proxy.set_defaults(run=_proxy)
 
 
 def _proxy(args: argparse.Namespace) -> int:
+    from mockserver.server.logs import configure
     from mockserver.server.proxy import ProxyOptions, create_proxy_app
     from mockserver.server.serving import serve
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    shared = ("host", "port", "spec", "cors_origins", "control_token", "threads")
+    shared = ("host", "port", "spec", "cors_origins", "control_token", "threads", "log_format", "quiet")
     try:
         settings = Settings.from_env(**{name: getattr(args, name) for name in shared})
         options = ProxyOptions.from_env(
             upstream=args.upstream, errors=args.errors, reject_invalid=args.reject_invalid, timeout=args.timeout
         )
-        app = create_proxy_app(settings, options)
-    except (SettingsError, SpecError) as exc:
+    except SettingsError as exc:
         print(f"mockserver: error: {exc}", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _interrupt)
-    modes = [m for m, on in (("--errors", options.errors), ("--reject-invalid", options.reject_invalid)) if on]
-    print(f"mockserver proxy: forwarding to {options.upstream}, checking against {settings.spec}", end="")
-    print(f" ({', '.join(modes)})" if modes else "", flush=True)
-    warm = threading.Timer(2.0, _load_reference_validator, args=(app,))
-    warm.daemon = True
-    warm.start()
+    writer = configure(sys.stderr, settings.log_format, settings.quiet)
     try:
-        serve(app, settings.host, settings.port, settings.threads, announce=lambda m: print(m, flush=True))
-    except OSError as exc:
-        print(f"mockserver: error: cannot listen on {settings.host}:{settings.port}: {exc.strerror}", file=sys.stderr)
-        return 2
-    return 0
+        try:
+            app = create_proxy_app(settings, options)
+        except (SettingsError, SpecError) as exc:
+            print(f"mockserver: error: {exc}", file=sys.stderr)
+            return 2
+        signal.signal(signal.SIGTERM, _interrupt)
+        modes = [m for m, on in (("--errors", options.errors), ("--reject-invalid", options.reject_invalid)) if on]
+        print(f"mockserver proxy: forwarding to {options.upstream}, checking against {settings.spec}", end="")
+        print(f" ({', '.join(modes)})" if modes else "", flush=True)
+        warm = threading.Timer(2.0, _load_reference_validator, args=(app,))
+        warm.daemon = True
+        warm.start()
+        try:
+            serve(app, settings.host, settings.port, settings.threads, announce=lambda m: print(m, flush=True))
+        except OSError as exc:
+            host, port = settings.host, settings.port
+            print(f"mockserver: error: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+            return 2
+        return 0
+    finally:
+        writer.stop()
 
 
 def _add_record(commands: Any) -> None:

@@ -138,3 +138,20 @@ def test_json_log_lines_parse_and_quiet_leaves_the_request_lines_out() -> None:
         assert quiet.stop(signal.SIGTERM) == 0
     assert request_lines(quiet) == []
     assert "mockserver stopped" in "".join(quiet.lines)
+
+
+def test_a_credential_sent_in_the_query_reaches_neither_the_log_nor_the_journal(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from conftest import Api
+
+    from mockserver import Settings, create_app
+
+    api = Api(create_app(Settings()))
+    with caplog.at_level(logging.INFO, logger="mockserver.requests"):
+        api.get(f"{CANONICAL}?limit=2&api_key=sk-secret-1234&access_token=abc")
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "mockserver.requests"]
+    assert line.startswith(f"GET {CANONICAL}?limit=2&api_key=[redacted]&access_token=[redacted] listAccessProfiles")
+    (entry,) = api.mock.journal.entries()
+    assert entry.query == {"limit": ["2"], "api_key": ["[redacted]"], "access_token": ["[redacted]"]}
+    assert "sk-secret" not in caplog.text

@@ -13,14 +13,64 @@ import json
 import logging
 import queue
 import threading
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from logging.handlers import QueueHandler
-from typing import TextIO
+from typing import Any, TextIO
 
 from mockserver.settings import LogFormat
 
 REQUESTS = "mockserver.requests"
+requests_log = logging.getLogger(REQUESTS)
 _STOP = None  # the sentinel that ends the writer
+# Query parameters whose values never reach the journal or the log: a credential sent in a URL.
+SECRET_QUERY_WORDS = ("token", "key", "secret", "password", "passwd", "auth", "signature", "session", "cookie")
+
+
+def has_secret(query_string: bytes) -> bool:
+    """Whether a raw query string may carry a credential (cheap: most requests have none)."""
+    lowered = query_string.lower()
+    return any(word.encode() in lowered for word in SECRET_QUERY_WORDS)
+
+
+def public_query(args: Mapping[str, Any]) -> dict[str, list[str]]:
+    """A query (werkzeug's ``request.args``) as the journal and the log show it: credential-like values hidden."""
+    return {
+        name: ["[redacted]"] * len(values) if any(w in name.lower() for w in SECRET_QUERY_WORDS) else values
+        for name, values in args.to_dict(flat=False).items()  # type: ignore[attr-defined]
+    }
+
+
+def public_path(path: str, query: dict[str, list[str]]) -> str:
+    shown = "&".join(f"{name}={value}" for name, values in query.items() for value in values)
+    return path + (f"?{shown}" if shown else "")
+
+
+def log_request(
+    method: str, path: str, operation_id: str | None, status: int, duration_ms: float, note: str | None, **more: object
+) -> None:
+    """The one line of a request: ``METHOD PATH operationId STATUS TIMEms[ - note]``, with its fields
+    (``more`` included) for the JSON format. Callers check ``requests_log.isEnabledFor(INFO)`` first."""
+    requests_log.info(
+        "%s %s %s %d %.1fms%s",
+        method,
+        path,
+        operation_id or "-",
+        status,
+        duration_ms,
+        f" - {note}" if note else "",
+        extra={
+            "request": {
+                "method": method,
+                "path": path,
+                "operation_id": operation_id,
+                "status": status,
+                "duration_ms": round(duration_ms, 3),
+                "reason": note,
+                **more,
+            }
+        },
+    )
 
 
 class TextFormatter(logging.Formatter):

@@ -9,9 +9,9 @@ answer into a 502; ``reject_invalid`` answers a broken request here instead of f
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
@@ -21,9 +21,10 @@ from werkzeug.wrappers import Request, Response
 
 from mockserver.server import control
 from mockserver.server.app import load_spec
-from mockserver.server.context import Violation, log
+from mockserver.server.context import Violation, Violations
 from mockserver.server.cors import EXPOSED_HEADERS, Cors
 from mockserver.server.journal import Entry, Journal
+from mockserver.server.logs import log_request, public_path, public_query, requests_log
 from mockserver.server.routes import error_response, json_response
 from mockserver.server.traffic import check_answer, check_request
 from mockserver.server.upstream import Reply, Upstream, UpstreamError, checked_base_url, forwarded_headers
@@ -38,10 +39,7 @@ MESSAGES_HEADER = "X-Mockserver-Violation-Messages"
 MESSAGES_HEADER_BYTES = 4000
 # The control routes a proxy serves; the others are about the mock's state, which a proxy has none of.
 PROXY_CONTROL = ("health", "violations", "journal")
-# Query parameters whose values never reach the journal or the log.
-_SECRET_QUERY_WORDS = ("token", "key", "secret", "password", "passwd", "auth", "signature", "session", "cookie")
 ENV_PREFIX = "MOCKSERVER_PROXY_"
-KEPT_VIOLATIONS = 1000
 
 
 @dataclass(frozen=True)
@@ -107,7 +105,7 @@ class Proxy:
     upstream: Upstream
     journal: Journal = field(default_factory=Journal)
     # The last ones only: a proxy in front of a drifting deployment runs for days.
-    violations: deque[Violation] = field(default_factory=lambda: deque(maxlen=KEPT_VIOLATIONS))
+    violations: Violations = field(default_factory=Violations)
 
     def record(self, violation: Violation) -> None:
         self.violations.append(violation)
@@ -123,6 +121,7 @@ class Proxy:
             "reject_invalid": self.options.reject_invalid,
             "timeout_seconds": self.options.timeout,
             "violations": len(self.violations),
+            "violations_dropped": self.violations.dropped,
         }
 
 
@@ -196,7 +195,7 @@ def exchange(proxy: Proxy, incoming: Request) -> Response:
                 response = error_response(BadGateway(error, {**extra, "violations": problems}))
     _mark(response, messages)
     duration = (time.perf_counter() - started) * 1000
-    query = _public_query(incoming)
+    query = public_query(incoming.args)
     proxy.journal.record(
         Entry(
             method=incoming.method,
@@ -212,19 +211,21 @@ def exchange(proxy: Proxy, incoming: Request) -> Response:
             extra={"forwarded": forwarded, "violations": messages},
         )
     )
-    shown_query = "&".join(f"{k}={v}" for k, values in query.items() for v in values)
     note = f" - {unreachable}" if unreachable else ""
     if messages:
         note += f" - {len(messages)} violation{'s' if len(messages) > 1 else ''}: {'; '.join(messages)}"
-    log.info(
-        "%s %s %s %d %.1fms%s",
-        incoming.method,
-        incoming.path + (f"?{shown_query}" if shown_query else ""),
-        op_id or "-",
-        response.status_code,
-        duration,
-        note,
-    )
+    if requests_log.isEnabledFor(logging.INFO):
+        path = public_path(incoming.path, query)
+        log_request(
+            incoming.method,
+            path,
+            op_id,
+            response.status_code,
+            duration,
+            note.removeprefix(" - ") or None,
+            forwarded=forwarded,
+            violations=messages,
+        )
     return response
 
 
@@ -270,14 +271,6 @@ def _quoted(path: str) -> str:
     from urllib.parse import quote
 
     return quote(path, safe="/:@!$&'()*+,;=-._~")
-
-
-def _public_query(incoming: Request) -> dict[str, list[str]]:
-    """The query as the journal and the log show it: values of credential-like parameters hidden."""
-    return {
-        name: ["[redacted]"] * len(values) if any(w in name.lower() for w in _SECRET_QUERY_WORDS) else values
-        for name, values in incoming.args.to_dict(flat=False).items()
-    }
 
 
 def _json_or_none(body: bytes) -> Any:

@@ -15,13 +15,12 @@ from mockserver.domain.auth import Identity
 from mockserver.server import prefer
 from mockserver.server.context import Mock, Violation, log
 from mockserver.server.journal import REFUSED_AUTH, REFUSED_CONTRACT, REFUSED_ROUTE, Entry
-from mockserver.server.logs import REQUESTS
+from mockserver.server.logs import has_secret, log_request, public_path, public_query, requests_log
 from mockserver.spec.document import Operation, Spec, SpecError
 from mockserver.spec.errors import ApiError, InternalError, MethodNotAllowed, NotFound
 from mockserver.spec.validation import Answer, Call
 
 Handler = Callable[[Mock, Call, Identity], Answer]
-requests_log = logging.getLogger(REQUESTS)
 
 
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
@@ -124,11 +123,13 @@ def dispatch(mock: Mock, request: Request) -> Response:
         time.sleep(delay_ms / 1000)
     response = answer.to_response()
     duration = (time.perf_counter() - started) * 1000
+    secret = has_secret(request.query_string)
+    query = public_query(request.args) if secret else request.args.to_dict(flat=False)
     mock.journal.record(
         Entry(
             method=request.method,
             path=request.path,
-            query=request.args.to_dict(flat=False),
+            query=query,
             operation_id=operation.operation_id if operation else None,
             canonical_id=operation.canonical_id if operation else None,
             status=answer.status,
@@ -139,36 +140,11 @@ def dispatch(mock: Mock, request: Request) -> Response:
         )
     )
     if requests_log.isEnabledFor(logging.INFO):
-        _log_line(request, operation, response.status_code, duration, refused)
+        operation_id = operation.operation_id if operation else None
+        reason = refused.message if refused is not None else None
+        path = public_path(request.path, query) if secret else request.full_path.rstrip("?")
+        log_request(request.method, path, operation_id, response.status_code, duration, reason)
     return response
-
-
-def _log_line(
-    request: Request, operation: Operation | None, status: int, duration_ms: float, refused: ApiError | None
-) -> None:
-    """One line per request, with its fields for the JSON format (the writer formats it elsewhere)."""
-    path = request.full_path.rstrip("?")
-    operation_id = operation.operation_id if operation else None
-    reason = refused.message if refused is not None else None
-    requests_log.info(
-        "%s %s %s %d %.1fms%s",
-        request.method,
-        path,
-        operation_id or "-",
-        status,
-        duration_ms,
-        f" - {reason}" if reason is not None else "",
-        extra={
-            "request": {
-                "method": request.method,
-                "path": path,
-                "operation_id": operation_id,
-                "status": status,
-                "duration_ms": round(duration_ms, 3),
-                "reason": reason,
-            }
-        },
-    )
 
 
 FAULT_KEY = "mockserver.fault"
