@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mockserver.domain.store import Record, State, Store
 from mockserver.domain.timeutil import format_timestamp
+from mockserver.spec import jsontext
 from mockserver.spec.errors import NotFound
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ def record_version(state: State, profile: Record, actor: str) -> None:
             "version": profile["version"],
             "name": profile["name"],
             "description": profile["description"],
-            "snapshot": json.dumps(profile, ensure_ascii=False),
+            "snapshot": jsontext.text(profile),
             "changed_by": actor,
             "created_at": profile["updated_at"],
         }
@@ -50,7 +50,7 @@ def audit(
     """Append one row to the audit trail."""
 
     def text(value: Any) -> str | None:
-        return None if value is None else json.dumps(value, ensure_ascii=False)
+        return None if value is None else jsontext.text(value)
 
     state.history.add_audit(
         {

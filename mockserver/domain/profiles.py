@@ -109,7 +109,7 @@ class Profiles:
         now = self.store.clock()
         with self.store.write() as state:
             old = _existing(state, profile_id)
-            new = copy.deepcopy(old)
+            new = dict(old)  # records are values: a change replaces a field, never edits it in place
             # Every rule is checked before any id is handed out, so a refused update changes nothing.
             if "name" in body:
                 new["name"] = self._name(body["name"])

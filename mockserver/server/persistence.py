@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mockserver.domain.store import Changes, MemoryHistory, Record, State, StateNotSaved
+from mockserver.spec import jsontext
 
 SCHEMA_VERSION = "2"
 _SNAPSHOTS = """CREATE TABLE IF NOT EXISTS snapshots (
@@ -65,7 +66,7 @@ class StateFileError(Exception):
 
 
 def _dumps(record: Any) -> str:
-    return json.dumps(record, ensure_ascii=False)
+    return jsontext.text(record)
 
 
 def _version_row(row: Record) -> tuple[Any, ...]:

@@ -19,7 +19,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
 from mockserver.settings import ValidationMode
-from mockserver.spec import fastcheck
+from mockserver.spec import fastcheck, jsontext
 from mockserver.spec.document import Operation, Spec
 from mockserver.spec.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
@@ -48,8 +48,9 @@ class Answer:
     media_type: str = "application/json"
 
     def to_response(self) -> Response:
-        body = json.dumps(self.payload, ensure_ascii=False, separators=(",", ":"))
-        return Response(body, status=self.status, headers=self.headers, mimetype=self.media_type)
+        return Response(
+            jsontext.dumps(self.payload), status=self.status, headers=self.headers, mimetype=self.media_type
+        )
 
 
 class Validator:
