@@ -124,6 +124,7 @@ def _contract(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from mockserver.server import banner
     from mockserver.server.app import create_app
     from mockserver.server.serving import serve
 
@@ -133,6 +134,8 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         # Flags are named after the settings they set; an absent flag leaves the variable or default.
         settings = Settings.from_env(**{f.name: getattr(args, f.name, None) for f in fields(Settings)})
+        # Whether the start takes up a kept state (the banner says so); create_app makes the file.
+        restored = settings.state is not None and settings.state.exists() and not settings.fresh
         app = create_app(settings)
     except (SettingsError, SpecError, FixtureError, StateFileError) as exc:
         print(f"mockserver: error: {exc}", file=sys.stderr)
@@ -148,7 +151,8 @@ def _serve(args: argparse.Namespace) -> int:
     warm.daemon = True
     warm.start()
     try:
-        serve(app, settings.host, settings.port, settings.threads, announce=lambda m: print(m, flush=True))
+        announce = banner.announcer(app.extensions["mockserver"], restored, lambda m: print(m, flush=True))
+        serve(app, settings.host, settings.port, settings.threads, announce=announce)
     except OSError as exc:
         print(f"mockserver: error: cannot listen on {settings.host}:{settings.port}: {exc.strerror}", file=sys.stderr)
         return 2
