@@ -290,6 +290,10 @@ def test_the_inspector_in_a_browser() -> None:
         page.fill("#filter-text", "/999")
         expect(page.locator("#rows tr.row:visible")).to_have_count(1, timeout=1_000)
         filtered_in = time.monotonic() - started
+        page.click("#clear-journal")  # DELETE /__mock/journal: the page drops what the journal dropped
+        expect(page.locator("#rows tr.row")).to_have_count(0)
+        expect(page.locator("#no-requests")).to_be_visible()
+        assert requests.get(f"{origin}/__mock/journal", timeout=5).json()["entries"] == []
         logged = [
             m.group(1) for m in re.finditer(r"^\S+ (?:GET|PUT|POST|DELETE|HEAD) (\S+)", "".join(served.lines), re.M)
         ]

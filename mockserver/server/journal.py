@@ -64,7 +64,7 @@ def _body_view(data: bytes, size: int) -> dict[str, Any]:
     return {"text": data.decode("utf-8", "replace"), "bytes": size, "cut": size > len(data)}
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
     """One request and its answer. ``seq`` is given by the journal: 1, 2, 3... in the order recorded."""
 
