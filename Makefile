@@ -14,7 +14,7 @@ LOCK := requirements.lock
 COMPILE = $(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
 	--generate-hashes --quiet --output-file $(LOCK)
 
-.PHONY: serve test lint check bench clean spec-record lock lock-upgrade
+.PHONY: serve test lint check bench clean spec-record lock lock-upgrade screenshot
 
 # Exactly the locked versions (hashes checked), then the package itself without resolving anything.
 $(STAMP): pyproject.toml $(LOCK)
@@ -42,9 +42,14 @@ test: $(STAMP)  ## the whole test suite, Schemathesis and the /docs browser test
 		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
 	$(BIN)/pytest
 
+screenshot: $(STAMP)  ## refresh docs/images/inspector.png from a served mock (Debian's chromium, as make test)
+	@[ -x $(CHROMIUM) ] || $(SUDO) apt-get install -y chromium || \
+		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+	$(BIN)/python docs/screenshot.py
+
 lint: $(STAMP)  ## ruff, mypy (strict), the import rules (import-linter) and the declared dependencies (deptry)
-	$(BIN)/ruff check mockserver tests bench
-	$(BIN)/ruff format --check mockserver tests bench
+	$(BIN)/ruff check mockserver tests bench docs
+	$(BIN)/ruff format --check mockserver tests bench docs
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/deptry .

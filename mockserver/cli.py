@@ -255,6 +255,7 @@ def _record(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from mockserver.server import banner
     from mockserver.server.app import create_app
     from mockserver.server.logs import configure
     from mockserver.server.serving import serve
@@ -269,6 +270,8 @@ def _serve(args: argparse.Namespace) -> int:
     writer = configure(sys.stderr, settings.log_format, settings.quiet)
     try:
         try:
+            # Whether the start takes up a kept state (the banner says so); create_app makes the file.
+            restored = settings.state is not None and settings.state.exists() and not settings.fresh
             app = create_app(settings)
         except (SettingsError, SpecError, FixtureError, StateFileError, StateNotSaved) as exc:
             print(f"mockserver: error: {exc}", file=sys.stderr)
@@ -283,8 +286,9 @@ def _serve(args: argparse.Namespace) -> int:
         warm = threading.Timer(2.0, _load_reference_validator, args=(app,))
         warm.daemon = True
         warm.start()
+        announce = banner.announcer(app.extensions["mockserver"], restored, lambda m: print(m, flush=True))
         try:
-            serve(app, settings.host, settings.port, settings.threads, announce=lambda m: print(m, flush=True))
+            serve(app, settings.host, settings.port, settings.threads, announce=announce)
         except OSError as exc:
             host, port = settings.host, settings.port
             print(f"mockserver: error: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)

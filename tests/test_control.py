@@ -83,4 +83,63 @@ def test_journal_lists_filters_and_clears(api: Api) -> None:
     updates = api.client.get("/__mock/journal?operation_id=updateAccessProfile&status=200").json["entries"]
     assert [e["path"] for e in updates] == ["/api/access-profiles/2"]
     assert api.client.delete("/__mock/journal").json == {"entries": []}
-    assert api.client.get("/__mock/journal").json == {"entries": []}
+    assert api.client.get("/__mock/journal").json == {"entries": [], "oldest": 4, "last": 3}
+
+
+def test_journal_reads_only_what_is_newer_than_a_number(api: Api) -> None:
+    api.get(f"{CANONICAL}/1")
+    first = api.client.get("/__mock/journal").json
+    assert (first["oldest"], first["last"], [e["seq"] for e in first["entries"]]) == (1, 1, [1])
+    assert api.client.get("/__mock/journal?after=1").json == {"entries": [], "oldest": 1, "last": 1}
+    api.get(f"{CANONICAL}/2")
+    api.get(f"{CANONICAL}/999")
+    newer = api.client.get("/__mock/journal?after=1").json
+    assert [(e["seq"], e["path"], e["status"]) for e in newer["entries"]] == [
+        (2, f"{CANONICAL}/2", 200),
+        (3, f"{CANONICAL}/999", 404),
+    ]
+    assert newer["entries"][1]["refused_by"] == "rule" and newer["entries"][1]["param"] == "profile_id"
+    assert isinstance(newer["entries"][0]["time"], float)
+    response = api.client.get("/__mock/journal?after=soon")
+    assert response.status_code == 400
+    assert error_of(response) == {
+        "type": "invalid_request",
+        "message": "after: expected an integer, got 'soon'",
+        "param": "after",
+    }
+
+
+def test_one_journal_entry_in_full(api: Api) -> None:
+    api.client.set_cookie("session", "s3cret")  # the test client sends its own jar, not a Cookie header
+    api.put(f"{CANONICAL}/1", {"name": "Renamed"})
+    details = api.client.get("/__mock/journal/1").json
+    assert details["request"]["body"] == {"text": '{"name": "Renamed"}', "bytes": 19, "cut": False}
+    headers = dict(details["request"]["headers"])
+    assert (headers["Authorization"], headers["Cookie"]) == ("Bearer ****", "****")
+    assert "s3cret" not in json.dumps(details) and "dev-token" not in json.dumps(details)
+    assert json.loads(details["answer"]["body"]["text"])["access_profile"]["name"] == "Renamed"
+    assert details["answer"]["body"]["cut"] is False and details["refused_by"] is None
+    missing = api.client.get("/__mock/journal/2")
+    assert missing.status_code == 404 and error_of(missing)["type"] == "not_found"
+
+
+def test_state_counts_and_profile_list(api: Api) -> None:
+    assert api.client.get("/__mock/state/counts").json == {
+        "profiles": 10,
+        "versions": 10,
+        "audit_logs": 10,
+        "roles": 7,
+        "role_attachments": 7,
+        "users": 9,
+        "user_copies": 4,
+        "virtual_keys": 4,
+    }
+    api.put(f"{CANONICAL}/1", {"name": "Renamed"})
+    counts = api.client.get("/__mock/state/counts").json
+    assert (counts["profiles"], counts["versions"], counts["audit_logs"]) == (10, 11, 11)
+    profiles = api.client.get("/__mock/state/profiles").json["profiles"]
+    assert profiles[0] == {"id": 1, "name": "Renamed", "version": 4, "is_active": True}
+    assert [p["id"] for p in profiles] == list(range(1, 11))
+    assert api.client.get("/__mock/state/profiles/1").json == api.get(f"{CANONICAL}/1").json
+    missing = api.client.get("/__mock/state/profiles/99")
+    assert missing.status_code == 404 and error_of(missing)["param"] == "profile_id"

@@ -456,8 +456,10 @@ def test_control_routes_of_the_proxy(upstream: tuple[str, Flask]) -> None:
         assert response.status_code == 404
         assert response.json["error"]["message"] == (
             f"mockserver proxy keeps no state: {path} is served by mockserver serve only; "
-            "here: /__mock/health, /__mock/violations, /__mock/journal"
+            "here: /__mock/ (the inspector page), /__mock/health, /__mock/violations, /__mock/journal"
         )
+    with client.get("/__mock/") as page:
+        assert page.status_code == 200 and b"inspector.js" in page.data  # the page, which hides the state part
     client.get("/nowhere", headers=AUTH)
     assert len(recorded(client)) == 1
     assert client.delete("/__mock/violations").json == {"violations": [], "dropped": 0}

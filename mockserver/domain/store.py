@@ -329,8 +329,9 @@ class State:
         return {
             "profiles": len(self.profiles),
             "versions": versions,
-            "audit": audit,
+            "audit_logs": audit,
             "roles": len(self.roles),
+            "role_attachments": len(self.role_attachments),
             "users": len(self.users),
             "user_copies": len(self.user_copies),
             "virtual_keys": len(self.virtual_keys),

@@ -2,7 +2,8 @@
 
 - ``app``: ``create_app(settings)``, the one place that wires the mock.
 - ``routes``: the API's WSGI entry and dispatch table; ``context``: ``Mock``, the per-app state.
-- ``control``: ``/__mock/*`` and ``/openapi.json``; ``docs_page``: ``/docs``.
+- ``control``: ``/__mock/*`` and ``/openapi.json``; ``docs_page``: ``/docs``; ``inspector``: the page at
+  ``/__mock/`` (its files in ``inspector_files/``); ``banner``: what ``mockserver serve`` prints at start.
 - ``prefer``: ``Prefer`` and chaos; ``cors``: the CORS middleware; ``journal``: the request journal.
 - ``persistence``: ``--state`` (SQLite); ``reload``: watching the spec and fixture files.
 - ``serving``: waitress in the foreground or on a thread.

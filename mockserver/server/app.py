@@ -18,7 +18,7 @@ from mockserver.domain.roles import Roles
 from mockserver.domain.store import Store, fixed_clock, utc_now
 from mockserver.domain.timeutil import parse_timestamp
 from mockserver.resources import known_validations, spec_cache
-from mockserver.server import control, docs_page, routes
+from mockserver.server import control, docs_page, inspector, routes
 from mockserver.server.context import Mock, Violation
 from mockserver.server.cors import Cors
 from mockserver.server.persistence import SqliteState
@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     mock.chaos = Chaos(settings.latency_ms, settings.error_rate, settings.seed)
     control.register(app)
     docs_page.register(app)
+    inspector.register(app)
     routes.register(app, mock, lambda path: control.is_control(path) or docs_page.is_docs(path))
     if settings.cors_origins:
         app.wsgi_app = Cors(app.wsgi_app, settings.cors_origins)  # type: ignore[method-assign]

@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response
 from mockserver.domain.timeutil import format_timestamp
 from mockserver.server.context import current_mock, log
 from mockserver.server.routes import error_response, json_response
-from mockserver.spec.errors import ApiError, NotFound, Unauthorized, for_status
+from mockserver.spec.errors import ApiError, BadRequest, NotFound, Unauthorized, for_status
 
 bp = Blueprint("control", __name__)
 PREFIX = "/__mock/"
@@ -19,8 +19,8 @@ SPEC_PATH = "/openapi.json"
 
 
 def is_control(path: str) -> bool:
-    """Whether a request path belongs to the routes of this module rather than to the API."""
-    return path.startswith(PREFIX) or path == SPEC_PATH
+    """Whether a request path belongs to the control routes (and the inspector page) rather than to the API."""
+    return path.startswith(PREFIX) or path == SPEC_PATH or path == PREFIX.rstrip("/")
 
 
 @bp.get(PREFIX + "health")
@@ -93,6 +93,31 @@ def state() -> Response:
     return json_response(200, current_mock().store.snapshot().to_dict())
 
 
+@bp.get(PREFIX + "state/counts")
+def state_counts() -> Response:
+    """How many records of each kind the state holds (the inspector page shows these)."""
+    with current_mock().store.atomic() as state:
+        counts = state.counts()
+    return json_response(200, counts)
+
+
+@bp.get(PREFIX + "state/profiles")
+def state_profiles() -> Response:
+    """Every profile in one line each: id, name, version, whether it is active."""
+    with current_mock().store.atomic() as state:
+        rows = [
+            {"id": p["id"], "name": p["name"], "version": p["version"], "is_active": p["is_active"]}
+            for p in state.profiles.values()
+        ]
+    return json_response(200, {"profiles": rows})
+
+
+@bp.get(PREFIX + "state/profiles/<int:profile_id>")
+def state_profile(profile_id: int) -> Response:
+    """One profile as getAccessProfile answers it, without the API's credentials."""
+    return json_response(200, current_mock().profiles.get(profile_id))
+
+
 @bp.get(PREFIX + "snapshots")
 def snapshots() -> Response:
     named = current_mock().store.named()
@@ -130,11 +155,37 @@ def _described(name: str, saved: tuple[str, int]) -> dict[str, Any]:
 
 @bp.get(PREFIX + "journal")
 def journal() -> Response:
-    """The request journal, oldest first; filter with ?operation_id=, ?method=, ?status=."""
+    """The request journal, oldest first; filter with ?operation_id=, ?method=, ?status=, ?after=<seq>.
+
+    ``oldest`` and ``last`` are the seqs of the oldest entry kept and of the newest recorded, so a
+    reader that polls with ``after`` knows which of the entries it holds the journal has dropped.
+    """
     args = request.args
-    status = args.get("status", type=int)
-    entries = current_mock().journal.entries(args.get("operation_id"), method=args.get("method"), status=status)
-    return json_response(200, {"entries": [e.as_dict() for e in entries]})
+    status = _integer_arg("status")
+    after = _integer_arg("after")
+    journal = current_mock().journal
+    oldest, last = journal.window()
+    entries = journal.entries(args.get("operation_id"), method=args.get("method"), status=status, after=after)
+    return json_response(200, {"entries": [e.as_dict() for e in entries], "oldest": oldest, "last": last})
+
+
+@bp.get(PREFIX + "journal/<int:seq>")
+def journal_entry(seq: int) -> Response:
+    """One entry with everything kept: request headers (credentials masked) and body, answer headers and body."""
+    entry = current_mock().journal.get(seq)
+    if entry is None:
+        return error_response(NotFound(f"the journal holds no entry {seq} (cleared, or among the oldest dropped)"))
+    return json_response(200, entry.details())
+
+
+def _integer_arg(name: str) -> int | None:
+    value = request.args.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise BadRequest(f"{name}: expected an integer, got {value!r}", name) from None
 
 
 @bp.delete(PREFIX + "journal")

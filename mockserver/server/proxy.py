@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -19,11 +20,11 @@ from typing import Any, ClassVar
 from flask import Flask, current_app, request
 from werkzeug.wrappers import Request, Response
 
-from mockserver.server import control
+from mockserver.server import control, inspector
 from mockserver.server.app import load_spec
 from mockserver.server.context import Violation, Violations
 from mockserver.server.cors import EXPOSED_HEADERS, Cors
-from mockserver.server.journal import Entry, Journal
+from mockserver.server.journal import Entry, Journal, environ_headers, keep
 from mockserver.server.logs import log_request, public_path, public_query, requests_log
 from mockserver.server.routes import error_response, json_response
 from mockserver.server.traffic import check_answer, check_request
@@ -40,6 +41,7 @@ MESSAGES_HEADER_BYTES = 4000
 # The control routes a proxy serves; the others are about the mock's state, which a proxy has none of.
 PROXY_CONTROL = ("health", "violations", "journal")
 ENV_PREFIX = "MOCKSERVER_PROXY_"
+_KEY_VALUE = re.compile(rb"sk-bf-([A-Za-z0-9_-]{5,})")
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,7 @@ def create_proxy_app(settings: Settings, options: ProxyOptions) -> Flask:
     app.extensions["mockserver"] = proxy
     app.before_request(_proxy_control)
     control.register(app)
+    inspector.register(app)
 
     def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
         if control.is_control(environ.get("PATH_INFO", "")):
@@ -159,7 +162,7 @@ def create_proxy_app(settings: Settings, options: ProxyOptions) -> Flask:
 
 def exchange(proxy: Proxy, incoming: Request) -> Response:
     """Check the request, forward it, check the answer; journal and log the exchange."""
-    started = time.perf_counter()
+    started, arrived = time.perf_counter(), time.time()
     body = incoming.get_data(cache=True)
     checked = check_request(proxy.spec, proxy.validator, incoming)
     operation = checked.operation
@@ -196,6 +199,7 @@ def exchange(proxy: Proxy, incoming: Request) -> Response:
     _mark(response, messages)
     duration = (time.perf_counter() - started) * 1000
     query = public_query(incoming.args)
+    answered = response.get_data()
     proxy.journal.record(
         Entry(
             method=incoming.method,
@@ -205,9 +209,15 @@ def exchange(proxy: Proxy, incoming: Request) -> Response:
             canonical_id=operation.canonical_id if operation else None,
             status=response.status_code,
             duration_ms=duration,
-            body=_json_or_none(body),
             refused_by=None if forwarded else checked.stage,
             error=error,
+            time=arrived,
+            request_headers=environ_headers(incoming.environ),
+            request_body=keep(body),
+            request_size=len(body),
+            answer_headers=list(response.headers.items()),
+            answer_body=keep(_without_key_values(answered)),
+            answer_size=len(answered),
             extra={"forwarded": forwarded, "violations": messages},
         )
     )
@@ -273,11 +283,10 @@ def _quoted(path: str) -> str:
     return quote(path, safe="/:@!$&'()*+,;=-._~")
 
 
-def _json_or_none(body: bytes) -> Any:
-    try:
-        return json.loads(body) if body else None
-    except (ValueError, RecursionError):
-        return None
+def _without_key_values(body: bytes) -> bytes:
+    """An answer as the journal keeps it: a deployment's virtual key values (its answer to adding a key
+    carries one whole) shown as the API lists them, ``sk-bf-****`` and the last four characters."""
+    return _KEY_VALUE.sub(lambda m: b"sk-bf-****" + m.group(1)[-4:], body) if b"sk-bf-" in body else body
 
 
 def _proxy_control() -> Response | None:
@@ -291,9 +300,9 @@ def _proxy_control() -> Response | None:
         if request.method not in ("GET", "HEAD"):
             return error_response(MethodNotAllowed("use GET /__mock/health", headers={"Allow": "GET"}))
         return json_response(200, proxy.health())
-    if name in PROXY_CONTROL:
-        return None
-    served = ", ".join(f"{control.PREFIX}{n}" for n in PROXY_CONTROL)
+    if name in PROXY_CONTROL or name == "" or name.startswith(("journal/", "inspector/")):
+        return None  # the journal, violations and the inspector page (which hides the mock's state part)
+    served = ", ".join([f"{control.PREFIX} (the inspector page)", *(f"{control.PREFIX}{n}" for n in PROXY_CONTROL)])
     message = f"mockserver proxy keeps no state: {request.path} is served by mockserver serve only; here: {served}"
     return error_response(NotFound(message, "path"))
 

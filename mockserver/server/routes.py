@@ -14,7 +14,16 @@ from werkzeug.wrappers import Request, Response
 from mockserver.domain.auth import Identity
 from mockserver.server import prefer
 from mockserver.server.context import Mock, Violation, log
-from mockserver.server.journal import REFUSED_AUTH, REFUSED_CONTRACT, REFUSED_ROUTE, Entry
+from mockserver.server.journal import (
+    BODY_CAP,
+    REFUSED_AUTH,
+    REFUSED_CONTRACT,
+    REFUSED_ROUTE,
+    REFUSED_RULE,
+    Entry,
+    environ_headers,
+    keep,
+)
 from mockserver.server.logs import has_secret, log_request, public_path, public_query, requests_log
 from mockserver.spec.document import Operation, Spec, SpecError
 from mockserver.spec.errors import ApiError, InternalError, MethodNotAllowed, NotFound
@@ -66,9 +75,9 @@ def check_handlers(spec: Spec) -> None:
 
 def dispatch(mock: Mock, request: Request) -> Response:
     """Route, authenticate, validate, run the operation and check the answer."""
+    arrived = time.time()
     started = time.perf_counter()
     operation = None
-    call = None
     delay_ms = 0
     stage: str | None = REFUSED_ROUTE  # the check in progress, for the journal
     refused: ApiError | None = None
@@ -92,16 +101,17 @@ def dispatch(mock: Mock, request: Request) -> Response:
         if wanted.canned or chaos_code is not None:
             # An answer chosen by the client (or by chaos): a documented response with its example.
             chosen = wanted if chaos_code is None else prefer.Directives(code=chaos_code)
-            stage = None
             answer = Answer(*prefer.canned_answer(mock.spec, operation, chosen))
+            stage = None
         else:
             stage = REFUSED_AUTH
             identity = mock.auth.identify(request.headers.get("Authorization"))
             mock.auth.authorize(identity, operation.permission)
             stage = REFUSED_CONTRACT
             call = mock.validator.request(request, operation, path_params)
-            stage = None
+            stage = REFUSED_RULE
             answer = HANDLERS[operation.canonical_id](mock, call, identity)
+            stage = None
     except ApiError as error:
         refused = error
         answer = error_answer(error)
@@ -125,6 +135,9 @@ def dispatch(mock: Mock, request: Request) -> Response:
     duration = (time.perf_counter() - started) * 1000
     secret = has_secret(request.query_string)
     query = public_query(request.args) if secret else request.args.to_dict(flat=False)
+    sent, sent_size = _sent_body(request, mock.settings.max_body_bytes)
+    answered = response.get_data()
+    refused_by = stage if refused is not None else None
     mock.journal.record(
         Entry(
             method=request.method,
@@ -134,9 +147,16 @@ def dispatch(mock: Mock, request: Request) -> Response:
             canonical_id=operation.canonical_id if operation else None,
             status=answer.status,
             duration_ms=duration,
-            body=call.body if call is not None else None,
-            refused_by=stage if refused is not None else None,
-            error=refused.message if refused is not None and stage is not None else None,
+            refused_by=refused_by,
+            error=refused.message if refused is not None else None,
+            param=refused.param if refused is not None else None,
+            time=arrived,
+            request_headers=environ_headers(request.environ),
+            request_body=keep(sent),
+            request_size=sent_size,
+            answer_headers=response.headers,
+            answer_body=keep(answered),
+            answer_size=len(answered),
         )
     )
     if requests_log.isEnabledFor(logging.INFO):
@@ -148,6 +168,25 @@ def dispatch(mock: Mock, request: Request) -> Response:
 
 
 FAULT_KEY = "mockserver.fault"
+
+
+def _sent_body(request: Request, limit: int) -> tuple[bytes, int]:
+    """(the request body, as far as the journal needs it; its size in bytes).
+
+    A body the validator read is already cached on the request; one it never read (the request was
+    refused first) is read here, and one over the size limit only as far as the journal keeps.
+    """
+    length = request.content_length
+    if not length:
+        return b"", 0
+    try:
+        if length > limit:
+            return request.stream.read(BODY_CAP), length
+        request.max_content_length = limit
+        data = request.get_data(cache=True)
+    except Exception:  # a broken or over-long stream: the answer says so; the journal keeps the size
+        return b"", length
+    return data, len(data)
 
 
 def _responses(mock: Mock, operation: Operation) -> dict[str, Any]:
