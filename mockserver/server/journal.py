@@ -39,7 +39,11 @@ def keep(data: bytes) -> bytes:
 def environ_headers(environ: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The request's headers as WSGI keys and values (named and masked when read)."""
     # A filtered copy, not the environ itself: that holds the request, and so its whole body.
-    return [(k, v) for k, v in environ.items() if k.startswith(("HTTP_", "CONTENT_"))]
+    found = [(k, v) for k, v in environ.items() if k[:5] == "HTTP_"]
+    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        if environ.get(key):
+            found.append((key, environ[key]))
+    return found
 
 
 def header_name(key: str) -> str:

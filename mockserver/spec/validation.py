@@ -47,10 +47,11 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     media_type: str = "application/json"
 
+    def body(self) -> bytes:
+        return jsontext.dumps(self.payload)
+
     def to_response(self) -> Response:
-        return Response(
-            jsontext.dumps(self.payload), status=self.status, headers=self.headers, mimetype=self.media_type
-        )
+        return Response(self.body(), status=self.status, headers=self.headers, mimetype=self.media_type)
 
 
 class Validator:
