@@ -2,7 +2,7 @@
 
 ``mockserver contract`` must fail against every one of them, naming the check in ``caught_by``.
 Each variant wraps or patches an app built by ``create_app`` with strict authentication, so
-``ignored_auth`` means something.
+``ignored_auth`` means something; ``any-credential-accepted`` is the one about authentication.
 
 ``python tests/broken_variants.py NAME`` serves variant NAME on a free loopback port and prints
 ``listening on URL`` like ``mockserver serve``.
@@ -114,6 +114,23 @@ def _anonymous_is_admin() -> Wsgi:
         return app(environ, start_response)  # type: ignore[no-any-return]
 
     return wsgi
+
+
+def hiding_the_health_route(app: Wsgi) -> Wsgi:
+    """``app`` behind a layer that answers 404 for the mock's own routes, as a gateway in front of it would."""
+
+    def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO", "").startswith("/__mock/"):
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found"]
+        return app(environ, start_response)
+
+    return wsgi
+
+
+def _any_credential_is_admin() -> Wsgi:
+    """A permissive mock that does not say it is the mock: a deployment that accepts any credential."""
+    return hiding_the_health_route(create_app(Settings()))  # type: ignore[arg-type]
 
 
 def _without_update_limits() -> Wsgi:
@@ -251,6 +268,13 @@ VARIANTS = [
         "ignored_auth",
         _phases("examples", "listAccessProfiles"),
         _anonymous_is_admin,
+    ),
+    Variant(
+        "any-credential-accepted",
+        "any credential is accepted as an admin, and /__mock/health is not there to say it is the mock",
+        "ignored_auth",
+        _phases("examples,coverage,fuzzing", "getAccessProfile", "--max-examples", "5", "--seed", "1"),
+        _any_credential_is_admin,
     ),
     Variant(
         "version-not-bumped",
