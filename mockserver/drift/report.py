@@ -12,6 +12,7 @@ from mockserver.drift.compare import side_by_side
 from mockserver.drift.walk import COMPARED, NOT_SENT, SKIPPED, StepResult
 
 EXIT_MEANINGS = {0: "no difference", 1: "differences", 2: "the run could not be completed"}
+COLUMN = 56  # the width of each answer when they are shown side by side
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ def text(results: list[StepResult], outcome: Outcome) -> str:
     if found:
         lines += ["", "Differences:"]
         for number, result in enumerate(found, 1):
-            lines += ["", *_difference_lines(number, result)]
+            lines += ["", *_difference_lines(number, result, outcome.prefix)]
     lines += ["", *_closing(results, outcome)]
     return encodable("\n".join(lines) + "\n")
 
@@ -79,7 +80,8 @@ def markdown(results: list[StepResult], outcome: Outcome) -> str:
             lines += [f"### {number}. {result.section}, step {result.number}: {result.step.title}", ""]
             lines += ["```", result.request, "```", "", "| where | mock | deployment |", "|---|---|---|"]
             lines += [f"| `{d.where}` | `{_cell(d.mock)}` | `{_cell(d.deployment)}` |" for d in result.differences]
-            lines += ["", *_message_lines(result), "```text", *_columns(result), "```", ""]
+            messages = _message_lines(result, outcome.prefix)
+            lines += ["", *(messages + [""] if messages else []), "```text", *_columns(result), "```", ""]
     lines += [
         "",
         "## Every step",
@@ -110,7 +112,7 @@ def junit(results: list[StepResult], outcome: Outcome) -> ET.ElementTree:
             ET.SubElement(case, "system-out").text = xml_text(result.request)
             if result.differences:
                 failure = ET.SubElement(case, "failure", message=f"{len(result.differences)} differences")
-                failure.text = xml_text("\n".join(_difference_lines(0, result)[1:]))
+                failure.text = xml_text("\n".join(_difference_lines(0, result, outcome.prefix)[1:]))
             elif result.outcome != COMPARED:
                 ET.SubElement(case, "skipped", message=xml_text(f"{result.outcome}: {result.reason}"))
     run = ET.SubElement(root, "testsuite", name="diff (run)", tests="1")
@@ -161,24 +163,25 @@ def _table(results: list[StepResult], outcome: Outcome) -> list[str]:
     ]
 
 
-def _difference_lines(number: int, result: StepResult) -> list[str]:
+def _difference_lines(number: int, result: StepResult, prefix: str) -> list[str]:
     lines = [f"{number}. {result.section}, step {result.number}: {result.step.title}", f"   {result.request}"]
     width = max(len(d.where) for d in result.differences)
     lines += [f"   {d.where:<{width}}  mock: {d.mock}   deployment: {d.deployment}" for d in result.differences]
-    lines += [f"   {line}" for line in _message_lines(result)]
+    lines += [f"   {line}" for line in _message_lines(result, prefix)]
     lines += ["", *(f"   {line}" for line in _columns(result))]
     return lines
 
 
 def _columns(result: StepResult) -> list[str]:
-    return side_by_side(["mock", "----", *result.mock], ["deployment", "----------", *result.deployment])
+    header = f"{'mock':<{COLUMN}}   deployment"
+    return [header, "-" * len(header), *side_by_side(result.mock, result.deployment, width=COLUMN)]
 
 
-def _message_lines(result: StepResult) -> list[str]:
-    mock, deployment = result.messages
+def _message_lines(result: StepResult, prefix: str) -> list[str]:
+    mock, deployment = (None if m is None else m.replace(prefix, "<run>-") for m in result.messages)
     if mock is None and deployment is None:
         return []
-    return [f"messages (not compared): mock {mock!r}; deployment {deployment!r}", ""]
+    return [f"messages (not compared): mock {mock!r}; deployment {deployment!r}"]
 
 
 def _verdict(result: StepResult) -> str:
