@@ -119,9 +119,13 @@ def run(settings: DiffSettings, out: TextIO | None = None, connect: Connect | No
         return 2
     state = _Run()
     guard = Guard(ownership, settings.base_url, collections, read_only=settings.read_only)
-    if connect is None:
-        connect = lambda authorization: RequestsHttp(settings.base_url, authorization, settings.timeout)  # noqa: E731
-    deployment = Side("deployment", connect, settings.authorization, Normaliser(ownership.prefix), guard, ownership)
+
+    def over_http(authorization: str | None) -> Http:
+        return RequestsHttp(settings.base_url, authorization, settings.timeout)
+
+    deployment = Side(
+        "deployment", connect or over_http, settings.authorization, Normaliser(ownership.prefix), guard, ownership
+    )
     cleanup = Cleanup((), ())
     interrupted = False
     _say(out, f"mockserver diff: {settings.base_url} against a fresh in-process mock of {settings.spec}")
@@ -134,6 +138,8 @@ def run(settings: DiffSettings, out: TextIO | None = None, connect: Connect | No
                 _compare(settings, spec, collections, deployment, ownership, state, out)
         except Unreachable as exc:
             state.problems.append(f"cannot reach the API: {exc}")
+        except SpecError as exc:  # the mock could not be built from the spec
+            state.problems.append(f"cannot build the mock: {exc}")
         except KeyboardInterrupt:
             interrupted = True
         finally:

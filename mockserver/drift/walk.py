@@ -37,9 +37,10 @@ class Side:
     ownership: Ownership | None = None
     profiles: dict[str, int] = field(default_factory=dict)
     latest: dict[str, dict[str, Any]] = field(default_factory=dict)
-    _http: dict[str | None, Http] = field(default_factory=dict)
+    _http: dict[str | None, Http] = field(default_factory=dict, init=False, repr=False)
 
     def http(self, auth: str) -> Http:
+        """This side's client for a step's ``auth``: the run's credentials, none, or an unknown key."""
         authorization = {NO_CREDENTIALS: None, UNKNOWN_CREDENTIALS: UNKNOWN_KEY}.get(auth, self.authorization)
         if authorization not in self._http:
             self._http[authorization] = self.connect(authorization)
@@ -90,7 +91,7 @@ class Skip(Exception):
 
 
 class Walk:
-    """Sends steps to both sides in lockstep. ``family`` is the profile collection of the section."""
+    """Sends steps to both sides in lockstep, the deployment first."""
 
     def __init__(self, mock: Side, deployment: Side, prefix: str, *, read_only: bool = False) -> None:
         self.mock = mock
