@@ -28,6 +28,13 @@ def test_ids_become_the_sequences_own_profiles_or_one_that_names_nothing_and_nam
     sequence = [
         request("createAccessProfile", "POST", created=3, body={"name": "Ops", "tags": []}),
         request("updateAccessProfile", "PUT", "/{profile_id}", path_parameters={"profile_id": 3}, body={"name": ""}),
+        request(
+            "cloneAccessProfile",
+            "POST",
+            "/{profile_id}/clone",
+            path_parameters={"profile_id": 3},
+            body={"name": "n" * 250},
+        ),
         request("getAccessProfile", "GET", "/{profile_id}", path_parameters={"profile_id": "7"}),
         request("getAccessProfile", "GET", "/{profile_id}", path_parameters={"profile_id": -4}),
         request("deleteAccessProfile", "DELETE", "/{profile_id}", path_parameters={"profile_id": "4.5"}),
@@ -46,10 +53,13 @@ def test_ids_become_the_sequences_own_profiles_or_one_that_names_nothing_and_nam
         ),
     ]
     converted = steps([sequence], COLLECTION, ownership)
-    assert [number for number, _ in converted] == ["1.1", "1.2", "1.3", "1.4", "1.5", "1.6", "1.7"]
-    first, update, unknown, negative, malformed, version, audit = (step for _, step in converted)
-    assert first.saves == "s1.1" and first.body == {"name": "mockserver-diff-run1-Ops", "tags": []}
+    assert [number for number, _ in converted] == ["1.1", "1.2", "1.3", "1.4", "1.5", "1.6", "1.7", "1.8"]
+    first, update, clone, unknown, negative, malformed, version, audit = (step for _, step in converted)
+    assert first.saves == "s1.1" and first.body == {"name": "mockserver-diff-run1-s1-Ops", "tags": []}
     assert (update.path, update.body) == ("/{s1.1}", {"name": ""})  # a blank name stays blank
+    # a long name keeps its length, so it stays as valid (or not) as it was generated
+    assert clone.saves == "s1.3" and len(clone.body["name"]) == 250
+    assert clone.body["name"].startswith("mockserver-diff-run1-s1-")
     assert unknown.path == "/{" + GONE + "}"  # another id: a profile the run deleted, on both sides
     assert negative.path == "/-4"  # a read of an id no server can hold
     assert malformed.path == "/" + NOT_AN_ID  # a change goes only where no id can be read

@@ -5,7 +5,8 @@ delete what was created) runs against a throwaway in-process mock without profil
 each sequence, with positive data only and a fixed seed. Every request it sends is recorded. The recorded
 sequences then become steps like the tour's: a ``profile_id`` created earlier in the sequence
 becomes a placeholder each side fills with its own id, any other id becomes a profile the run
-created and deleted (so it names nothing on either side), and names get the run's prefix. The
+created and deleted (so it names nothing on either side), and names get the run's prefix and
+the sequence's number. The
 deployment never sees a generated request that is not replayed this way.
 """
 
@@ -146,7 +147,7 @@ def steps(sequences: Sequence[Sequence[Generated]], collection: str, ownership: 
                         f"{request.operation_id} (generated)",
                         request.method,
                         path,
-                        body=_body(request.body, ownership),
+                        body=_body(request.body, ownership.prefix + f"s{n}-", ownership.max_name_length),
                         query={key: _query_value(value) for key, value in request.query.items()},
                         saves=saves,
                     ),
@@ -174,10 +175,17 @@ def _path(request: Generated, collection: str, created: dict[int, str]) -> str:
     return path
 
 
-def _body(body: Any, ownership: Ownership) -> Any:
-    if isinstance(body, dict) and "name" in body:
-        return {**body, "name": ownership.name(body["name"])}
-    return body
+def _body(body: Any, prefix: str, max_length: int) -> Any:
+    """``body`` with its name marked by ``prefix``, valid exactly when it was (as ``Ownership.name`` does).
+
+    Each sequence has a prefix of its own: the sequences were generated each from no profiles, and
+    replayed one after the other they must not find each other's names taken.
+    """
+    name = body.get("name") if isinstance(body, dict) else None
+    if not isinstance(name, str) or not name.strip():
+        return body
+    marked = prefix + name if len(prefix + name) <= max_length else prefix + name[len(prefix) :]
+    return {**body, "name": marked}
 
 
 def _query_value(value: Any) -> Any:
