@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import requests
 from broken_variants import BY_NAME
-from conftest import ADMIN_TOKEN, CANONICAL, VIEWER_TOKEN
+from conftest import ADMIN_TOKEN, CANONICAL, VIEWER_TOKEN, basic
 from flask import Flask
 from serving import ROOT, serve
 
@@ -184,6 +184,13 @@ def test_ctrl_c_during_the_tour_still_deletes_what_the_run_created(deployment: F
     assert left_by_runs(deployment) == []
     assert sent[-1].startswith("DELETE ")  # the cleanup came last
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_with_an_admin_login_the_mock_knows_that_login_only(deployment: Flask) -> None:
+    """Basic credentials become the in-process mock's one admin: an unknown key is still a 401 there."""
+    code, output, _ = diff(deployment, basic("admin", "bifrost-admin"), legacy_paths=False)
+    assert code == 0, output[-3000:]
+    assert f"Result: {STEPS} steps compared, 0 with differences" in output
 
 
 def test_the_permissive_mock_is_compared_with_a_permissive_mock() -> None:
