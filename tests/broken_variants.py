@@ -2,7 +2,7 @@
 
 ``mockserver contract`` must fail against every one of them, naming the check in ``caught_by``.
 Each variant wraps or patches an app built by ``create_app`` with strict authentication, so
-``ignored_auth`` means something.
+``ignored_auth`` means something; ``any-credential-accepted`` is the one about authentication.
 
 ``python tests/broken_variants.py NAME`` serves variant NAME on a free loopback port and prints
 ``listening on URL`` like ``mockserver serve``.
@@ -39,9 +39,10 @@ Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 class Variant:
     name: str
     deviation: str
-    caught_by: str  # the check whose failure names the broken rule
-    contract_args: tuple[str, ...]  # the phases and operations that expose it
+    caught_by: str  # the check whose failure names the broken rule (for SPEC_KEEPING: none, contract passes)
+    contract_args: tuple[str, ...]  # the phases and operations that expose it (or that it concerns)
     build: Callable[[], Wsgi]
+    diff_step: str = ""  # the title of a tour step whose answers `mockserver diff` finds different
 
 
 def strict_app(**settings: Any) -> Flask:
@@ -114,6 +115,23 @@ def _anonymous_is_admin() -> Wsgi:
         return app(environ, start_response)  # type: ignore[no-any-return]
 
     return wsgi
+
+
+def hiding_the_health_route(app: Wsgi) -> Wsgi:
+    """``app`` behind a layer that answers 404 for the mock's own routes, as a gateway in front of it would."""
+
+    def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO", "").startswith("/__mock/"):
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found"]
+        return app(environ, start_response)
+
+    return wsgi
+
+
+def _any_credential_is_admin() -> Wsgi:
+    """A permissive mock that does not say it is the mock: a deployment that accepts any credential."""
+    return hiding_the_health_route(create_app(Settings()))  # type: ignore[arg-type]
 
 
 def _without_update_limits() -> Wsgi:
@@ -212,6 +230,51 @@ def _history_without_changes() -> Wsgi:
     return app  # type: ignore[return-value]
 
 
+def _duplicate_name_is_400(request: Request, response: Response) -> None:
+    """The name clash of create, update and clone answered as a validation error (the spec lists 400 too)."""
+    data = response.get_json(silent=True)
+    error = data.get("error") if isinstance(data, dict) else None
+    if response.status_code == 409 and isinstance(error, dict) and error.get("param") == "name":
+        response.status_code = 400
+        response.set_data(json.dumps({**data, "status_code": 400, "error": {**error, "type": "invalid_request"}}))
+
+
+def _not_found_renamed(request: Request, response: Response) -> None:
+    """A profile that does not exist is a 404 as before, with another word in ``error.type``."""
+    data = response.get_json(silent=True)
+    error = data.get("error") if isinstance(data, dict) else None
+    if response.status_code == 404 and isinstance(error, dict) and PROFILE_PATH.match(request.path):
+        response.set_data(json.dumps({**data, "error": {**error, "type": "profile_not_found"}}))
+
+
+def _bump_version_on_activate(original: Any, profiles: Any) -> Callable[..., Any]:
+    def set_active(profile_id: int, active: bool, actor: str) -> Any:
+        before = profiles.get(profile_id)["access_profile"]
+        result = original(profile_id, active, actor)
+        if result["is_active"] != before["is_active"]:
+            result = {**result, "version": result["version"] + 1}
+            with profiles.store.atomic() as state:
+                state.profiles[profile_id] = result
+        return result
+
+    return set_active
+
+
+def _forget_budget_ids(original: Any, profiles: Any) -> Callable[..., Any]:
+    """Budgets sent with the id of a stored budget become new ones (fresh id, usage reset)."""
+
+    def without_ids(budgets: Any) -> Any:
+        return [{k: v for k, v in b.items() if k != "id"} if isinstance(b, dict) else b for b in budgets]
+
+    def update(profile_id: int, body: Mapping[str, Any], actor: str) -> Any:
+        changed = dict(body)
+        if isinstance(changed.get("budgets"), list):
+            changed["budgets"] = without_ids(changed["budgets"])
+        return original(profile_id, changed, actor)
+
+    return update
+
+
 def _phases(phases: str, operations: str, *extra: str) -> tuple[str, ...]:
     return ("--phases", phases, "--operations", operations, "--no-legacy-paths", *extra)
 
@@ -223,6 +286,7 @@ VARIANTS = [
         "response_schema_conformance",
         _phases("examples", "getAccessProfile"),
         answered(_drop_updated_at),
+        diff_step="read it back",
     ),
     Variant(
         "rate-limit-null-ignored",
@@ -230,6 +294,7 @@ VARIANTS = [
         "update_clears_rate_limit_on_null",
         _phases("examples", "updateAccessProfile"),
         patched("update", _ignore_null_rate_limit),
+        diff_step="rate_limit: null removes the rate limit",
     ),
     Variant(
         "size-limits-not-enforced",
@@ -237,6 +302,7 @@ VARIANTS = [
         "update_refuses_oversized_lists",
         _phases("examples", "updateAccessProfile"),
         _without_update_limits,
+        diff_step="51 tags on update: 400, param tags",
     ),
     Variant(
         "server-error-on-unknown-id",
@@ -244,6 +310,7 @@ VARIANTS = [
         "not_a_server_error",
         _phases("fuzzing", "getAccessProfile", "--max-examples", "10", "--seed", "1"),
         answered(_server_error_for_unknown_ids),
+        diff_step="an id no profile has: 404",
     ),
     Variant(
         "no-401-without-credentials",
@@ -251,6 +318,15 @@ VARIANTS = [
         "ignored_auth",
         _phases("examples", "listAccessProfiles"),
         _anonymous_is_admin,
+        diff_step="no credentials: 401",
+    ),
+    Variant(
+        "any-credential-accepted",
+        "any credential is accepted as an admin, and /__mock/health is not there to say it is the mock",
+        "ignored_auth",
+        _phases("examples,coverage,fuzzing", "getAccessProfile", "--max-examples", "5", "--seed", "1"),
+        _any_credential_is_admin,
+        diff_step="a key the server does not know: 401",
     ),
     Variant(
         "version-not-bumped",
@@ -258,6 +334,7 @@ VARIANTS = [
         "update_bumps_version_once",
         _phases("examples", "updateAccessProfile"),
         patched("update", _keep_version),
+        diff_step="update the description only: the rest is kept, version 2",
     ),
     Variant(
         "delete-does-not-delete",
@@ -265,6 +342,7 @@ VARIANTS = [
         "deleted_profile_is_gone",
         _phases("examples", "deleteAccessProfile"),
         patched("delete", _delete_nothing),
+        diff_step="read the deleted profile: 404",
     ),
     Variant(
         "update-resets-omitted-tags",
@@ -272,6 +350,7 @@ VARIANTS = [
         "update_keeps_omitted_fields",
         _phases("examples", "updateAccessProfile"),
         patched("update", _reset_omitted_tags),
+        diff_step="update the description only: the rest is kept, version 2",
     ),
     Variant(
         "create-limits-tags",
@@ -279,6 +358,7 @@ VARIANTS = [
         "create_accepts_oversized_lists",
         _phases("examples", "createAccessProfile"),
         patched("create", _limit_tags_on_create),
+        diff_step="create with 51 tags: 201 (create has no size limits)",
     ),
     Variant(
         "paging-ignores-offset",
@@ -286,6 +366,7 @@ VARIANTS = [
         "list_paging_is_consistent",
         _phases("examples", "listAccessProfiles"),
         patched("list", _ignore_offset),
+        diff_step="pages of two: the second one",
     ),
     Variant(
         "count-is-total",
@@ -293,6 +374,7 @@ VARIANTS = [
         "list_paging_is_consistent",
         _phases("examples", "listAccessProfiles"),
         patched("list", _count_everything),
+        diff_step="pages of two: the second one",
     ),
     Variant(
         "history-not-kept",
@@ -300,6 +382,7 @@ VARIANTS = [
         "update_is_kept_in_history",
         _phases("examples", "updateAccessProfile"),
         _history_without_changes,
+        diff_step="version 2",
     ),
     Variant(
         "search-ignored",
@@ -307,18 +390,73 @@ VARIANTS = [
         "list_honours_filters",
         _phases("examples", "listAccessProfiles"),
         patched("list", _ignore_search),
+        diff_step="the run's profiles, in ascending id order",
     ),
 ]
 BY_NAME = {variant.name: variant for variant in VARIANTS}
 
+# Variants that keep the spec and every rule `mockserver contract` checks, but behave otherwise than
+# the mock: the contract run passes (with the operations they concern), and `mockserver diff` does not.
+SPEC_KEEPING = [
+    Variant(
+        "duplicate-name-is-400",
+        "a name in use is refused with 400 invalid_request instead of 409 conflict",
+        "",
+        _phases(
+            "examples,fuzzing,stateful",
+            "createAccessProfile,updateAccessProfile,cloneAccessProfile",
+            "--max-examples",
+            "5",
+            "--seed",
+            "1",
+        ),
+        answered(_duplicate_name_is_400),
+        diff_step="create with a name in use: 409, param name",
+    ),
+    Variant(
+        "not-found-type-renamed",
+        "an unknown profile is a 404 with error.type profile_not_found instead of not_found",
+        "",
+        _phases(
+            "examples,coverage,fuzzing", "getAccessProfile,deleteAccessProfile", "--max-examples", "5", "--seed", "1"
+        ),
+        answered(_not_found_renamed),
+        diff_step="an id no profile has: 404",
+    ),
+    Variant(
+        "activate-bumps-version",
+        "activate and deactivate bump the version",
+        "",
+        _phases(
+            "examples,stateful",
+            "createAccessProfile,getAccessProfile,updateAccessProfile,activateAccessProfile,deactivateAccessProfile",
+            "--max-examples",
+            "5",
+            "--seed",
+            "1",
+        ),
+        patched("set_active", _bump_version_on_activate),
+        diff_step="deactivate: is_active false, version unchanged",
+    ),
+    Variant(
+        "budget-ids-not-kept",
+        "an update gives every budget a new id, so a kept budget's usage starts again from 0",
+        "",
+        _phases("examples,fuzzing", "updateAccessProfile", "--max-examples", "5", "--seed", "1"),
+        patched("update", _forget_budget_ids),
+        diff_step="budgets sent with the id of a stored one keep that budget (id, usage, last reset); others are new",
+    ),
+]
+ALL_BY_NAME = {variant.name: variant for variant in [*VARIANTS, *SPEC_KEEPING]}
+
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1 or argv[0] not in BY_NAME:
-        print(f"usage: broken_variants.py {{{','.join(BY_NAME)}}}", file=sys.stderr)
+    if len(argv) != 1 or argv[0] not in ALL_BY_NAME:
+        print(f"usage: broken_variants.py {{{','.join(ALL_BY_NAME)}}}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     signal.signal(signal.SIGTERM, _interrupt)  # stop like `mockserver serve` does
-    serve(BY_NAME[argv[0]].build(), "127.0.0.1", 0, 8, announce=lambda m: print(m, flush=True))
+    serve(ALL_BY_NAME[argv[0]].build(), "127.0.0.1", 0, 8, announce=lambda m: print(m, flush=True))
     return 0
 
 

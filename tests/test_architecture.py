@@ -31,9 +31,12 @@ def test_the_pytest_plugin_imports_nothing_heavy_at_module_level() -> None:
 
 
 def test_the_cli_stays_cheap_to_import() -> None:
-    """The contract runner (and through it Schemathesis) and the app are imported only when a command runs."""
+    """contract and diff (and through them Schemathesis) and the app are imported only when a command runs."""
     cli = module_level_imports(PACKAGE / "cli.py")
-    assert not {name for name in cli if name.startswith(("mockserver.contract", "mockserver.server.app"))}, cli
+    heavy_packages = ("mockserver.contract", "mockserver.drift", "mockserver.server.app")
+    assert not {name for name in cli if name.startswith(heavy_packages)}, cli
     runner = module_level_imports(PACKAGE / "contract" / "runner.py")
     heavy = {"mockserver.contract.checks", "mockserver.contract.hooks", "schemathesis"}
     assert not runner & heavy, runner & heavy
+    diff = module_level_imports(PACKAGE / "drift" / "run.py")
+    assert not diff & {"mockserver.drift.stateful", "schemathesis", "hypothesis"}, diff

@@ -17,21 +17,27 @@ from typing import Any
 
 import pytest
 import requests
+from broken_variants import hiding_the_health_route
 from conftest import ADMIN_TOKEN, CANONICAL, VIEWER_TOKEN
 from serving import ROOT, Served, serve
 
-from mockserver import Spec
+from mockserver import Settings, Spec, create_app
+from mockserver.contract.http import WsgiHttp
 from mockserver.contract.report import Outcome
 from mockserver.contract.results import Results
 from mockserver.contract.runner import (
+    PERMISSIVE_MOCK_NOTE,
     ContractError,
     ContractSettings,
     exit_code,
+    is_permissive_mock,
     plan,
     schemathesis_arguments,
     settings_from,
+    without_check,
 )
 from mockserver.contract.runner import run as contract_run
+from mockserver.resources import bundled_api_keys
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 SAFE_LOG_LINE = re.compile(r"^\S+ (GET|OPTIONS|TRACE) ")
@@ -134,6 +140,22 @@ def test_the_exit_code_says_failures_first_then_whether_the_run_completed() -> N
     assert exit_code(clean, outcome(left_behind=("profile 3",)), [0]) == 2
     assert exit_code(clean, outcome(), [0, 2]) == 2
     assert exit_code(clean, outcome(), [1]) == 1  # e.g. every answer was 401 (a warning made fatal)
+
+
+def test_only_the_mock_itself_can_say_it_accepts_any_credential() -> None:
+    """``/__mock/health`` of a permissive mock says so; a strict mock, or anything that hides the
+    route (a deployment, a proxy in front of the mock), keeps ``ignored_auth`` in the run."""
+    permissive = create_app(Settings())
+    assert is_permissive_mock(WsgiHttp(permissive, "Bearer dev"))
+    assert not is_permissive_mock(WsgiHttp(create_app(Settings(api_keys=bundled_api_keys())), "Bearer dev"))
+    assert not is_permissive_mock(WsgiHttp(hiding_the_health_route(permissive), "Bearer dev"))
+
+
+def test_a_check_is_left_out_by_adding_it_to_the_excluded_ones() -> None:
+    settings = ContractSettings(base_url="http://x")
+    assert without_check(settings, "ignored_auth").exclude_checks == "ignored_auth"
+    given = ContractSettings(base_url="http://x", exclude_checks="not_a_server_error, ignored_auth")
+    assert without_check(given, "ignored_auth").exclude_checks == "not_a_server_error,ignored_auth"
 
 
 # -- runs ------------------------------------------------------------------------------------------
@@ -313,3 +335,52 @@ def test_ctrl_c_while_schemathesis_starts_a_phase_still_ends_the_run(
     changes = [line for line in after if not re.match(r"^\S+ (GET|OPTIONS|TRACE|DELETE) ", line)]
     assert len(changes) <= 6, changes
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the run gave Ctrl-C back
+
+
+@pytest.mark.slow
+def test_a_probe_the_guard_would_refuse_is_reported_as_not_sent_and_the_run_passes(
+    mock: Served, tmp_path: Path
+) -> None:
+    """Schemathesis probes ``PATCH``, ``PUT``, ``DELETE`` and ``QUERY`` on ``.../roles`` with the attach
+    example, which makes the profile a role's default. The guard refuses them; the run says they were
+    not sent, with the reason, and passes: no error, no defect, exit 0."""
+    since = len(mock.lines)
+    result = contract(
+        mock.url, "--operations", "attachRolesToAccessProfile", "--phases", "coverage", "--no-legacy-paths",
+        "--max-examples", "5", "--seed", "1", "--report-dir", str(tmp_path),
+        env={"MOCKSERVER_CONTRACT_TOKEN": ADMIN_TOKEN},
+    )  # fmt: skip
+    output = result.stdout
+    assert result.returncode == 0, output[-6000:]
+    reason = "/roles: attaching with is_default or apply_to_existing would change other profiles or users"
+    line = r"^Not sent: would change data the run does not own: (\w+) http://\S+" + re.escape(reason)
+    assert sorted(re.findall(line, output, re.M)) == ["DELETE", "PATCH", "PUT", "QUERY"]
+    assert "not sent:   4 generated requests that would change data the run does not own" in output
+    assert "Refused by the guard" not in output and "Error:" not in output and "Network Error" not in output
+    # not sent indeed: on .../roles the mock saw the attach itself and probes that change nothing
+    roles = [line.split()[1] for line in requests_logged(mock, since) if "/roles " in line]
+    assert {"POST", "GET", "OPTIONS"} <= set(roles) <= {"POST", "GET", "OPTIONS", "TRACE"}
+    report = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert report.count("- Not sent: would change data the run does not own: ") == 4
+    junit = ET.parse(tmp_path / "junit.xml").getroot()
+    assert not list(junit.iter("error")) and not list(junit.iter("failure"))
+
+
+@pytest.mark.slow
+def test_the_permissive_mock_passes_with_a_note_on_ignored_auth(tmp_path: Path) -> None:
+    """``make serve`` (permissive), then ``mockserver contract --token dev``: the run leaves ``ignored_auth``
+    out, says so once with the way to run strict, and passes. (The variant ``any-credential-accepted``
+    of test_contract_variants.py hides ``/__mock/health`` and fails ``ignored_auth`` in the same run.)"""
+    with serve() as permissive:
+        result = contract(
+            permissive.url, "--token", "dev", "--operations", "getAccessProfile",
+            "--phases", "examples,coverage,fuzzing", "--no-legacy-paths", "--max-examples", "5", "--seed", "1",
+            "--report-dir", str(tmp_path),
+        )  # fmt: skip
+    output = result.stdout
+    assert result.returncode == 0, output[-6000:]
+    assert output.count(PERMISSIVE_MOCK_NOTE) == 2  # at the start, and in the summary
+    assert "mockserver serve --api-keys fixtures/api-keys.json" in PERMISSIVE_MOCK_NOTE
+    assert "ignored_auth" not in output.replace(PERMISSIVE_MOCK_NOTE, "")
+    assert re.search(r"Result: \d+ cases, 0 failures; exit 0", output)
+    assert PERMISSIVE_MOCK_NOTE in (tmp_path / "report.md").read_text(encoding="utf-8")

@@ -11,7 +11,7 @@ from conftest import ADMIN_TOKEN, CANONICAL, LEGACY
 from flask import Flask
 
 from mockserver import BackgroundServer, Spec
-from mockserver.contract.hooks import after_call, prepare
+from mockserver.contract.hooks import after_call, filter_case, prepare
 from mockserver.contract.http import RequestsHttp, UnsafeRequest, WsgiHttp, guarded
 from mockserver.contract.safety import NOT_AN_ID, Guard, Ownership
 from mockserver.contract.session import Session, activate, active
@@ -74,6 +74,29 @@ def test_the_hook_sends_changes_to_the_runs_own_profiles_and_marks_names(
     invalid = update.Case(path_parameters={"profile_id": "3.5"}, body={})
     prepare(session, invalid)
     assert invalid.path_parameters["profile_id"] == NOT_AN_ID
+
+
+def test_a_probe_the_guard_would_refuse_is_left_out_and_recorded_as_not_sent(
+    session: Session, schema: schemathesis.BaseSchema
+) -> None:
+    """Schemathesis probes methods a path lacks with a body of the operation defined there. An attach
+    body that makes the profile a role's default would reach beyond the run's profile: the guard,
+    asked before the case is sent, refuses it, and the case is left out with the guard's reason."""
+    attach = schema[CANONICAL + "/{profile_id}/roles"]["POST"]
+    session.guard = Guard(session.ownership, "http://api.test", session.collections)
+    body = {"role_ids": [7], "is_default": True}
+    probe = attach.Case(method="PATCH", path_parameters={"profile_id": 3}, body=dict(body))
+    with activate(session):
+        assert filter_case(None, probe) is False  # type: ignore[arg-type]
+        # the attach itself goes out, with the flag turned off by the hook
+        assert filter_case(None, attach.Case(path_parameters={"profile_id": 3}, body=dict(body))) is True  # type: ignore[arg-type]
+    anchor = session.anchor(CANONICAL)
+    assert session.not_sent == {
+        f"PATCH http://api.test{CANONICAL}/{anchor}/roles: "
+        "attaching with is_default or apply_to_existing would change other profiles or users": 1
+    }
+    assert session.refusals == []  # not a defect of the run
+    assert probe.body == body and probe.path_parameters == {"profile_id": 3}  # the case itself is untouched
 
 
 def test_the_hook_leaves_reads_alone(session: Session, schema: schemathesis.BaseSchema) -> None:

@@ -67,6 +67,7 @@ def target(request: pytest.FixtureRequest, spec: Spec) -> Iterator[Target]:
     with ExitStack() as stack:
         if url:  # in-process requests do not go through requests, and change only a throwaway app
             guard = Guard(ownership, url, session.collections)
+            session.guard = guard  # asked before a generated case is sent, as in a contract run
             stack.enter_context(guarded(guard, session.refuse))
         stack.enter_context(activate(session))
         before = fixture_profiles(http)

@@ -16,6 +16,7 @@ def test_health_reports_what_is_served(api: Api) -> None:
     assert response.status_code == 200
     body = response.json
     assert body["status"] == "ok"
+    assert body["service"] == "mockserver"  # how `mockserver contract` and `diff` recognise the mock
     assert body["profiles"] == 10
     assert body["auth"] == "permissive"
     assert body["strict"] is True

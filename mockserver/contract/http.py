@@ -11,7 +11,7 @@ import base64
 import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import requests
@@ -27,6 +27,12 @@ class Answer:
     status: int
     body: Any  # parsed JSON, or None when the body is not JSON
     text: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def header(self, name: str) -> str | None:
+        """A response header, whatever the case of its name."""
+        wanted = name.lower()
+        return next((value for key, value in self.headers.items() if key.lower() == wanted), None)
 
     def profile(self) -> dict[str, Any] | None:
         """The ``access_profile`` object of the body, if there is one."""
@@ -80,7 +86,7 @@ class RequestsHttp:
             raise
         except requests.RequestException as exc:
             raise Unreachable(f"{method} {url}: {exc}") from exc
-        return Answer(response.status_code, _json(response.content), response.text)
+        return Answer(response.status_code, _json(response.content), response.text, dict(response.headers))
 
     def close(self) -> None:
         self._session.close()
@@ -105,7 +111,7 @@ class WsgiHttp:
             content_type="application/json" if body is not None else None,
         )
         data = response.get_data()
-        return Answer(response.status_code, _json(data), data.decode("utf-8", "replace"))
+        return Answer(response.status_code, _json(data), data.decode("utf-8", "replace"), dict(response.headers))
 
 
 class UnsafeRequest(requests.RequestException):

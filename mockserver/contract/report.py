@@ -26,6 +26,9 @@ class Outcome:
     left_behind: tuple[str, ...] = ()
     refusals: tuple[str, ...] = ()
     problems: tuple[str, ...] = field(default=())  # why the run could not be completed
+    # Generated requests left out because the guard would refuse them: (reason, how often).
+    not_sent: tuple[tuple[str, int], ...] = ()
+    notes: tuple[str, ...] = ()  # what the run chose to leave out, and why (said once at the start)
 
 
 def operation_rows(results: Results) -> list[tuple[str, str, int, int]]:
@@ -51,7 +54,7 @@ def text(results: Results, outcome: Outcome) -> str:
         for number, finding in enumerate(results.failures, 1):
             lines += ["", *_finding_lines(number, finding)]
     lines += ["", *_closing(results, outcome)]
-    return _encodable("\n".join(lines) + "\n")
+    return encodable("\n".join(lines) + "\n")
 
 
 def markdown(results: Results, outcome: Outcome) -> str:
@@ -83,7 +86,7 @@ def markdown(results: Results, outcome: Outcome) -> str:
             if finding.curl:
                 lines += ["Reproduce with:", "", "```bash", finding.curl.strip(), "```", ""]
     lines += ["## Result", "", *(f"- {line.strip()}" for line in _closing(results, outcome))]
-    return _encodable("\n".join(lines) + "\n")
+    return encodable("\n".join(lines) + "\n")
 
 
 def junit(results: Results, outcome: Outcome) -> ET.ElementTree:
@@ -100,17 +103,19 @@ def junit(results: Results, outcome: Outcome) -> ET.ElementTree:
             for finding in results.failures:
                 if (finding.family, finding.operation) == (family, operation):
                     failure = ET.SubElement(case, "failure", message=f"{finding.check}: {finding.title}")
-                    failure.text = _xml_text("\n".join(_finding_lines(0, finding)[1:]))
+                    failure.text = xml_text("\n".join(_finding_lines(0, finding)[1:]))
     run = ET.SubElement(root, "testsuite", name="contract (run)", tests="2")
     safety = ET.SubElement(run, "testcase", classname="contract.run", name="changes only its own profiles")
+    if outcome.not_sent:
+        ET.SubElement(safety, "system-out").text = xml_text("\n".join(not_sent_lines(outcome)))
     if outcome.refusals:
-        ET.SubElement(safety, "error", message="requests refused by the guard").text = _xml_text(
+        ET.SubElement(safety, "error", message="requests refused by the guard").text = xml_text(
             "\n".join(outcome.refusals)
         )
     completion = ET.SubElement(run, "testcase", classname="contract.run", name="completes and cleans up")
     trouble = [*outcome.problems, *results.errors, *outcome.left_behind]
     if trouble:
-        ET.SubElement(completion, "error", message="the run did not complete cleanly").text = _xml_text(
+        ET.SubElement(completion, "error", message="the run did not complete cleanly").text = xml_text(
             "\n".join(trouble)
         )
     ET.indent(root)
@@ -137,7 +142,22 @@ def _facts(outcome: Outcome) -> list[str]:
             f"  profiles:   {outcome.created} created by this run (named {outcome.prefix}...), "
             f"{outcome.deleted} deleted at the end"
         )
+    if outcome.not_sent:
+        count = sum(times for _, times in outcome.not_sent)
+        facts.append(
+            f"  not sent:   {count} generated request{'s' if count != 1 else ''} that would change data "
+            "the run does not own (listed below; not an error)"
+        )
+    facts += [f"  note:       {note}" for note in outcome.notes]
     return facts
+
+
+def not_sent_lines(outcome: Outcome) -> list[str]:
+    """One line per request the guard kept back, with its reason and how often it was generated."""
+    return [
+        f"Not sent: would change data the run does not own: {reason}" + (f" ({times} times)" if times > 1 else "")
+        for reason, times in outcome.not_sent
+    ]
 
 
 def _table(results: Results) -> str:
@@ -171,6 +191,7 @@ def _closing(results: Results, outcome: Outcome) -> list[str]:
         lines.append(f"Could not run: {problem}")
     for error in results.errors:
         lines.append(f"Error: {error}")
+    lines += not_sent_lines(outcome)
     for refusal in outcome.refusals:
         lines.append(f"Refused by the guard (a defect of mockserver contract, please report it): {refusal}")
     for left in outcome.left_behind:
@@ -187,15 +208,15 @@ def _cases(count: int) -> str:
     return f"{count} case{'s' if count != 1 else ''}"
 
 
-def _encodable(text: str) -> str:
+def encodable(text: str) -> str:
     """``text`` with lone surrogates (generated bodies contain them) written as ``\\udXXX`` escapes."""
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _xml_text(text: str) -> str:
+def xml_text(text: str) -> str:
     """``text`` with the characters XML 1.0 cannot carry (generated bodies contain them) escaped."""
-    return "".join(ch if _xml_allowed(ord(ch)) else f"\\u{ord(ch):04x}" for ch in text)
+    return "".join(ch if xml_allowed(ord(ch)) else f"\\u{ord(ch):04x}" for ch in text)
 
 
-def _xml_allowed(code: int) -> bool:
+def xml_allowed(code: int) -> bool:
     return code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD or code >= 0x10000

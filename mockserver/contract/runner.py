@@ -7,22 +7,21 @@ Schemathesis runs in this process, so the hooks and checks registered here apply
 
 from __future__ import annotations
 
-import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, TextIO
 
 from mockserver.contract import report
 from mockserver.contract.config import schemathesis_settings, to_toml
-from mockserver.contract.http import RequestsHttp, Unreachable, authorization_header, guarded
+from mockserver.contract.http import Http, RequestsHttp, Unreachable, authorization_header, guarded
 from mockserver.contract.results import Results
 from mockserver.contract.safety import Guard, Ownership
 from mockserver.contract.session import AnchorError, Cleanup, Session, activate, collection_of, profile_collections
+from mockserver.contract.signals import shielded, stop_on_signals
 from mockserver.resources import bundled_spec, known_validations, spec_cache
 from mockserver.spec.document import Spec, SpecError
 
@@ -31,7 +30,12 @@ ALL_PHASES = "examples,coverage,fuzzing,stateful"
 # (name, whether its operations are the deprecated aliases)
 FAMILIES = (("canonical", False), ("deprecated", True))
 INTERRUPTED = 130  # Schemathesis's exit code after Ctrl-C
-T = TypeVar("T")
+MOCK_HEALTH = "/__mock/health"
+PERMISSIVE_MOCK_NOTE = (
+    "this is mockserver with permissive auth, which accepts any credential by design, so ignored_auth is left "
+    "out. To check authentication too, serve it strict (mockserver serve --api-keys fixtures/api-keys.json) "
+    "and run with --token and a key from that file."
+)
 
 
 class ContractError(ValueError):
@@ -103,23 +107,29 @@ def run(settings: ContractSettings, out: TextIO | None = None) -> int:
     from mockserver.contract import checks, hooks  # noqa: F401
 
     guard = Guard(ownership, settings.base_url, session.collections, read_only=settings.read_only)
+    session.guard = guard
     problems: list[str] = []
+    notes: list[str] = []
     exit_codes: list[int] = []
     cleanup = Cleanup((), ())
     _say(out, f"mockserver contract: {settings.base_url} against {settings.spec}")
-    with guarded(guard, session.refuse), activate(session), _stop_on_signals(session):
+    with guarded(guard, session.refuse), activate(session), stop_on_signals(session.stop):
         try:
             problem = preflight(session, settings, out)
             if problem is not None:
                 problems.append(problem)
             else:
+                if is_permissive_mock(session.http):
+                    notes.append(PERMISSIVE_MOCK_NOTE)
+                    _say(out, f"  {PERMISSIVE_MOCK_NOTE}")
+                    settings = without_check(settings, "ignored_auth")
                 exit_codes = _passes(session, settings, passes, out)
         except KeyboardInterrupt:
             session.results.interrupted = True
         finally:
             # A run stopped before its first change has nothing to clean up.
             if exit_codes or ownership.created():
-                cleanup = _shielded(session.cleanup, lambda exc: Cleanup((), (f"cleanup failed: {exc}",)))
+                cleanup = shielded(session.cleanup, lambda exc: Cleanup((), (f"cleanup failed: {exc}",)))
             http.close()
     outcome = report.Outcome(
         target=settings.base_url,
@@ -132,6 +142,8 @@ def run(settings: ContractSettings, out: TextIO | None = None) -> int:
         left_behind=cleanup.left,
         refusals=tuple(session.refusals),
         problems=tuple(problems),
+        not_sent=tuple(session.not_sent.items()),
+        notes=tuple(notes),
     )
     outcome = replace(outcome, exit_code=exit_code(session.results, outcome, exit_codes))
     out.write(report.text(session.results, outcome))
@@ -203,6 +215,33 @@ def preflight(session: Session, settings: ContractSettings, out: TextIO) -> str 
     return None
 
 
+def is_permissive_mock(http: Http) -> bool:
+    """Whether the API under test is mockserver itself with permissive auth, as its health route says.
+
+    A deployment has no ``/__mock/health``, and a proxy or gateway in front of the mock that does
+    not pass it on hides it, so only the mock can make a run leave ``ignored_auth`` out.
+    """
+    try:
+        answer = http.request("GET", MOCK_HEALTH)
+    except Unreachable:
+        return False
+    body = answer.body
+    return (
+        answer.status == 200
+        and isinstance(body, dict)
+        and body.get("service") == "mockserver"
+        and body.get("auth") == "permissive"
+    )
+
+
+def without_check(settings: ContractSettings, check: str) -> ContractSettings:
+    """``settings`` with ``check`` added to the excluded checks."""
+    excluded = [name.strip() for name in (settings.exclude_checks or "").split(",") if name.strip()]
+    if check not in excluded:
+        excluded.append(check)
+    return replace(settings, exclude_checks=",".join(excluded))
+
+
 def exit_code(results: Results, outcome: report.Outcome, schemathesis_codes: list[int]) -> int:
     """1 for contract failures; 2 when the run could not be completed or left something behind; else 0."""
     if results.failures:
@@ -271,55 +310,6 @@ def _schemathesis(arguments: list[str]) -> int:
         exc.show()
         return 2
     return result if isinstance(result, int) else 0
-
-
-@contextmanager
-def _stop_on_signals(session: Session) -> Iterator[None]:
-    """Ctrl-C, or the SIGTERM a CI runner stops a job with, stops the run; the cleanup still runs.
-
-    The handler marks the session as stopped, then raises KeyboardInterrupt as Python's own does.
-    The mark is what makes the stop certain: an interrupt can be raised where it is lost (inside a
-    finaliser, or where Schemathesis swallows it), and then the hooks still refuse to send another
-    case and the pass loop still ends. A SIGINT that was ignored when we started (a job put in the
-    background by a shell) stays ignored.
-    """
-
-    def stop(signum: int, frame: Any) -> None:
-        session.stop()
-        raise KeyboardInterrupt
-
-    stopping = [signal.SIGTERM]
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-        stopping.append(signal.SIGINT)
-    with _handling(stopping, stop):
-        yield
-
-
-def _shielded(action: Callable[[], T], on_error: Callable[[Exception], T]) -> T:
-    """Run ``action`` with Ctrl-C and SIGTERM ignored: a second Ctrl-C must not stop the cleanup."""
-    with _handling([signal.SIGINT, signal.SIGTERM], signal.SIG_IGN):
-        try:
-            return action()
-        except Exception as exc:
-            return on_error(exc)
-
-
-@contextmanager
-def _handling(signals: list[signal.Signals], handler: Any) -> Iterator[None]:
-    """``handler`` for ``signals`` while inside, the previous ones after; nothing outside the main
-    thread, where Python does not allow setting handlers."""
-    previous = {sig: signal.signal(sig, handler) for sig in signals} if _in_main_thread() else {}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-def _in_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def _say(out: TextIO, line: str) -> None:

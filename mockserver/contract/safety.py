@@ -59,9 +59,9 @@ def profile_id_of(value: Any) -> int | None:
 class Ownership:
     """The profiles one run created, and the name prefix that marks them."""
 
-    def __init__(self, *, max_name_length: int, token: str | None = None) -> None:
-        # max_name_length: the spec's maxLength of a created profile's name
-        self.prefix = f"{NAME_PREFIX}{token or secrets.token_hex(4)}-"
+    def __init__(self, *, max_name_length: int, token: str | None = None, namespace: str = NAME_PREFIX) -> None:
+        # max_name_length: the spec's maxLength of a created profile's name; namespace: which command's run
+        self.prefix = f"{namespace}{token or secrets.token_hex(4)}-"
         self.max_name_length = max_name_length
         self._lock = threading.Lock()
         self._created: dict[int, None] = {}  # insertion-ordered set

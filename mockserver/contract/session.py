@@ -7,7 +7,7 @@ Schemathesis hooks and checks are registered process-wide, so they find the run 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,7 +16,7 @@ from typing import Any
 from mockserver.contract.http import Answer, Http, Unreachable
 from mockserver.contract.results import Results
 from mockserver.contract.rules import UpdateLimits
-from mockserver.contract.safety import Ownership, profile_collection, profile_id_of
+from mockserver.contract.safety import Guard, Ownership, profile_collection, profile_id_of
 from mockserver.spec.document import Operation, Spec, SpecError
 
 # Canonical operationIds of the spec; deprecated aliases map to them through ``Operation.canonical_id``.
@@ -53,7 +53,10 @@ class Session:
         self.update_fields = frozenset(spec.schema("UpdateAccessProfileRequest").get("properties", {}))
         self.canonical_collection, self.collections = _collections(spec)
         self.results = Results()
+        # Set by the runner: the guard every request passes, asked before a generated case is sent.
+        self.guard: Guard | None = None
         self.refusals: list[str] = []
+        self.not_sent: Counter[str] = Counter()
         self._operations = {(op.method, op.path): op for op in spec.operations.values()}
         self._snapshots: OrderedDict[str, dict[str, Any] | None] = OrderedDict()
         self._done: set[str] = set()
@@ -87,9 +90,14 @@ class Session:
         return self.results.interrupted
 
     def refuse(self, reason: str) -> None:
-        """Record a request the guard would not send."""
+        """Record a request the guard stopped on its way out: a defect of the run, which should not have made it."""
         with self._lock:
             self.refusals.append(reason)
+
+    def leave_out(self, reason: str) -> None:
+        """Record a generated case left out because the guard would refuse it (not an error)."""
+        with self._lock:
+            self.not_sent[reason] += 1
 
     # -- the run's own profiles ------------------------------------------------------------------
 
@@ -155,49 +163,51 @@ class Session:
         """Delete every profile this run created: those it saw created and those named with its prefix."""
         if self.read_only:
             return Cleanup((), ())
-        collection = self.canonical_collection
-        left: list[str] = []
-        try:
-            for profile_id in self._marked(collection):
-                self.ownership.adopt(profile_id)  # named with this run's own prefix, so created by it
-        except Unreachable as exc:
-            left.append(f"could not list this run's profiles: {exc}")
-        deleted: list[int] = []
-        for profile_id in self.ownership.live():
-            try:
-                answer = self.http.request("DELETE", f"{collection}/{profile_id}")
-            except Unreachable as exc:
-                left.append(f"profile {profile_id}: {exc}")
-                continue
-            if 200 <= answer.status < 300 or answer.status == 404:
-                self.ownership.release(profile_id)
-                if answer.status != 404:
-                    deleted.append(profile_id)
-            else:
-                left.append(f"profile {profile_id}: DELETE answered {answer.describe()}")
-        return Cleanup(tuple(deleted), tuple(left))
+        return remove_owned(self.http, self.ownership, self.canonical_collection)
 
-    def _marked(self, collection: str) -> Iterator[int]:
-        """Ids of the profiles whose name carries this run's prefix."""
-        offset = 0
-        for _ in range(_CLEANUP_PAGES):
-            page = self.http.request(
-                "GET", collection, query={"search": self.ownership.prefix, "limit": 100, "offset": offset}
-            ).body
-            items = page.get("access_profiles") if isinstance(page, dict) else None
-            if not isinstance(items, list) or not items:
-                return
-            for item in items:
-                if (
-                    isinstance(item, dict)
-                    and self.ownership.marks(item.get("name"))
-                    and isinstance(item.get("id"), int)
-                ):
-                    yield item["id"]
-            offset += len(items)
-            total = page.get("total_count")
-            if isinstance(total, int) and offset >= total:
-                return
+
+def remove_owned(http: Http, ownership: Ownership, collection: str) -> Cleanup:
+    """Delete every profile a run created: those it saw created and those named with its prefix.
+
+    ``collection`` is the canonical profile collection; a 404 counts as already gone.
+    """
+    left: list[str] = []
+    try:
+        for profile_id in _marked(http, ownership, collection):
+            ownership.adopt(profile_id)  # named with this run's own prefix, so created by it
+    except Unreachable as exc:
+        left.append(f"could not list this run's profiles: {exc}")
+    deleted: list[int] = []
+    for profile_id in ownership.live():
+        try:
+            answer = http.request("DELETE", f"{collection}/{profile_id}")
+        except Unreachable as exc:
+            left.append(f"profile {profile_id}: {exc}")
+            continue
+        if 200 <= answer.status < 300 or answer.status == 404:
+            ownership.release(profile_id)
+            if answer.status != 404:
+                deleted.append(profile_id)
+        else:
+            left.append(f"profile {profile_id}: DELETE answered {answer.describe()}")
+    return Cleanup(tuple(deleted), tuple(left))
+
+
+def _marked(http: Http, ownership: Ownership, collection: str) -> Iterator[int]:
+    """Ids of the profiles whose name carries the run's prefix."""
+    offset = 0
+    for _ in range(_CLEANUP_PAGES):
+        page = http.request("GET", collection, query={"search": ownership.prefix, "limit": 100, "offset": offset}).body
+        items = page.get("access_profiles") if isinstance(page, dict) else None
+        if not isinstance(items, list) or not items:
+            return
+        for item in items:
+            if isinstance(item, dict) and ownership.marks(item.get("name")) and isinstance(item.get("id"), int):
+                yield item["id"]
+        offset += len(items)
+        total = page.get("total_count")
+        if isinstance(total, int) and offset >= total:
+            return
 
 
 class AnchorError(Exception):

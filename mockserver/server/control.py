@@ -33,6 +33,8 @@ def health() -> Response:
         200,
         {
             "status": "ok",
+            # Says what answers here: `mockserver contract` and `diff` recognise the mock by it.
+            "service": "mockserver",
             "spec": {"title": info.get("title"), "version": info.get("version"), "source": mock.spec.source},
             "fixtures": str(mock.settings.fixtures),
             "profiles": profiles,

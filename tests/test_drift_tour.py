@@ -1,0 +1,71 @@
+"""The tour of ``mockserver diff`` as data: what it covers, and that it only ever changes its own profiles."""
+
+from __future__ import annotations
+
+import re
+
+from mockserver.drift.tour import TOUR, Name, Saved, Step, tags
+
+SAVED_PLACEHOLDER = re.compile(r"\{([^{}/]+)\}")
+
+
+def saved_names(value: object) -> set[str]:
+    if isinstance(value, Saved):
+        return {value.profile}
+    if isinstance(value, dict):
+        return set().union(*(saved_names(item) for item in value.values()))
+    if isinstance(value, list):
+        return set().union(*(saved_names(item) for item in value))
+    return set()
+
+
+def test_each_step_has_a_title_of_its_own() -> None:
+    titles = [step.title for step in TOUR]
+    assert len(titles) == len(set(titles))
+
+
+def test_a_step_names_only_profiles_an_earlier_step_created() -> None:
+    created: set[str] = set()
+    for step in TOUR:
+        used = set(SAVED_PLACEHOLDER.findall(step.path)) | saved_names(step.body)
+        assert used <= created, (step.title, used - created)
+        if step.saves:
+            assert step.method == "POST"
+            created.add(step.saves)
+
+
+def test_changes_go_to_the_collection_or_to_the_tours_own_profiles() -> None:
+    """The guard refuses anything else; the tour is written so that it never has to."""
+    for step in TOUR:
+        if step.changes:
+            assert step.path == "" and step.method == "POST" or step.path.startswith("/{"), step.title
+        name = step.body.get("name") if isinstance(step.body, dict) else None
+        # a name is the run's (a Name), or blank, which no server stores
+        assert isinstance(name, Name) or name is None or not name.strip(), step.title
+
+
+def test_the_tour_covers_what_the_mock_decides() -> None:
+    def sent(step: Step, field: str, value: object) -> bool:
+        return isinstance(step.body, dict) and step.body.get(field) == value
+
+    posts = [step for step in TOUR if step.method == "POST" and step.path == ""]
+    puts = [step for step in TOUR if step.method == "PUT" and step.path == "/{a}"]
+    assert any(sent(step, "tags", tags(51)) for step in posts)  # create has no size limits
+    assert any(sent(step, "tags", tags(50)) for step in puts) and any(sent(step, "tags", tags(51)) for step in puts)
+    names = [step.body.get("name") for step in TOUR if isinstance(step.body, dict)]
+    assert {255, 256} <= {name.length for name in names if isinstance(name, Name)}
+    assert any(sent(step, "rate_limit", None) for step in puts)
+    paths = {step.path for step in TOUR}
+    assert {
+        "/{a}/activate",
+        "/{a}/deactivate",
+        "/{a}/clone",
+        "/{a}/versions",
+        "/{a}/audit-logs",
+        "/audit-logs",
+    } <= paths
+    assert {"/0", "/9223372036854775808", "/abc", "/1.5"} <= paths  # unknown and malformed ids
+    queries = [step.query for step in TOUR if step.method == "GET" and step.path == ""]
+    assert any("offset" in q and "limit" in q for q in queries) and any(q.get("tags") for q in queries)
+    assert {step.auth for step in TOUR} == {"run", "none", "unknown"}
+    assert any(step.method == "DELETE" and step.path == "/{copy}" for step in TOUR)
