@@ -219,3 +219,64 @@ def test_per_test_reset_is_well_under_a_millisecond() -> None:
         samples.append(time.perf_counter() - started)
     assert statistics.median(samples) < 0.0002  # 200 microseconds
     pool.close()
+
+
+# -- mockserver_sessions: one live server, a session per worker ----------------------------------------
+
+
+def test_with_sessions_each_xdist_worker_works_in_its_own_session_on_one_server(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nmockserver_sessions = true\n")
+    seen = pytester.path / "seen"
+    seen.mkdir()
+    tests = "\n".join(
+        f"""
+def test_{i}(mockserver):
+    import requests
+    name = "worker profile {i}"
+    live = requests.post(mockserver.url + "/api/governance/access-profiles", json={{"name": name}},
+                         headers={{"Authorization": "Bearer t"}})
+    assert live.status_code == 201 and live.json()["access_profile"]["id"] == 11
+    session = mockserver.url.split("/__session/")[1]
+    assert live.headers["Location"] == f"/__session/{{session}}/api/governance/access-profiles/11"
+    listing = mockserver.client.get("/api/governance/access-profiles?limit=100").json
+    assert listing["total_count"] == 11 and listing["access_profiles"][-1]["name"] == name
+    mockserver.assert_called_once_with("createAccessProfile", body={{"name": name}})
+    (pathlib.Path({str(seen)!r}) / "{i}").write_text(mockserver.url)
+"""
+        for i in range(12)
+    )
+    result = run(pytester, "import pathlib\n" + tests, "-n", "2")
+    result.assert_outcomes(passed=12)
+    urls = {path.read_text() for path in seen.iterdir()}
+    servers = {url.split("/__session/")[0] for url in urls}
+    sessions = {url.split("/__session/")[1] for url in urls}
+    assert len(servers) == 1, urls  # one live server for the whole run
+    assert sessions == {"gw0", "gw1"}, urls
+
+
+def test_with_sessions_the_readme_example_and_the_checks_work_the_same(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nmockserver_sessions = true\n")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    code = re.search(r"```python\n(.*?)```", readme.split("## Use it in pytest", 1)[1], re.S)
+    assert code is not None
+    checks = """
+
+def test_sends_a_long_name(mockserver):
+    assert mockserver.client.put("/api/governance/access-profiles/1", json={"name": "n" * 256}).status_code == 400
+
+@pytest.mark.mockserver(fixtures="seed.json")
+def test_other_settings_get_a_server_of_their_own(mockserver):
+    assert "/__session/" not in mockserver.url
+    assert mockserver.client.get("/api/governance/access-profiles").json["total_count"] == 1
+"""
+    pytester.makefile(".json", seed='{"access_profiles": [{"id": 4, "name": "Only one"}]}')
+    result = run(pytester, code.group(1) + checks)
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) >= 3 and outcomes.get("failed") == 1, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "*the spec does not allow this request: PUT /api/governance/access-profiles/1 (updateAccessProfile) "
+            "-> 400 refused by the contract check: name: expected at most 255 characters, got 256*",
+            "*FAILED test_user.py::test_sends_a_long_name*",
+        ]
+    )

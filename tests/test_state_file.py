@@ -230,8 +230,8 @@ def failing_disk(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bool]]:
     failing = [False]
     append = persistence._append_history
 
-    def append_or_fail(db: sqlite3.Connection, versions: Any, audit: Any) -> None:
-        append(db, versions, audit)
+    def append_or_fail(db: sqlite3.Connection, versions: Any, audit: Any, *session: str) -> None:
+        append(db, versions, audit, *session)
         if failing[0]:
             raise sqlite3.OperationalError("database or disk is full")
 

@@ -8,9 +8,11 @@ from flask import Blueprint, Flask, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from mockserver.domain.store import State
 from mockserver.domain.timeutil import format_timestamp
-from mockserver.server.context import current_mock, log
+from mockserver.server.context import Mock, current_mock, log
 from mockserver.server.routes import error_response, json_response
+from mockserver.server.sessions import current_sessions
 from mockserver.spec.errors import ApiError, NotFound, Unauthorized, for_status
 
 bp = Blueprint("control", __name__)
@@ -40,17 +42,28 @@ def health() -> Response:
             "strict": mock.settings.strict,
             "violations": len(mock.violations),
             "violations_dropped": mock.violations.dropped,
+            "sessions": len(current_sessions()),
         },
     )
 
 
+def chosen_mock() -> Mock:
+    """The mock of the session the request names (path prefix, header or cookie), or the default one."""
+    return current_sessions().pick(request.environ, api=False)
+
+
 @bp.post(PREFIX + "reset")
 def reset() -> Response:
-    mock = current_mock()
+    """Back to the loaded fixtures; ``?empty=true``: to a state with no records at all."""
+    mock = chosen_mock()
     mock.store.reset()
+    empty = request.args.get("empty", "").lower() in ("1", "true", "yes")
+    if empty:
+        mock.store.restore(State())
     with mock.store.atomic() as state:
         profiles = len(state.profiles)
-    return json_response(200, {"message": "state reset to the loaded fixtures", "profiles": profiles})
+    message = "state emptied" if empty else "state reset to the loaded fixtures"
+    return json_response(200, {"message": message, "profiles": profiles})
 
 
 @bp.get(PREFIX + "violations")
@@ -59,13 +72,13 @@ def violations() -> Response:
 
     The newest 1,000 are kept; ``dropped`` counts the older ones let go.
     """
-    found = current_mock().violations
+    found = chosen_mock().violations
     return json_response(200, {"violations": [v.as_dict() for v in found], "dropped": found.dropped})
 
 
 @bp.delete(PREFIX + "violations")
 def clear_violations() -> Response:
-    current_mock().violations.clear()
+    chosen_mock().violations.clear()
     return json_response(200, {"violations": [], "dropped": 0})
 
 
@@ -90,19 +103,19 @@ def require_control_token() -> Response | None:
 @bp.get(PREFIX + "state")
 def state() -> Response:
     """Everything the mock holds, as JSON."""
-    return json_response(200, current_mock().store.snapshot().to_dict())
+    return json_response(200, chosen_mock().store.snapshot().to_dict())
 
 
 @bp.get(PREFIX + "snapshots")
 def snapshots() -> Response:
-    named = current_mock().store.named()
+    named = chosen_mock().store.named()
     return json_response(200, {"snapshots": [_described(name, saved) for name, saved in sorted(named.items())]})
 
 
 @bp.post(PREFIX + "snapshots/<name>")
 def save_snapshot(name: str) -> Response:
     """Save the whole state under a name (replacing a snapshot of that name)."""
-    store = current_mock().store
+    store = chosen_mock().store
     created_at = format_timestamp(store.clock())
     profiles = store.save_named(name, created_at)
     return json_response(201, _described(name, (created_at, profiles)))
@@ -110,7 +123,7 @@ def save_snapshot(name: str) -> Response:
 
 @bp.post(PREFIX + "snapshots/<name>/restore")
 def restore_snapshot(name: str) -> Response:
-    saved = current_mock().store.restore_named(name)
+    saved = chosen_mock().store.restore_named(name)
     if saved is None:
         return error_response(NotFound(f"no snapshot named {name!r}", "name"))
     return json_response(200, {"message": f"state restored from snapshot {name!r}", **_described(name, saved)})
@@ -118,7 +131,7 @@ def restore_snapshot(name: str) -> Response:
 
 @bp.delete(PREFIX + "snapshots/<name>")
 def delete_snapshot(name: str) -> Response:
-    if not current_mock().store.delete_named(name):
+    if not chosen_mock().store.delete_named(name):
         return error_response(NotFound(f"no snapshot named {name!r}", "name"))
     return json_response(200, {"message": f"snapshot {name!r} deleted"})
 
@@ -133,13 +146,13 @@ def journal() -> Response:
     """The request journal, oldest first; filter with ?operation_id=, ?method=, ?status=."""
     args = request.args
     status = args.get("status", type=int)
-    entries = current_mock().journal.entries(args.get("operation_id"), method=args.get("method"), status=status)
+    entries = chosen_mock().journal.entries(args.get("operation_id"), method=args.get("method"), status=status)
     return json_response(200, {"entries": [e.as_dict() for e in entries]})
 
 
 @bp.delete(PREFIX + "journal")
 def clear_journal() -> Response:
-    current_mock().journal.clear()
+    chosen_mock().journal.clear()
     return json_response(200, {"entries": []})
 
 

@@ -15,6 +15,7 @@ from typing import Any
 REFUSED_ROUTE = "route"  # unknown path, or a method the path does not define
 REFUSED_AUTH = "auth"  # 401 or 403
 REFUSED_CONTRACT = "contract"  # the request breaks the spec: 400, 413, 415 before the operation ran
+REFUSED_SESSION = "session"  # the session it names cannot be used: a bad name, the bound, expired (400, 404, 410, 429)
 
 
 @dataclass(frozen=True)
