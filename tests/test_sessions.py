@@ -288,6 +288,13 @@ def test_the_session_bound_is_a_429_in_the_envelope(make_app: Callable[..., Flas
     assert api.get(CANONICAL, headers={HEADER: "third"}).status_code == 200
 
 
+def test_max_sessions_0_turns_sessions_off(make_app: Callable[..., Flask]) -> None:
+    api = Api(make_app(max_sessions=0))
+    refused = api.get(CANONICAL, headers={HEADER: "any"})
+    assert refused.status_code == 429 and "Retry-After" not in refused.headers
+    assert api.get(CANONICAL).status_code == 200
+
+
 def test_an_idle_session_expires_and_its_next_request_is_told(make_app: Callable[..., Flask]) -> None:
     api = Api(make_app(session_ttl=60))
     clock = Clock()

@@ -168,6 +168,24 @@ def test_a_state_file_of_version_1_is_carried_over(tmp_path: Path) -> None:
     assert whole(carried) == data
 
 
+def test_a_file_of_another_layout_is_refused_unless_fresh(tmp_path: Path) -> None:
+    """Version 2 (never released: sessions came before it was) kept records without a session."""
+    path = tmp_path / "dev-build.sqlite"
+    with closing(sqlite3.connect(path)) as db:
+        db.executescript(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+            "CREATE TABLE records (kind TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (kind, key));"
+            "INSERT INTO meta VALUES ('schema', '2'), ('counters', '{}');"
+        )
+    with pytest.raises(StateFileError, match="written by another version of mockserver; start with --fresh"):
+        opened(path)
+    fresh = opened(path, fresh=True)
+    assert len(whole(fresh)["profiles"]) == 10
+    fresh.put(f"{CANONICAL}/1", {"description": "kept"})
+    fresh.mock.store.close()
+    assert opened(path).profile(1)["description"] == "kept"
+
+
 # -- one owner per file -----------------------------------------------------------------------------
 
 

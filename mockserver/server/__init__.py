@@ -3,6 +3,8 @@
 - ``app``: ``create_app(settings)``, the one place that wires the mock.
 - ``routes``: the API's WSGI entry and dispatch table; ``context``: ``Mock``, the per-app state.
 - ``control``: ``/__mock/*`` and ``/openapi.json``; ``docs_page``: ``/docs``.
+- ``sessions``: isolated sessions (which one a request names, their bounds); ``session_views``:
+  ``/__mock/sessions``.
 - ``prefer``: ``Prefer`` and chaos; ``cors``: the CORS middleware; ``journal``: the request journal.
 - ``persistence``: ``--state`` (SQLite); ``reload``: watching the spec and fixture files.
 - ``serving``: waitress in the foreground or on a thread.

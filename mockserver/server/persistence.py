@@ -9,6 +9,8 @@
 - **One owner.** The connection holds SQLite's exclusive lock for as long as it is open; another
   process (or app) that opens the file is refused, and the lock goes with the process, even after
   ``kill -9``.
+- **Every session in one file.** Each row carries its session's name (``''`` for the default state),
+  and a session's persistence is a view of the file bound to that name: one connection, one lock.
 - **A write that cannot be saved changes nothing**: the transaction rolls back, the store undoes
   the change in memory, and the caller is told why.
 """

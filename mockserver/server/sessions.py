@@ -122,7 +122,7 @@ class Sessions:
         found = requested(environ)
         if found is None:
             return self.base
-        name = check_name(*found)
+        name, where = found
         now = self.clock()
         with self._lock:
             if now >= self._next_sweep:
@@ -133,7 +133,8 @@ class Sessions:
                     session.last_used = now
                     return session.mock
                 self._expire(session, now)
-            return self._create(name, found[1], now, api).mock
+            # Only a name not seen yet is checked: every session held has a good one.
+            return self._create(check_name(name, where), where, now, api).mock
 
     def _create(self, name: str, where: str, now: float, api: bool) -> Session:
         dropped_at = self._expired.pop(name, None)
