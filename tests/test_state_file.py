@@ -246,14 +246,14 @@ def test_after_kill_9_of_the_owner_the_next_start_takes_the_file(tmp_path: Path)
 def failing_disk(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bool]]:
     """While the flag is set, every save fails half-way through its transaction, as a full disk would."""
     failing = [False]
-    append = persistence._append_history
+    append = persistence.append_history
 
     def append_or_fail(db: sqlite3.Connection, versions: Any, audit: Any, *session: str) -> None:
         append(db, versions, audit, *session)
         if failing[0]:
             raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(persistence, "_append_history", append_or_fail)
+    monkeypatch.setattr(persistence, "append_history", append_or_fail)
     yield failing
 
 

@@ -6,7 +6,8 @@
 - ``sessions``: isolated sessions (which one a request names, their bounds); ``session_views``:
   ``/__mock/sessions``.
 - ``prefer``: ``Prefer`` and chaos; ``cors``: the CORS middleware; ``journal``: the request journal.
-- ``persistence``: ``--state`` (SQLite); ``reload``: watching the spec and fixture files.
+- ``persistence``: ``--state`` (SQLite), a session's view of ``state_file`` (the file, its layout and
+  lock); ``reload``: watching the spec and fixture files.
 - ``serving``: waitress in the foreground or on a thread.
 
 May import: ``domain``, ``spec``, ``settings``, ``resources``. The only package that imports Flask.

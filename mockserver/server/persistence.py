@@ -17,63 +17,32 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import sqlite3
-import struct
-import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mockserver.domain.store import Changes, MemoryHistory, Record, State, StateNotSaved, utc_now
+from mockserver.domain.store import Changes, MemoryHistory, Record, State, utc_now
 from mockserver.domain.timeutil import format_timestamp
+from mockserver.server.state_file import (
+    COLUMNS,
+    DEFAULT,
+    SCHEMA_VERSION,
+    SESSION_TABLES,
+    StateFile,
+    StateFileError,
+    append_history,
+    dumps,
+    session_column,
+)
 
-SCHEMA_VERSION = "3"
-DEFAULT = ""  # the session of requests that name none: the mock's one state before sessions existed
-# Every table keys its rows by session, so one file (and its one lock) keeps every session.
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS sessions (
-    name TEXT PRIMARY KEY, created_at TEXT NOT NULL, last_used TEXT NOT NULL, counters TEXT NOT NULL,
-    chaos TEXT NOT NULL DEFAULT '{}');
-CREATE TABLE IF NOT EXISTS records (
-    session TEXT NOT NULL DEFAULT '', kind TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL,
-    PRIMARY KEY (session, kind, key));
-CREATE TABLE IF NOT EXISTS versions (
-    session TEXT NOT NULL DEFAULT '', id INTEGER NOT NULL, profile_id INTEGER NOT NULL, version INTEGER NOT NULL,
-    data TEXT NOT NULL, PRIMARY KEY (session, id));
-CREATE INDEX IF NOT EXISTS versions_by_profile ON versions (session, profile_id, version);
-CREATE TABLE IF NOT EXISTS audit (
-    session TEXT NOT NULL DEFAULT '', id INTEGER NOT NULL, profile_id INTEGER, action TEXT NOT NULL, user_id TEXT,
-    data TEXT NOT NULL, PRIMARY KEY (session, id));
-CREATE INDEX IF NOT EXISTS audit_by_profile ON audit (session, profile_id, id);
-CREATE INDEX IF NOT EXISTS audit_by_action ON audit (session, action, id);
-CREATE INDEX IF NOT EXISTS audit_by_user ON audit (session, user_id, id);
-CREATE TABLE IF NOT EXISTS snapshots (
-    session TEXT NOT NULL DEFAULT '', name TEXT NOT NULL, created_at TEXT NOT NULL, profiles INTEGER NOT NULL,
-    data TEXT NOT NULL, PRIMARY KEY (session, name));
-CREATE TABLE IF NOT EXISTS snapshot_versions (
-    session TEXT NOT NULL DEFAULT '', snapshot TEXT NOT NULL, id INTEGER NOT NULL, profile_id INTEGER NOT NULL,
-    version INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (session, snapshot, id));
-CREATE TABLE IF NOT EXISTS snapshot_audit (
-    session TEXT NOT NULL DEFAULT '', snapshot TEXT NOT NULL, id INTEGER NOT NULL, profile_id INTEGER,
-    action TEXT NOT NULL, user_id TEXT, data TEXT NOT NULL, PRIMARY KEY (session, snapshot, id));
-"""
-_SESSION_TABLES = ("records", "versions", "audit", "snapshots", "snapshot_versions", "snapshot_audit", "sessions")
+__all__ = ["DEFAULT", "SCHEMA_VERSION", "SavedSession", "SqliteHistory", "SqliteState", "StateFileError"]
+
 # Records other than history, by kind as stored, and how a state lists them.
 _KINDS = ("profile", "role_attachment", "user_copy", "role", "user", "virtual_key")
-_VERSION_COLUMNS = "id, profile_id, version, data"
-_AUDIT_COLUMNS = "id, profile_id, action, user_id, data"
-_COLUMNS = {"versions": _VERSION_COLUMNS, "audit": _AUDIT_COLUMNS}
-_NOT_SAVED = "the change was not saved; nothing was changed"
-
-
-class StateFileError(Exception):
-    """A state file the mock cannot use."""
 
 
 @dataclass(frozen=True)
@@ -84,31 +53,6 @@ class SavedSession:
     created_at: str
     last_used: str
     chaos: dict[str, Any]
-
-
-def _dumps(record: Any) -> str:
-    return json.dumps(record, ensure_ascii=False)
-
-
-def _version_row(session: str, row: Record) -> tuple[Any, ...]:
-    return session, row["id"], row["access_profile_id"], row["version"], _dumps(row)
-
-
-def _audit_row(session: str, row: Record) -> tuple[Any, ...]:
-    return session, row["id"], row["access_profile_id"], row["action"], row["user_id"], _dumps(row)
-
-
-def _append_history(
-    db: sqlite3.Connection, versions: Sequence[Record], audit: Sequence[Record], session: str = DEFAULT
-) -> None:
-    db.executemany(
-        f"INSERT INTO versions (session, {_VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
-        [_version_row(session, row) for row in versions],
-    )
-    db.executemany(
-        f"INSERT INTO audit (session, {_AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-        [_audit_row(session, row) for row in audit],
-    )
 
 
 def _records(state: State) -> Iterator[tuple[str, str, Record]]:
@@ -146,92 +90,6 @@ def _without_history(state: State) -> dict[str, Any]:
     return data
 
 
-def _statements(script: str) -> list[str]:
-    # executescript() would commit the transaction in progress; statements run one by one stay inside it.
-    return [statement.strip() for statement in script.split(";") if statement.strip()]
-
-
-class _File:
-    """The one connection to a state file, shared by the views of its sessions, one thread at a time."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.lock = threading.RLock()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # No busy wait: a file in use is refused at once.
-            self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=0)
-        except (OSError, sqlite3.Error) as exc:
-            raise StateFileError(f"{path}: cannot open the state file ({exc})") from None
-        self.closed = False
-        try:
-            # Exclusive locking mode: once taken, the lock is held until the connection closes.
-            self.db.execute("PRAGMA locking_mode=EXCLUSIVE")
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.execute("BEGIN IMMEDIATE")  # takes the lock now, not at the first write
-            self.db.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            self.db.close()
-            if "locked" in str(exc):
-                holder = _lock_holder(path)
-                who = f" (pid {holder})" if holder else ""
-                raise StateFileError(
-                    f"{path} is in use by another mockserver{who}; stop it or use --state with another file"
-                ) from None
-            raise StateFileError(f"{path}: cannot use the state file ({exc})") from None
-        except sqlite3.DatabaseError as exc:
-            self.db.close()
-            raise StateFileError(f"{path}: not a mockserver state file ({exc})") from None
-        self.inode = os.stat(path).st_ino
-
-    def version(self) -> str | None:
-        """The layout the file holds: None when it holds nothing yet."""
-        try:
-            tables = {name for (name,) in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if not tables:
-                return None
-            row = (
-                self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() if "meta" in tables else None
-            )
-        except sqlite3.DatabaseError as exc:
-            self.close()
-            raise StateFileError(f"{self.path}: not a mockserver state file ({exc})") from None
-        return str(row[0]) if row is not None else "unknown"
-
-    @contextmanager
-    def transaction(self, refused: str | None = None) -> Iterator[sqlite3.Connection]:
-        """One durable transaction; any failure rolls it back and raises ``StateNotSaved``."""
-        with self.lock:
-            if refused is not None:
-                raise StateNotSaved(f"{refused}; {_NOT_SAVED}")
-            try:
-                # The connection keeps writing to a file removed or replaced under it; nothing would be kept.
-                if os.stat(self.path).st_ino != self.inode:
-                    raise StateNotSaved(f"{self.path} was replaced by another file; {_NOT_SAVED}")
-            except FileNotFoundError:
-                raise StateNotSaved(f"{self.path} was removed; {_NOT_SAVED}") from None
-            db = self.db
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                yield db
-                db.execute("COMMIT")
-            except (sqlite3.Error, OSError) as exc:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise StateNotSaved(f"{self.path}: the change was not saved ({exc}); nothing was changed") from exc
-
-    def rows(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self.lock:
-            return self.db.execute(sql, parameters).fetchall()
-
-    def close(self) -> None:
-        with self.lock:
-            if not self.closed:
-                self.closed = True
-                self.db.close()
-
-
 class SqliteState:
     """A state file, seen as one session's state: ``SqliteState(path)`` opens the file and is the
     default session; ``view(name)`` is another session of the same file (one connection, one lock).
@@ -243,7 +101,7 @@ class SqliteState:
     def __init__(self, path: Path, fresh: bool = False) -> None:
         self.path = path
         self.session = DEFAULT
-        self._file = _File(path)
+        self._file = StateFile(path)
         self._owner = True
         self._dropped = False
         # What a new session's row says (the registry of sessions sets them before the first save).
@@ -251,27 +109,10 @@ class SqliteState:
         self.chaos: dict[str, Any] = {}
         self.now: Callable[[], str] | None = None  # with a clock, each save records when the session was used
         try:
-            self._open(fresh)
+            self._file.prepare(fresh)
         except BaseException:
             self._file.close()
             raise
-
-    def _open(self, fresh: bool) -> None:
-        version = self._file.version()
-        if version == "1" and not fresh:
-            self._migrate_from_1()
-            return
-        if version not in (None, SCHEMA_VERSION):
-            if not fresh:
-                raise StateFileError(f"{self.path}: written by another version of mockserver; start with --fresh")
-            self._wipe()
-        with self._file.transaction() as db:
-            for statement in _statements(_SCHEMA):
-                db.execute(statement)
-            self._set_meta(db, "schema", SCHEMA_VERSION)
-            if fresh:  # every named session goes; the default state starts again (its snapshots stay)
-                for table in _SESSION_TABLES:
-                    db.execute(f"DELETE FROM {table} WHERE {_session_column(table)} != ''")  # noqa: S608
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -315,13 +156,13 @@ class SqliteState:
         with self._transaction() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO records (session, kind, key, data) VALUES (?, ?, ?, ?)",
-                [(self.session, kind, key, _dumps(record)) for kind, key, record in changes.saved],
+                [(self.session, kind, key, dumps(record)) for kind, key, record in changes.saved],
             )
             db.executemany(
                 "DELETE FROM records WHERE session = ? AND kind = ? AND key = ?",
                 [(self.session, kind, key) for kind, key in changes.removed],
             )
-            _append_history(db, changes.versions, changes.audit, self.session)
+            append_history(db, changes.versions, changes.audit, self.session)
             if self.now is not None:
                 db.execute(
                     "UPDATE sessions SET counters = COALESCE(?, counters), last_used = ? WHERE name = ?",
@@ -342,7 +183,7 @@ class SqliteState:
             db.executemany(
                 "INSERT INTO records (session, kind, key, data) VALUES (?, ?, ?, ?)", self._rows(_records(state))
             )
-            _append_history(db, versions, audit, self.session)
+            append_history(db, versions, audit, self.session)
             self._set_counters(db, state.counters)
         return state.copy(history=SqliteHistory(self))
 
@@ -355,8 +196,8 @@ class SqliteState:
     def drop(self) -> None:
         """Delete everything of this session from the file; later saves of this view are refused."""
         with self._transaction() as db:
-            for table in _SESSION_TABLES:
-                db.execute(f"DELETE FROM {table} WHERE {_session_column(table)} = ?", (self.session,))  # noqa: S608
+            for table in SESSION_TABLES:
+                db.execute(f"DELETE FROM {table} WHERE {session_column(table)} = ?", (self.session,))  # noqa: S608
         self._dropped = True
 
     # -- named snapshots: copied inside the file, so even a long history never passes through memory
@@ -367,12 +208,12 @@ class SqliteState:
             self._drop_snapshot(db, name)
             db.execute(
                 "INSERT INTO snapshots (session, name, created_at, profiles, data) VALUES (?, ?, ?, ?, ?)",
-                (self.session, name, created_at, len(state.profiles), _dumps(_without_history(state))),
+                (self.session, name, created_at, len(state.profiles), dumps(_without_history(state))),
             )
             for table in ("versions", "audit"):
                 db.execute(
-                    f"INSERT INTO snapshot_{table} (session, snapshot, {_COLUMNS[table]}) "  # noqa: S608
-                    f"SELECT session, ?, {_COLUMNS[table]} FROM {table} WHERE session = ?",
+                    f"INSERT INTO snapshot_{table} (session, snapshot, {COLUMNS[table]}) "  # noqa: S608
+                    f"SELECT session, ?, {COLUMNS[table]} FROM {table} WHERE session = ?",
                     (name, self.session),
                 )
         return len(state.profiles)
@@ -391,8 +232,8 @@ class SqliteState:
             )
             for table in ("versions", "audit"):
                 db.execute(
-                    f"INSERT INTO {table} (session, {_COLUMNS[table]}) "  # noqa: S608 - fixed names
-                    f"SELECT session, {_COLUMNS[table]} FROM snapshot_{table} WHERE session = ? AND snapshot = ?",
+                    f"INSERT INTO {table} (session, {COLUMNS[table]}) "  # noqa: S608 - fixed names
+                    f"SELECT session, {COLUMNS[table]} FROM snapshot_{table} WHERE session = ? AND snapshot = ?",
                     (self.session, name),
                 )
             self._set_counters(db, state.counters)
@@ -442,12 +283,8 @@ class SqliteState:
             (self.session, created, used, json.dumps(counters), json.dumps(self.chaos)),
         )
 
-    @staticmethod
-    def _set_meta(db: sqlite3.Connection, key: str, value: str) -> None:
-        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
-
     def _rows(self, records: Iterator[tuple[str, str, Record]]) -> list[tuple[str, str, str, str]]:
-        return [(self.session, kind, key, _dumps(record)) for kind, key, record in records]
+        return [(self.session, kind, key, dumps(record)) for kind, key, record in records]
 
     def _drop_snapshot(self, db: sqlite3.Connection, name: str) -> bool:
         where = (self.session, name)
@@ -455,60 +292,6 @@ class SqliteState:
         db.execute("DELETE FROM snapshot_versions WHERE session = ? AND snapshot = ?", where)
         db.execute("DELETE FROM snapshot_audit WHERE session = ? AND snapshot = ?", where)
         return found
-
-    def _wipe(self) -> None:
-        """--fresh over a file of another layout: start it again, empty."""
-        with self._file.transaction() as db:
-            tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-            for table in tables:
-                db.execute(f'DROP TABLE IF EXISTS "{table}"')
-
-    def _migrate_from_1(self) -> None:
-        """Version 1 kept history rows among the records, whole states as snapshots, and no sessions."""
-        with self._file.transaction() as db:
-            db.execute("ALTER TABLE records RENAME TO v1_records")
-            db.execute("ALTER TABLE snapshots RENAME TO v1_snapshots")
-            row = db.execute("SELECT value FROM meta WHERE key = 'counters'").fetchone()
-            for statement in _statements(_SCHEMA):
-                db.execute(statement)
-            history = {
-                kind: [
-                    json.loads(data) for (data,) in db.execute("SELECT data FROM v1_records WHERE kind = ?", (kind,))
-                ]
-                for kind in ("version", "audit")
-            }
-            db.execute(
-                "INSERT INTO records (session, kind, key, data) "
-                "SELECT '', kind, key, data FROM v1_records WHERE kind NOT IN ('version', 'audit') ORDER BY rowid"
-            )
-            _append_history(db, history["version"], history["audit"])
-            if row is not None:
-                db.execute(
-                    "INSERT INTO sessions (name, created_at, last_used, counters) VALUES ('', '', '', ?)", (row[0],)
-                )
-            for name, created_at, data in db.execute("SELECT name, created_at, data FROM v1_snapshots").fetchall():
-                whole = json.loads(data)
-                rest = {key: value for key, value in whole.items() if key not in ("versions", "audit")}
-                db.execute(
-                    "INSERT INTO snapshots (session, name, created_at, profiles, data) VALUES ('', ?, ?, ?, ?)",
-                    (name, created_at, len(whole["profiles"]), _dumps(rest)),
-                )
-                db.executemany(
-                    f"INSERT INTO snapshot_versions (session, snapshot, {_VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-                    [(DEFAULT, name, *_version_row(DEFAULT, r)[1:]) for r in whole["versions"]],
-                )
-                db.executemany(
-                    f"INSERT INTO snapshot_audit (session, snapshot, {_AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(DEFAULT, name, *_audit_row(DEFAULT, r)[1:]) for r in whole["audit"]],
-                )
-            db.execute("DROP TABLE v1_records")
-            db.execute("DROP TABLE v1_snapshots")
-            db.execute("DELETE FROM meta WHERE key = 'counters'")
-            self._set_meta(db, "schema", SCHEMA_VERSION)
-
-
-def _session_column(table: str) -> str:
-    return "name" if table == "sessions" else "session"
 
 
 class SqliteHistory:
@@ -578,20 +361,3 @@ class SqliteHistory:
 
     def copy(self) -> MemoryHistory:
         return MemoryHistory.of(*self.rows())
-
-
-def _lock_holder(path: Path) -> int | None:
-    """The process holding SQLite's lock on ``path``, where the system says (Linux and most Unix)."""
-    pending_byte = 0x40000000  # where SQLite's unix locks live in the file
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        request = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, pending_byte, 512, 0)
-        kind, _, _, _, pid = struct.unpack("hhqqi4x", fcntl.fcntl(fd, fcntl.F_GETLK, request))
-        return pid if kind != fcntl.F_UNLCK and pid > 0 else None
-    except (OSError, struct.error):
-        return None
-    finally:
-        os.close(fd)

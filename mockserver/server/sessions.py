@@ -173,13 +173,16 @@ class Sessions:
             headers,
         )
 
-    def _new(self, name: str, now: float, chosen: dict[str, Any], saved: State | None = None) -> Session:
+    def _new(self, name: str, now: float, chosen: dict[str, Any], load: bool = False) -> Session:
+        """A session from the fixtures, or (``load``) as the state file keeps it."""
         view = None
+        saved: State | None = None
         if self.file is not None:
             view = self.file.view(name)
             view.created_at = _iso(now)
             view.chaos = chosen
             view.now = lambda: _iso(self.clock())
+            saved = view.load() if load else None
         base = self.base
         store = Store(
             base.store.seed,
@@ -297,9 +300,8 @@ class Sessions:
             return 0
         with self._lock:
             for saved in self.file.sessions():
-                view = self.file.view(saved.name)
                 created = _instant(saved.created_at, self._started)
-                session = self._new(saved.name, created, saved.chaos, saved=view.load())
+                session = self._new(saved.name, created, saved.chaos, load=True)
                 session.last_used = _instant(saved.last_used, created)
             if len(self._by_name) > self.max_sessions:
                 log.warning(
