@@ -490,6 +490,37 @@ def test_sessions_follow_a_fixture_edit_on_their_next_reset(make_app: Callable[.
     assert names(In(app, "new")) == ["Only this one"]
 
 
+def test_sessions_follow_a_spec_edit_and_keep_their_state(make_app: Callable[..., Flask], tmp_path: Path) -> None:
+    from mockserver.server.reload import Reloader
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text((Path(__file__).parent.parent / "openapi" / "access-profiles.yaml").read_text(), encoding="utf-8")
+    app = make_app(spec=spec)
+    one = In(app, "one")
+    one.post(CANONICAL, {"name": "Made before the edit"})
+    reloader = Reloader(app)
+    spec.write_text(spec.read_text(encoding="utf-8").replace("maxItems: 50", "maxItems: 2"), encoding="utf-8")
+    reloader._seen = {}  # noqa: SLF001 - as if both files had just changed
+    reloader.check()
+    refused = one.put(f"{CANONICAL}/1", {"tags": ["a", "b", "c"]})
+    assert refused.status_code == 400 and "at most 2 items" in error_of(refused)["message"]
+    assert names(one)[-1] == "Made before the edit"
+
+
+def test_concurrent_first_requests_of_one_session_make_one_session(app: Flask) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def create(n: int) -> int:
+        made = In(app, "crowded").post(CANONICAL, {"name": f"concurrent {n}"})
+        assert made.status_code == 201, made.json
+        return int(made.json["access_profile"]["id"])
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = sorted(pool.map(create, range(16)))
+    assert ids == list(range(11, 27))
+    assert [s.name for s in registry(app).all()] == ["crowded"]
+
+
 def test_a_browser_app_on_another_origin_may_send_the_session_header(api: Api) -> None:
     preflight = api.client.options(
         CANONICAL,
