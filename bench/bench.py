@@ -4,7 +4,9 @@ Prints, for GET one profile, GET a 25-item list, a partial PUT and a POST create
 and p99 latency of the mock and of Prism (default mode) from alternating wrk runs, and the ratio.
 Then the validation cost per request in-process, the cold start to a first answer, the list
 latency with 10, 1,000 and 10,000 stored profiles, and the cost of a write with a state file after
-0, 10,000 and 100,000 earlier writes (and the start time on the longest history).
+0, 10,000 and 100,000 earlier writes (and the start time on the longest history), and what a
+session costs: a request in a session against one without, the session lookup alone, creating a
+session, and the memory of 100 sessions of the default fixtures.
 """
 
 from __future__ import annotations
@@ -384,12 +386,104 @@ def _put_p50(app: Any, run: str) -> float:
     return statistics.median(samples)
 
 
+# -- sessions: what isolation costs ------------------------------------------------------------------
+
+
+def sessions() -> None:
+    import tracemalloc
+
+    from mockserver import Settings, create_app
+    from mockserver.server.sessions import HEADER
+
+    app = create_app()
+    client = app.test_client()
+    registry = app.extensions["mockserver.sessions"]
+    plain = {"Authorization": AUTH}
+    named = {**plain, HEADER: "bench"}
+    client.get(ONE, headers=named)  # the session exists before the timing starts
+    print("\nsessions: a request in a session against one without (Flask test client, full validation)")
+    print("p50 of 3,000 requests each, the two kinds alternating")
+    print(f"{'request':<20} {'no session':>11} {'in a session':>13} {'difference':>11}")
+    for name, method in (("GET one profile", "GET"), ("PUT partial update", "PUT")):
+        samples: dict[str, list[float]] = {"plain": [], "named": []}
+        for n in range(3000):
+            for kind, headers in (("plain", plain), ("named", named)):
+                body = {"description": f"bench {kind} {n}"} if method == "PUT" else None
+                started = time.perf_counter()
+                response = client.open(ONE, method=method, json=body, headers=headers)
+                samples[kind].append(time.perf_counter() - started)
+                assert response.status_code == 200, response.json
+        without, within = statistics.median(samples["plain"]), statistics.median(samples["named"])
+        print(f"{name:<20} {_us(without):>11} {_us(within):>13} {_us(within - without):>11}")
+
+    # The same without the test client (which builds the extra header too): routes.dispatch on
+    # prebuilt requests, so the difference is what the mock does for a session.
+    from werkzeug.test import EnvironBuilder
+    from werkzeug.wrappers import Request
+
+    from mockserver.server.routes import dispatch
+
+    base = app.extensions["mockserver"]
+    built = {
+        kind: EnvironBuilder(path=ONE, headers=headers).get_environ()
+        for kind, headers in (("plain", plain), ("named", named))
+    }
+    timed: dict[str, list[float]] = {"plain": [], "named": []}
+    for _ in range(4000):
+        for kind, environ in built.items():
+            request = Request(dict(environ))
+            started = time.perf_counter()
+            dispatch(base, request, registry.pick)
+            timed[kind].append(time.perf_counter() - started)
+    without, within = statistics.median(timed["plain"]), statistics.median(timed["named"])
+    print(
+        f"{'GET, dispatch alone':<20} {_us(without):>11} {_us(within):>13} {_us(within - without):>11}"
+        "   (prebuilt requests, p50 of 4,000)"
+    )
+
+    environ_plain = {"PATH_INFO": ONE}
+    environ_named = {"PATH_INFO": ONE, "HTTP_X_MOCKSERVER_SESSION": "bench"}
+    for label, environ in (("no session named", environ_plain), ("an existing session", environ_named)):
+        rounds = []
+        for _ in range(5):
+            started = time.perf_counter()
+            for _ in range(100_000):
+                registry.pick(environ)
+            rounds.append((time.perf_counter() - started) / 100_000)
+        print(f"  the session lookup alone ({label}): {min(rounds) * 1e9:.0f} ns (best of 5 x 100,000)")
+
+    tracemalloc.start()
+    fresh = create_app()
+    fresh_registry = fresh.extensions["mockserver.sessions"]
+    before, _ = tracemalloc.get_traced_memory()
+    started = time.perf_counter()
+    for n in range(100):
+        fresh_registry.pick({"HTTP_X_MOCKSERVER_SESSION": f"worker-{n}"})
+    created = (time.perf_counter() - started) / 100
+    after, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(
+        f"  100 sessions of the default fixtures: {(after - before) / 1e6:.2f} MB of Python objects "
+        f"(tracemalloc), {(after - before) / 100 / 1e3:.0f} kB each; creating one: {_ms(created)}"
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        stored = create_app(Settings(state=Path(folder, "state.sqlite")))
+        stored_registry = stored.extensions["mockserver.sessions"]
+        started = time.perf_counter()
+        for n in range(20):
+            stored_registry.pick({"HTTP_X_MOCKSERVER_SESSION": f"worker-{n}"})
+        each = (time.perf_counter() - started) / 20
+        print(f"  creating one with a state file (its fixtures written and synced): {_ms(each)}")
+        stored.extensions["mockserver"].store.close()
+
+
 SECTIONS: dict[str, Callable[[], None]] = {
     "served": lambda: None,  # needs the Prism path: run by main()
     "in-process": in_process,
     "cold-start": cold_start,
     "list": list_latency,
     "persistence": persistence,
+    "sessions": sessions,
 }
 
 

@@ -57,6 +57,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--error-rate", type=float, help="answer this share (0..1) of requests with a documented error")
     serve.add_argument("--seed", type=int, help="seed for --error-rate, so a chaos session can be replayed")
     serve.add_argument("--control-token", help="require this bearer token on the control routes (/__mock/...)")
+    serve.add_argument(
+        "--max-sessions", type=int, help="most isolated sessions (X-Mockserver-Session) at once (default 100)"
+    )
+    serve.add_argument(
+        "--session-ttl",
+        type=int,
+        help="drop a session after this many seconds without requests (default 3600; 0 never)",
+    )
     serve.add_argument("--state", type=Path, help="keep the whole state in this SQLite file across restarts")
     serve.add_argument("--fresh", action="store_true", default=None, help="with --state: start again from the fixtures")
     serve.add_argument("--clock", help="a fixed time for the mock's clock, e.g. 2026-01-01T00:00:00Z")
@@ -325,6 +333,9 @@ def _serve(args: argparse.Namespace) -> int:
         except (SettingsError, SpecError, FixtureError, StateFileError, StateNotSaved) as exc:
             print(f"mockserver: error: {exc}", file=sys.stderr)
             return 2
+        warning = exposure_warning(settings)
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
         # A service manager stops us with SIGTERM; treat it like Ctrl-C so the socket closes cleanly.
         signal.signal(signal.SIGTERM, _interrupt)
         if settings.watch:
@@ -345,6 +356,29 @@ def _serve(args: argparse.Namespace) -> int:
         return 0
     finally:
         writer.stop()
+
+
+def exposure_warning(settings: Settings) -> str | None:
+    """What a mock reachable from other machines without a control token exposes, and how to close it."""
+    if settings.control_token or _is_loopback(settings.host):
+        return None
+    return (
+        f"mockserver: warning: listening on {settings.host} without --control-token: anyone who can reach "
+        "this port can read the whole state (/__mock/state, /__mock/journal), reset it (/__mock/reset), save and "
+        "restore snapshots (/__mock/snapshots), and create, list and delete sessions (/__mock/sessions). "
+        "Close them with --control-token TOKEN (or MOCKSERVER_CONTROL_TOKEN), or bind to 127.0.0.1."
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name other than localhost may resolve to any interface
 
 
 def _load_reference_validator(app: Any) -> None:

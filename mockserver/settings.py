@@ -61,6 +61,10 @@ class Settings:
     seed: int | None = None
     # With a token, the control routes (/__mock/...) require `Authorization: Bearer <token>`.
     control_token: str | None = None
+    # Isolated sessions (X-Mockserver-Session): at most this many at once, each dropped after this many
+    # seconds without a request (0: never).
+    max_sessions: int = 100
+    session_ttl: int = 3600
     # A SQLite file that keeps the whole state across restarts; `fresh` starts it from the fixtures.
     state: Path | None = None
     fresh: bool = False

@@ -219,3 +219,60 @@ def test_per_test_reset_is_well_under_a_millisecond() -> None:
         samples.append(time.perf_counter() - started)
     assert statistics.median(samples) < 0.0002  # 200 microseconds
     pool.close()
+
+
+# -- mockserver_sessions: one live server, a session per worker ----------------------------------------
+
+
+def test_with_sessions_each_xdist_worker_works_in_its_own_session_on_one_server(pytester: pytest.Pytester) -> None:
+    """One run (two workers): isolation per worker, the README example unchanged, the checks after
+    each test, and tests with other settings on a server of their own."""
+    pytester.makeini("[pytest]\nmockserver_sessions = true\n")
+    pytester.makefile(".json", seed='{"access_profiles": [{"id": 4, "name": "Only one"}]}')
+    seen = pytester.path / "seen"
+    seen.mkdir()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    example = re.search(r"```python\n(.*?)```", readme.split("## Use it in pytest", 1)[1], re.S)
+    assert example is not None
+    workers = "\n".join(
+        f"""
+def test_{i}(mockserver):
+    name = "worker profile {i}"
+    live = requests.post(mockserver.url + "/api/governance/access-profiles", json={{"name": name}},
+                         headers={{"Authorization": "Bearer t"}})
+    assert live.status_code == 201 and live.json()["access_profile"]["id"] == 11
+    session = mockserver.url.split("/__session/")[1]
+    assert live.headers["Location"] == f"/__session/{{session}}/api/governance/access-profiles/11"
+    listing = mockserver.client.get("/api/governance/access-profiles?limit=100").json
+    assert listing["total_count"] == 11 and listing["access_profiles"][-1]["name"] == name
+    mockserver.assert_called_once_with("createAccessProfile", body={{"name": name}})
+    (pathlib.Path({str(seen)!r}) / "{i}").write_text(mockserver.url)
+"""
+        for i in range(12)
+    )
+    checks = """
+
+def test_sends_a_long_name(mockserver):
+    assert mockserver.client.put("/api/governance/access-profiles/1", json={"name": "n" * 256}).status_code == 400
+
+@pytest.mark.mockserver(fixtures="seed.json")
+def test_other_settings_get_a_server_of_their_own(mockserver):
+    assert "/__session/" not in mockserver.url
+    assert mockserver.client.get("/api/governance/access-profiles").json["total_count"] == 1
+"""
+    # Three processes (the controller and two workers) would each load the other installed plugins,
+    # Schemathesis's and Hypothesis's among them: about three times the run's time on this machine.
+    unrelated = ("-p", "no:schemathesis", "-p", "no:hypothesispytest", "-p", "no:anyio")
+    result = run(pytester, example.group(1) + "\nimport pathlib\n" + workers + checks, "-n", "2", *unrelated)
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) >= 12 + 3 + 1 and outcomes.get("failed") == 1, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "*the spec does not allow this request: PUT /api/governance/access-profiles/1 (updateAccessProfile) "
+            "-> 400 refused by the contract check: name: expected at most 255 characters, got 256*",
+            "*FAILED test_user.py::test_sends_a_long_name*",
+        ]
+    )
+    urls = {path.read_text() for path in seen.iterdir()}
+    assert len({url.split("/__session/")[0] for url in urls}) == 1, urls  # one live server for the run
+    assert {url.split("/__session/")[1] for url in urls} == {"gw0", "gw1"}, urls

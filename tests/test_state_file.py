@@ -168,6 +168,24 @@ def test_a_state_file_of_version_1_is_carried_over(tmp_path: Path) -> None:
     assert whole(carried) == data
 
 
+def test_a_file_of_another_layout_is_refused_unless_fresh(tmp_path: Path) -> None:
+    """Version 2 (never released: sessions came before it was) kept records without a session."""
+    path = tmp_path / "dev-build.sqlite"
+    with closing(sqlite3.connect(path)) as db:
+        db.executescript(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+            "CREATE TABLE records (kind TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (kind, key));"
+            "INSERT INTO meta VALUES ('schema', '2'), ('counters', '{}');"
+        )
+    with pytest.raises(StateFileError, match="written by another version of mockserver; start with --fresh"):
+        opened(path)
+    fresh = opened(path, fresh=True)
+    assert len(whole(fresh)["profiles"]) == 10
+    fresh.put(f"{CANONICAL}/1", {"description": "kept"})
+    fresh.mock.store.close()
+    assert opened(path).profile(1)["description"] == "kept"
+
+
 # -- one owner per file -----------------------------------------------------------------------------
 
 
@@ -228,14 +246,14 @@ def test_after_kill_9_of_the_owner_the_next_start_takes_the_file(tmp_path: Path)
 def failing_disk(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bool]]:
     """While the flag is set, every save fails half-way through its transaction, as a full disk would."""
     failing = [False]
-    append = persistence._append_history
+    append = persistence.append_history
 
-    def append_or_fail(db: sqlite3.Connection, versions: Any, audit: Any) -> None:
-        append(db, versions, audit)
+    def append_or_fail(db: sqlite3.Connection, versions: Any, audit: Any, *session: str) -> None:
+        append(db, versions, audit, *session)
         if failing[0]:
             raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(persistence, "_append_history", append_or_fail)
+    monkeypatch.setattr(persistence, "append_history", append_or_fail)
     yield failing
 
 

@@ -4,8 +4,11 @@
 - ``routes``: the API's WSGI entry and dispatch table; ``context``: ``Mock``, the per-app state.
 - ``control``: ``/__mock/*`` and ``/openapi.json``; ``docs_page``: ``/docs``; ``inspector``: the page at
   ``/__mock/`` (its files in ``inspector_files/``); ``banner``: what ``mockserver serve`` prints at start.
+- ``sessions``: isolated sessions (which one a request names, their bounds); ``session_views``:
+  ``/__mock/sessions``.
 - ``prefer``: ``Prefer`` and chaos; ``cors``: the CORS middleware; ``journal``: the request journal.
-- ``persistence``: ``--state`` (SQLite); ``reload``: watching the spec and fixture files.
+- ``persistence``: ``--state`` (SQLite), a session's view of ``state_file`` (the file, its layout and
+  lock); ``reload``: watching the spec and fixture files.
 - ``serving``: waitress in the foreground or on a thread.
 - ``proxy``: ``mockserver proxy``, the same checks on traffic to a real deployment; ``traffic``: what
   the spec says of a request and an upstream answer; ``upstream``: forwarding with requests.

@@ -18,11 +18,12 @@ from mockserver.domain.roles import Roles
 from mockserver.domain.store import Store, fixed_clock, utc_now
 from mockserver.domain.timeutil import parse_timestamp
 from mockserver.resources import known_validations, spec_cache
-from mockserver.server import control, docs_page, inspector, routes
+from mockserver.server import control, docs_page, inspector, routes, session_views
 from mockserver.server.context import Mock, Violation
 from mockserver.server.cors import Cors
 from mockserver.server.persistence import SqliteState
 from mockserver.server.prefer import Chaos
+from mockserver.server.sessions import SessionPrefix, Sessions
 from mockserver.settings import Settings, SettingsError
 from mockserver.spec.document import Spec, SpecError
 from mockserver.spec.validation import Validator
@@ -55,7 +56,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         raise SpecError(f"cannot read spec {settings.spec}: {exc.strerror}") from None
     routes.check_handlers(spec)
     clock = _clock(settings)
-    persistence = SqliteState(settings.state) if settings.state else None
+    for name in ("max_sessions", "session_ttl"):
+        if getattr(settings, name) < 0:
+            raise SettingsError(f"{name}: expected 0 or more, got {getattr(settings, name)}")
+    persistence = SqliteState(settings.state, fresh=settings.fresh) if settings.state else None
     saved = persistence.load() if persistence is not None and not settings.fresh else None
     store = Store(
         load_seed(settings.fixtures, spec, clock),
@@ -84,10 +88,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["mockserver"] = mock
     mock.chaos = Chaos(settings.latency_ms, settings.error_rate, settings.seed)
+    sessions = Sessions(mock, persistence)
+    sessions.load_saved()
+    app.extensions["mockserver.sessions"] = sessions
     control.register(app)
+    session_views.register(app)
     docs_page.register(app)
     inspector.register(app)
-    routes.register(app, mock, lambda path: control.is_control(path) or docs_page.is_docs(path))
+    routes.register(app, mock, lambda path: control.is_control(path) or docs_page.is_docs(path), sessions.pick)
+    app.wsgi_app = SessionPrefix(app.wsgi_app)  # type: ignore[method-assign]
     if settings.cors_origins:
         app.wsgi_app = Cors(app.wsgi_app, settings.cors_origins)  # type: ignore[method-assign]
     return app

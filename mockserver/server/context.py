@@ -6,7 +6,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flask import current_app
@@ -98,6 +98,23 @@ class Mock:
     def record(self, violation: Violation) -> None:
         log.error("contract violation: %s", violation)
         self.violations.append(violation)
+
+    def over(
+        self, store: Store, chaos: Chaos, journal: Journal | None = None, violations: Violations | None = None
+    ) -> Mock:
+        """This mock over another state (a session's): the same spec, validator and auth, with the
+        operations bound to ``store`` and a journal, chaos and violations of its own."""
+        return replace(
+            self,
+            store=store,
+            profiles=Profiles(store, self.spec),
+            roles=Roles(store),
+            copies=Copies(store, self.spec),
+            history=History(store, self.spec.page_size),
+            journal=journal if journal is not None else Journal(),
+            chaos=chaos,
+            violations=violations if violations is not None else Violations(),
+        )
 
 
 def current_mock() -> Mock:

@@ -8,9 +8,11 @@ from flask import Blueprint, Flask, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from mockserver.domain.store import State
 from mockserver.domain.timeutil import format_timestamp
-from mockserver.server.context import current_mock, log
+from mockserver.server.context import Mock, current_mock, log
 from mockserver.server.routes import error_response, json_response
+from mockserver.server.sessions import current_sessions
 from mockserver.spec.errors import ApiError, BadRequest, NotFound, Unauthorized, for_status
 
 bp = Blueprint("control", __name__)
@@ -42,17 +44,28 @@ def health() -> Response:
             "strict": mock.settings.strict,
             "violations": len(mock.violations),
             "violations_dropped": mock.violations.dropped,
+            "sessions": len(current_sessions()),
         },
     )
 
 
+def chosen_mock() -> Mock:
+    """The mock of the session the request names (path prefix, header or cookie), or the default one."""
+    return current_sessions().pick(request.environ, api=False)
+
+
 @bp.post(PREFIX + "reset")
 def reset() -> Response:
-    mock = current_mock()
+    """Back to the loaded fixtures; ``?empty=true``: to a state with no records at all."""
+    mock = chosen_mock()
     mock.store.reset()
+    empty = request.args.get("empty", "").lower() in ("1", "true", "yes")
+    if empty:
+        mock.store.restore(State())
     with mock.store.atomic() as state:
         profiles = len(state.profiles)
-    return json_response(200, {"message": "state reset to the loaded fixtures", "profiles": profiles})
+    message = "state emptied" if empty else "state reset to the loaded fixtures"
+    return json_response(200, {"message": message, "profiles": profiles})
 
 
 @bp.get(PREFIX + "violations")
@@ -61,13 +74,13 @@ def violations() -> Response:
 
     The newest 1,000 are kept; ``dropped`` counts the older ones let go.
     """
-    found = current_mock().violations
+    found = chosen_mock().violations
     return json_response(200, {"violations": [v.as_dict() for v in found], "dropped": found.dropped})
 
 
 @bp.delete(PREFIX + "violations")
 def clear_violations() -> Response:
-    current_mock().violations.clear()
+    chosen_mock().violations.clear()
     return json_response(200, {"violations": [], "dropped": 0})
 
 
@@ -92,13 +105,13 @@ def require_control_token() -> Response | None:
 @bp.get(PREFIX + "state")
 def state() -> Response:
     """Everything the mock holds, as JSON."""
-    return json_response(200, current_mock().store.snapshot().to_dict())
+    return json_response(200, chosen_mock().store.snapshot().to_dict())
 
 
 @bp.get(PREFIX + "state/counts")
 def state_counts() -> Response:
     """How many records of each kind the state holds (the inspector page shows these)."""
-    with current_mock().store.atomic() as state:
+    with chosen_mock().store.atomic() as state:
         counts = state.counts()
     return json_response(200, counts)
 
@@ -106,7 +119,7 @@ def state_counts() -> Response:
 @bp.get(PREFIX + "state/profiles")
 def state_profiles() -> Response:
     """Every profile in one line each: id, name, version, whether it is active."""
-    with current_mock().store.atomic() as state:
+    with chosen_mock().store.atomic() as state:
         rows = [
             {"id": p["id"], "name": p["name"], "version": p["version"], "is_active": p["is_active"]}
             for p in state.profiles.values()
@@ -117,19 +130,19 @@ def state_profiles() -> Response:
 @bp.get(PREFIX + "state/profiles/<int:profile_id>")
 def state_profile(profile_id: int) -> Response:
     """One profile as getAccessProfile answers it, without the API's credentials."""
-    return json_response(200, current_mock().profiles.get(profile_id))
+    return json_response(200, chosen_mock().profiles.get(profile_id))
 
 
 @bp.get(PREFIX + "snapshots")
 def snapshots() -> Response:
-    named = current_mock().store.named()
+    named = chosen_mock().store.named()
     return json_response(200, {"snapshots": [_described(name, saved) for name, saved in sorted(named.items())]})
 
 
 @bp.post(PREFIX + "snapshots/<name>")
 def save_snapshot(name: str) -> Response:
     """Save the whole state under a name (replacing a snapshot of that name)."""
-    store = current_mock().store
+    store = chosen_mock().store
     created_at = format_timestamp(store.clock())
     profiles = store.save_named(name, created_at)
     return json_response(201, _described(name, (created_at, profiles)))
@@ -137,7 +150,7 @@ def save_snapshot(name: str) -> Response:
 
 @bp.post(PREFIX + "snapshots/<name>/restore")
 def restore_snapshot(name: str) -> Response:
-    saved = current_mock().store.restore_named(name)
+    saved = chosen_mock().store.restore_named(name)
     if saved is None:
         return error_response(NotFound(f"no snapshot named {name!r}", "name"))
     return json_response(200, {"message": f"state restored from snapshot {name!r}", **_described(name, saved)})
@@ -145,7 +158,7 @@ def restore_snapshot(name: str) -> Response:
 
 @bp.delete(PREFIX + "snapshots/<name>")
 def delete_snapshot(name: str) -> Response:
-    if not current_mock().store.delete_named(name):
+    if not chosen_mock().store.delete_named(name):
         return error_response(NotFound(f"no snapshot named {name!r}", "name"))
     return json_response(200, {"message": f"snapshot {name!r} deleted"})
 
@@ -165,7 +178,7 @@ def journal() -> Response:
     args = request.args
     status = _integer_arg("status")
     after = _integer_arg("after")
-    journal = current_mock().journal
+    journal = chosen_mock().journal
     oldest, last = journal.window()
     entries = journal.entries(args.get("operation_id"), method=args.get("method"), status=status, after=after)
     return json_response(200, {"entries": [e.as_dict() for e in entries], "oldest": oldest, "last": last})
@@ -174,7 +187,7 @@ def journal() -> Response:
 @bp.get(PREFIX + "journal/<int:seq>")
 def journal_entry(seq: int) -> Response:
     """One entry with everything kept: request headers (credentials masked) and body, answer headers and body."""
-    entry = current_mock().journal.get(seq)
+    entry = chosen_mock().journal.get(seq)
     if entry is None:
         return error_response(NotFound(f"the journal holds no entry {seq} (cleared, or among the oldest dropped)"))
     return json_response(200, entry.details())
@@ -192,7 +205,7 @@ def _integer_arg(name: str) -> int | None:
 
 @bp.delete(PREFIX + "journal")
 def clear_journal() -> Response:
-    current_mock().journal.clear()
+    chosen_mock().journal.clear()
     return json_response(200, {"entries": []})
 
 

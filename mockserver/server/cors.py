@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-ALLOWED_HEADERS = "Authorization, Content-Type, Prefer"
+ALLOWED_HEADERS = "Authorization, Content-Type, Prefer, X-Mockserver-Session"
 ALLOWED_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
-EXPOSED_HEADERS = "Location, WWW-Authenticate, Allow"
+EXPOSED_HEADERS = "Location, WWW-Authenticate, Allow, Retry-After"
 MAX_AGE = "600"
 
 

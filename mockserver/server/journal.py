@@ -20,6 +20,7 @@ from typing import Any
 REFUSED_ROUTE = "route"  # unknown path, or a method the path does not define
 REFUSED_AUTH = "auth"  # 401 or 403
 REFUSED_CONTRACT = "contract"  # the request breaks the spec: 400, 413, 415 before the operation ran
+REFUSED_SESSION = "session"  # the session it names cannot be used: a bad name, the bound, expired (400, 404, 410, 429)
 REFUSED_RULE = "rule"  # the operation refused it: not found, a business rule, a name conflict
 # The refusals of a request the spec does not allow (a rule refusal is a documented answer to an allowed one).
 SPEC_CHECKS = frozenset({REFUSED_ROUTE, REFUSED_AUTH, REFUSED_CONTRACT})

@@ -32,6 +32,7 @@ class Reloader:
 
     def __init__(self, app: Any, interval: float = 0.5) -> None:
         self.mock = app.extensions["mockserver"]
+        self.sessions = app.extensions.get("mockserver.sessions")
         self.interval = interval
         self._seen = {path: _mtime(path) for path in self._paths()}
         self._stop = threading.Event()
@@ -80,11 +81,15 @@ class Reloader:
         self.mock.copies = Copies(store, spec)
         self.mock.validator = validator
         self.mock.spec = spec
+        if self.sessions is not None:
+            self.sessions.rebind()
         return f"spec reloaded from {path}: {len(spec.operations)} operations; the state is kept"
 
     def _reload_fixtures(self, path: Path) -> str:
         store = self.mock.store
         store.seed = load_seed(path, self.mock.spec, store.clock)
+        if self.sessions is not None:
+            self.sessions.reseed(store.seed)
         return f"fixtures reloaded from {path}; POST /__mock/reset to start from them (the state is kept until then)"
 
     def _loop(self) -> None:

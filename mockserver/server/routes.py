@@ -21,6 +21,7 @@ from mockserver.server.journal import (
     REFUSED_CONTRACT,
     REFUSED_ROUTE,
     REFUSED_RULE,
+    REFUSED_SESSION,
     Entry,
     environ_headers,
     keep,
@@ -31,6 +32,8 @@ from mockserver.spec.errors import ApiError, InternalError, MethodNotAllowed, No
 from mockserver.spec.validation import Answer, Call
 
 Handler = Callable[[Mock, Call, Identity], Answer]
+# The mock a request works on (its session's, or the one it was given); raises ApiError to refuse it.
+Picker = Callable[[dict[str, Any]], Mock]
 
 
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
@@ -45,7 +48,7 @@ def error_response(error: ApiError) -> Response:
     return error_answer(error).to_response()
 
 
-def register(app: Flask, mock: Mock, is_control: Callable[[str], bool]) -> None:
+def register(app: Flask, mock: Mock, is_control: Callable[[str], bool], pick: Picker | None = None) -> None:
     """Answer every request that is not for a control route here, before Flask's own routing.
 
     The API needs none of Flask's per-request machinery (routing, contexts, hooks), and skipping
@@ -56,7 +59,7 @@ def register(app: Flask, mock: Mock, is_control: Callable[[str], bool]) -> None:
     def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
         if is_control(environ.get("PATH_INFO", "")):
             return flask_wsgi(environ, start_response)
-        response = dispatch(mock, Request(environ))
+        response = dispatch(mock, Request(environ), pick)
         fault = environ.get(FAULT_KEY)
         if fault == "empty":
             raise _closed_connection()
@@ -100,15 +103,18 @@ class Reply:
         return [] if environ.get("REQUEST_METHOD") == "HEAD" else [self.body]
 
 
-def dispatch(mock: Mock, request: Request) -> Reply:
+def dispatch(mock: Mock, request: Request, pick: Picker | None = None) -> Reply:
     """Route, authenticate, validate, run the operation and check the answer."""
     arrived = time.time()
     started = time.perf_counter()
     operation = None
     delay_ms = 0
-    stage: str | None = REFUSED_ROUTE  # the check in progress, for the journal
+    stage: str | None = REFUSED_SESSION  # the check in progress, for the journal
     refused: ApiError | None = None
     try:
+        if pick is not None:  # a refused session is answered before routing, so by no operation's contract
+            mock = pick(request.environ)
+        stage = REFUSED_ROUTE
         found = mock.spec.match(request.path)
         if found is None:
             raise NotFound(f"no operation at {request.path}; /openapi.json lists the paths served here", "path")

@@ -62,6 +62,11 @@ class Conflict(ApiError):
     type = "conflict"
 
 
+class Gone(ApiError):
+    status = 410
+    type = "gone"
+
+
 class PayloadTooLarge(ApiError):
     status = 413
     type = "payload_too_large"
@@ -70,6 +75,11 @@ class PayloadTooLarge(ApiError):
 class UnsupportedMediaType(ApiError):
     status = 415
     type = "unsupported_media_type"
+
+
+class TooManyRequests(ApiError):
+    status = 429
+    type = "too_many_requests"
 
 
 class InternalError(ApiError):
@@ -86,8 +96,10 @@ STATUS_TABLE: dict[int, type[ApiError]] = {
         NotFound,
         MethodNotAllowed,
         Conflict,
+        Gone,
         PayloadTooLarge,
         UnsupportedMediaType,
+        TooManyRequests,
         InternalError,
     )
 }

@@ -1,0 +1,368 @@
+"""Isolated sessions: many clients of one mock, each with a state of its own.
+
+A request names its session in one of three ways (the first one present wins):
+
+1. a path prefix, ``/__session/NAME/...``, for clients that take a base URL and nothing else;
+2. the ``X-Mockserver-Session: NAME`` header;
+3. the ``mockserver_session`` cookie, which ``GET /__mock/sessions/NAME/enter`` sets in a browser.
+
+A request that names none uses the default state, as if sessions did not exist. A session starts as
+a copy of the loaded fixtures on first use (records are values and are shared, so a copy costs its
+containers only), and from then on has its own store, ids, history, journal, snapshots, violations
+and chaos. With a state file, each session is a view of the one file, bound to its name.
+
+Looking up a session costs one dict lookup under a lock; everything else happens when a session
+is created, expired or deleted.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import current_app
+from werkzeug.http import parse_cookie
+
+from mockserver.domain.store import State, Store
+from mockserver.domain.timeutil import format_timestamp, parse_timestamp
+from mockserver.server.context import Mock, log
+from mockserver.server.persistence import SqliteState
+from mockserver.server.prefer import Chaos
+from mockserver.spec.errors import BadRequest, Gone, NotFound, TooManyRequests
+
+HEADER = "X-Mockserver-Session"
+COOKIE = "mockserver_session"
+PATH_PREFIX = "/__session/"
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+NAME_RULE = "1 to 64 letters, digits, '.', '_' or '-', starting with a letter or a digit"
+CHAOS_FIELDS = ("latency_ms", "error_rate", "seed")
+_HEADER_KEY = "HTTP_X_MOCKSERVER_SESSION"
+_PREFIX_KEY = "mockserver.session"  # where SessionPrefix leaves the name it took off the path
+_EXPIRED_KEPT = 1000  # names of expired sessions remembered, so their next request can be told
+_SWEEP_EVERY = 1.0  # seconds between looks for expired sessions
+
+
+def requested(environ: dict[str, Any]) -> tuple[str, str] | None:
+    """(name, where it was given) of the session a request names, or None for the default state."""
+    prefixed = environ.get(_PREFIX_KEY)
+    header = environ.get(_HEADER_KEY)
+    if prefixed is not None:
+        if header is not None and header != prefixed:
+            raise BadRequest(
+                f"the path names session {_shown(prefixed)} and {HEADER} names {_shown(header)}; name one", HEADER
+            )
+        return prefixed, "path"
+    if header is not None:
+        return header, HEADER
+    cookies = environ.get("HTTP_COOKIE")
+    if cookies and COOKIE in cookies:
+        value = parse_cookie(cookies).get(COOKIE)
+        if value is not None:
+            return value, COOKIE
+    return None
+
+
+def check_name(name: str, where: str) -> str:
+    """``name``, or a 400 naming ``where`` it came from."""
+    if NAME.fullmatch(name) is None:
+        raise BadRequest(f"{_shown(name)} is not a session name: use {NAME_RULE}", where)
+    return name
+
+
+def _shown(name: str) -> str:
+    return repr(name if len(name) <= 80 else name[:77] + "...")
+
+
+def _iso(instant: float) -> str:
+    return format_timestamp(datetime.fromtimestamp(instant, UTC))
+
+
+@dataclass(eq=False)
+class Session:
+    """One named session: a mock over its own store."""
+
+    name: str
+    mock: Mock
+    created_at: float
+    last_used: float
+    chosen: dict[str, Any] = field(default_factory=dict)  # the chaos it chose; the server's for the rest
+    file: SqliteState | None = None
+
+
+class Sessions:
+    """Every named session of one app, bounded in number and dropped after ``ttl`` idle seconds."""
+
+    def __init__(self, base: Mock, file: SqliteState | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.base = base
+        self.file = file
+        self.clock = clock
+        self.max_sessions = base.settings.max_sessions
+        self.ttl = base.settings.session_ttl
+        self._lock = threading.Lock()
+        self._by_name: dict[str, Session] = {}
+        self._expired: OrderedDict[str, float] = OrderedDict()  # name -> when it was dropped
+        self._started = clock()  # idle time counts while this process runs
+        self._next_sweep = self._started + _SWEEP_EVERY
+
+    # -- the request path --------------------------------------------------------------------------
+
+    def pick(self, environ: dict[str, Any], api: bool = True) -> Mock:
+        """The mock a request works on: its session's, or the default one.
+
+        ``api``: an API request, which may create a session only when there is no control token,
+        and which is told (410) when its session expired. Control routes have checked the token.
+        """
+        found = requested(environ)
+        if found is None:
+            return self.base
+        name, where = found
+        now = self.clock()
+        with self._lock:
+            if now >= self._next_sweep:
+                self._sweep(now)
+            session = self._by_name.get(name)
+            if session is not None:
+                if not self.ttl or now - max(session.last_used, self._started) < self.ttl:
+                    session.last_used = now
+                    return session.mock
+                self._expire(session, now)
+            # Only a name not seen yet is checked: every session held has a good one.
+            return self._create(check_name(name, where), where, now, api).mock
+
+    def _create(self, name: str, where: str, now: float, api: bool) -> Session:
+        dropped_at = self._expired.pop(name, None)
+        if api and dropped_at is not None:
+            raise Gone(
+                f"session {name!r} expired after {self.ttl} s without requests (--session-ttl) and its state was "
+                f"dropped at {_iso(dropped_at)}; the next request starts it again from the fixtures",
+                where,
+            )
+        if api and self.base.settings.control_token:
+            raise NotFound(
+                f"no session {name!r} on this mock: with --control-token, sessions are created with "
+                f"PUT /__mock/sessions/{name} (or /__mock/sessions/{name}/enter) and the control token",
+                where,
+            )
+        self._make_room(now, where)
+        return self._new(name, now, {})
+
+    def _make_room(self, now: float, where: str) -> None:
+        if len(self._by_name) < self.max_sessions:
+            return
+        self._sweep(now)
+        if len(self._by_name) < self.max_sessions:
+            return
+        headers: dict[str, str] = {}
+        wait = ""
+        if self.ttl and self._by_name:
+            idle = max(now - max(s.last_used, self._started) for s in self._by_name.values())
+            seconds = max(1, math.ceil(self.ttl - idle))
+            headers["Retry-After"] = str(seconds)
+            wait = f", or retry in {seconds} s when the longest idle one expires"
+        raise TooManyRequests(
+            f"this mock holds its maximum of {self.max_sessions} sessions (--max-sessions); delete one with "
+            f"DELETE /__mock/sessions/NAME{wait}",
+            where,
+            headers,
+        )
+
+    def _new(self, name: str, now: float, chosen: dict[str, Any], load: bool = False) -> Session:
+        """A session from the fixtures, or (``load``) as the state file keeps it."""
+        view = None
+        saved: State | None = None
+        if self.file is not None:
+            view = self.file.view(name)
+            view.created_at = _iso(now)
+            view.chaos = chosen
+            view.now = lambda: _iso(self.clock())
+            saved = view.load() if load else None
+        base = self.base
+        store = Store(
+            base.store.seed,
+            clock=base.store.clock,
+            persistence=view,
+            saved=saved,
+            sequential_ids=base.settings.sequential_ids,
+        )
+        session = Session(name, base.over(store, self._chaos(chosen)), now, now, dict(chosen), view)
+        self._by_name[name] = session
+        return session
+
+    def _chaos(self, chosen: dict[str, Any]) -> Chaos:
+        return Chaos(**self.chaos_of(chosen))
+
+    def chaos_of(self, chosen: dict[str, Any]) -> dict[str, Any]:
+        """The chaos a session with these choices runs with: the server's, for what it did not choose."""
+        settings = self.base.settings
+        server = {"latency_ms": settings.latency_ms, "error_rate": settings.error_rate, "seed": settings.seed}
+        return {**server, **chosen}
+
+    # -- bounds ------------------------------------------------------------------------------------
+
+    def _sweep(self, now: float) -> None:
+        self._next_sweep = now + _SWEEP_EVERY
+        if not self.ttl:
+            return
+        for session in list(self._by_name.values()):
+            if now - max(session.last_used, self._started) >= self.ttl:
+                self._expire(session, now)
+
+    def _expire(self, session: Session, now: float) -> None:
+        self._drop(session)
+        self._expired[session.name] = now
+        while len(self._expired) > _EXPIRED_KEPT:
+            self._expired.popitem(last=False)
+        log.info("session %s expired after %d s without requests; its state was dropped", session.name, self.ttl)
+
+    def _drop(self, session: Session) -> None:
+        if session.file is not None:
+            with session.mock.store.atomic():  # no write of the session is half-way
+                session.file.drop()
+        del self._by_name[session.name]
+
+    # -- management --------------------------------------------------------------------------------
+
+    def create(self, name: str, chosen: dict[str, Any]) -> tuple[Session, bool]:
+        """The session ``name`` with this chaos (created, or its chaos changed); whether it was created."""
+        now = self.clock()
+        with self._lock:
+            session = self._by_name.get(name)
+            if session is None or (self.ttl and now - max(session.last_used, self._started) >= self.ttl):
+                if session is not None:
+                    self._expire(session, now)
+                self._expired.pop(name, None)
+                self._make_room(now, "name")
+                return self._new(name, now, chosen), True
+            if session.file is not None:
+                with session.mock.store.atomic():
+                    session.file.set_chaos(chosen)
+            session.chosen = dict(chosen)
+            session.mock.chaos = self._chaos(chosen)
+            session.last_used = now
+            return session, False
+
+    def get(self, name: str) -> Session | None:
+        """The live session of that name (an idle one past its time is dropped first)."""
+        now = self.clock()
+        with self._lock:
+            self._sweep(now)
+            return self._by_name.get(name)
+
+    def delete(self, name: str) -> bool:
+        with self._lock:
+            session = self._by_name.get(name)
+            if session is None:
+                return False
+            self._drop(session)
+            self._expired.pop(name, None)
+            return True
+
+    def all(self) -> list[Session]:
+        """Every live session, by name."""
+        now = self.clock()
+        with self._lock:
+            self._sweep(now)
+            return sorted(self._by_name.values(), key=lambda s: s.name)
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def describe(self, session: Session) -> dict[str, Any]:
+        """A session as the control API shows it."""
+        mock = session.mock
+        with mock.store.atomic() as state:
+            counts = state.counts()
+        expires = max(session.last_used, self._started) + self.ttl if self.ttl else None
+        return {
+            "name": session.name,
+            "created_at": _iso(session.created_at),
+            "last_used": _iso(session.last_used),
+            "expires_at": _iso(expires) if expires is not None else None,
+            "records": counts,
+            "snapshots": len(mock.store.named()),
+            "journal": len(mock.journal),
+            "violations": len(mock.violations),
+            "chaos": self.chaos_of(session.chosen),
+        }
+
+    # -- start and reloads -------------------------------------------------------------------------
+
+    def load_saved(self) -> int:
+        """Bring back every session the state file keeps; how many."""
+        if self.file is None:
+            return 0
+        with self._lock:
+            for saved in self.file.sessions():
+                created = _instant(saved.created_at, self._started)
+                session = self._new(saved.name, created, saved.chaos, load=True)
+                session.last_used = _instant(saved.last_used, created)
+            if len(self._by_name) > self.max_sessions:
+                log.warning(
+                    "the state file holds %d sessions, more than --max-sessions %d: all are kept; "
+                    "no new one can start until some are deleted or expire",
+                    len(self._by_name),
+                    self.max_sessions,
+                )
+            return len(self._by_name)
+
+    def rebind(self) -> None:
+        """After a spec reload: every session's operations read the new spec (their state is kept)."""
+        with self._lock:
+            for session in self._by_name.values():
+                old = session.mock
+                session.mock = self.base.over(old.store, old.chaos, old.journal, old.violations)
+
+    def reseed(self, seed: State) -> None:
+        """After a fixture reload: what each session's reset goes back to (new sessions copy it anyway)."""
+        with self._lock:
+            for session in self._by_name.values():
+                session.mock.store.seed = seed
+
+
+def _instant(text: str, default: float) -> float:
+    try:
+        return parse_timestamp(text).timestamp()
+    except ValueError:
+        return default
+
+
+class SessionPrefix:
+    """WSGI middleware: ``/__session/NAME/rest`` is ``/rest`` in session NAME.
+
+    The routes (and the validators, which match paths against the spec's servers) see the path they
+    know; a ``Location`` the mock answers gets the prefix back, so a client that follows it stays in
+    its session.
+    """
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith(PATH_PREFIX):
+            return self.app(environ, start_response)
+        name, _, rest = path[len(PATH_PREFIX) :].partition("/")
+        root = PATH_PREFIX + name
+        environ[_PREFIX_KEY] = name
+        environ["PATH_INFO"] = "/" + rest
+
+        def kept(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            moved = [
+                (key, root + value if key.lower() == "location" and value[:1] == "/" != value[1:2] else value)
+                for key, value in headers
+            ]
+            return start_response(status, moved, exc_info)
+
+        return self.app(environ, kept)
+
+
+def current_sessions() -> Sessions:
+    """The sessions of the app handling the current request."""
+    return current_app.extensions["mockserver.sessions"]  # type: ignore[no-any-return]

@@ -1,0 +1,266 @@
+"""The SQLite file behind ``--state``: its layout, its one connection and lock, its transactions.
+
+Every table keys its rows by session (``''`` for the default state), so one file and its one lock
+keep every session; ``persistence.SqliteState`` is a session's view of it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import struct
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from mockserver.domain.store import Record, StateNotSaved
+from mockserver.spec import jsontext
+
+SCHEMA_VERSION = "3"
+DEFAULT = ""  # the session of requests that name none: the mock's one state before sessions existed
+# Every table keys its rows by session, so one file (and its one lock) keeps every session.
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    name TEXT PRIMARY KEY, created_at TEXT NOT NULL, last_used TEXT NOT NULL, counters TEXT NOT NULL,
+    chaos TEXT NOT NULL DEFAULT '{}');
+CREATE TABLE IF NOT EXISTS records (
+    session TEXT NOT NULL DEFAULT '', kind TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (session, kind, key));
+CREATE TABLE IF NOT EXISTS versions (
+    session TEXT NOT NULL DEFAULT '', id INTEGER NOT NULL, profile_id INTEGER NOT NULL, version INTEGER NOT NULL,
+    data TEXT NOT NULL, PRIMARY KEY (session, id));
+CREATE INDEX IF NOT EXISTS versions_by_profile ON versions (session, profile_id, version);
+CREATE TABLE IF NOT EXISTS audit (
+    session TEXT NOT NULL DEFAULT '', id INTEGER NOT NULL, profile_id INTEGER, action TEXT NOT NULL, user_id TEXT,
+    data TEXT NOT NULL, PRIMARY KEY (session, id));
+CREATE INDEX IF NOT EXISTS audit_by_profile ON audit (session, profile_id, id);
+CREATE INDEX IF NOT EXISTS audit_by_action ON audit (session, action, id);
+CREATE INDEX IF NOT EXISTS audit_by_user ON audit (session, user_id, id);
+CREATE TABLE IF NOT EXISTS snapshots (
+    session TEXT NOT NULL DEFAULT '', name TEXT NOT NULL, created_at TEXT NOT NULL, profiles INTEGER NOT NULL,
+    data TEXT NOT NULL, PRIMARY KEY (session, name));
+CREATE TABLE IF NOT EXISTS snapshot_versions (
+    session TEXT NOT NULL DEFAULT '', snapshot TEXT NOT NULL, id INTEGER NOT NULL, profile_id INTEGER NOT NULL,
+    version INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (session, snapshot, id));
+CREATE TABLE IF NOT EXISTS snapshot_audit (
+    session TEXT NOT NULL DEFAULT '', snapshot TEXT NOT NULL, id INTEGER NOT NULL, profile_id INTEGER,
+    action TEXT NOT NULL, user_id TEXT, data TEXT NOT NULL, PRIMARY KEY (session, snapshot, id));
+"""
+SESSION_TABLES = ("records", "versions", "audit", "snapshots", "snapshot_versions", "snapshot_audit", "sessions")
+VERSION_COLUMNS = "id, profile_id, version, data"
+AUDIT_COLUMNS = "id, profile_id, action, user_id, data"
+COLUMNS = {"versions": VERSION_COLUMNS, "audit": AUDIT_COLUMNS}
+_NOT_SAVED = "the change was not saved; nothing was changed"
+
+
+class StateFileError(Exception):
+    """A state file the mock cannot use."""
+
+
+def dumps(record: Any) -> str:
+    return jsontext.text(record)
+
+
+def version_row(session: str, row: Record) -> tuple[Any, ...]:
+    return session, row["id"], row["access_profile_id"], row["version"], dumps(row)
+
+
+def audit_row(session: str, row: Record) -> tuple[Any, ...]:
+    return session, row["id"], row["access_profile_id"], row["action"], row["user_id"], dumps(row)
+
+
+def append_history(
+    db: sqlite3.Connection, versions: Sequence[Record], audit: Sequence[Record], session: str = DEFAULT
+) -> None:
+    db.executemany(
+        f"INSERT INTO versions (session, {VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+        [version_row(session, row) for row in versions],
+    )
+    db.executemany(
+        f"INSERT INTO audit (session, {AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+        [audit_row(session, row) for row in audit],
+    )
+
+
+def _statements(script: str) -> list[str]:
+    # executescript() would commit the transaction in progress; statements run one by one stay inside it.
+    return [statement.strip() for statement in script.split(";") if statement.strip()]
+
+
+class StateFile:
+    """The one connection to a state file, shared by the views of its sessions, one thread at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock = threading.RLock()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # No busy wait: a file in use is refused at once.
+            self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=0)
+        except (OSError, sqlite3.Error) as exc:
+            raise StateFileError(f"{path}: cannot open the state file ({exc})") from None
+        self.closed = False
+        try:
+            # Exclusive locking mode: once taken, the lock is held until the connection closes.
+            self.db.execute("PRAGMA locking_mode=EXCLUSIVE")
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("BEGIN IMMEDIATE")  # takes the lock now, not at the first write
+            self.db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            self.db.close()
+            if "locked" in str(exc):
+                holder = _lock_holder(path)
+                who = f" (pid {holder})" if holder else ""
+                raise StateFileError(
+                    f"{path} is in use by another mockserver{who}; stop it or use --state with another file"
+                ) from None
+            raise StateFileError(f"{path}: cannot use the state file ({exc})") from None
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise StateFileError(f"{path}: not a mockserver state file ({exc})") from None
+        self.inode = os.stat(path).st_ino
+
+    def version(self) -> str | None:
+        """The layout the file holds: None when it holds nothing yet."""
+        try:
+            tables = {name for (name,) in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not tables:
+                return None
+            row = (
+                self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() if "meta" in tables else None
+            )
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise StateFileError(f"{self.path}: not a mockserver state file ({exc})") from None
+        return str(row[0]) if row is not None else "unknown"
+
+    @contextmanager
+    def transaction(self, refused: str | None = None) -> Iterator[sqlite3.Connection]:
+        """One durable transaction; any failure rolls it back and raises ``StateNotSaved``."""
+        with self.lock:
+            if refused is not None:
+                raise StateNotSaved(f"{refused}; {_NOT_SAVED}")
+            try:
+                # The connection keeps writing to a file removed or replaced under it; nothing would be kept.
+                if os.stat(self.path).st_ino != self.inode:
+                    raise StateNotSaved(f"{self.path} was replaced by another file; {_NOT_SAVED}")
+            except FileNotFoundError:
+                raise StateNotSaved(f"{self.path} was removed; {_NOT_SAVED}") from None
+            db = self.db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                yield db
+                db.execute("COMMIT")
+            except (sqlite3.Error, OSError) as exc:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise StateNotSaved(f"{self.path}: the change was not saved ({exc}); nothing was changed") from exc
+
+    def rows(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.lock:
+            return self.db.execute(sql, parameters).fetchall()
+
+    def close(self) -> None:
+        with self.lock:
+            if not self.closed:
+                self.closed = True
+                self.db.close()
+
+    def prepare(self, fresh: bool) -> None:
+        """Bring the file to this layout: carry a version 1 file over; ``fresh``: start it again."""
+        version = self.version()
+        if version == "1" and not fresh:
+            self._migrate_from_1()
+            return
+        if version not in (None, SCHEMA_VERSION):
+            if not fresh:
+                raise StateFileError(f"{self.path}: written by another version of mockserver; start with --fresh")
+            self._wipe()
+        with self.transaction() as db:
+            for statement in _statements(_SCHEMA):
+                db.execute(statement)
+            self._set_meta(db, "schema", SCHEMA_VERSION)
+            if fresh:  # every named session goes; the default state starts again (its snapshots stay)
+                for table in SESSION_TABLES:
+                    db.execute(f"DELETE FROM {table} WHERE {session_column(table)} != ''")  # noqa: S608
+
+    @staticmethod
+    def _set_meta(db: sqlite3.Connection, key: str, value: str) -> None:
+        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def _wipe(self) -> None:
+        """--fresh over a file of another layout: start it again, empty."""
+        with self.transaction() as db:
+            tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            for table in tables:
+                db.execute(f'DROP TABLE IF EXISTS "{table}"')
+
+    def _migrate_from_1(self) -> None:
+        """Version 1 kept history rows among the records, whole states as snapshots, and no sessions."""
+        with self.transaction() as db:
+            db.execute("ALTER TABLE records RENAME TO v1_records")
+            db.execute("ALTER TABLE snapshots RENAME TO v1_snapshots")
+            row = db.execute("SELECT value FROM meta WHERE key = 'counters'").fetchone()
+            for statement in _statements(_SCHEMA):
+                db.execute(statement)
+            history = {
+                kind: [
+                    json.loads(data) for (data,) in db.execute("SELECT data FROM v1_records WHERE kind = ?", (kind,))
+                ]
+                for kind in ("version", "audit")
+            }
+            db.execute(
+                "INSERT INTO records (session, kind, key, data) "
+                "SELECT '', kind, key, data FROM v1_records WHERE kind NOT IN ('version', 'audit') ORDER BY rowid"
+            )
+            append_history(db, history["version"], history["audit"])
+            if row is not None:
+                db.execute(
+                    "INSERT INTO sessions (name, created_at, last_used, counters) VALUES ('', '', '', ?)", (row[0],)
+                )
+            for name, created_at, data in db.execute("SELECT name, created_at, data FROM v1_snapshots").fetchall():
+                whole = json.loads(data)
+                rest = {key: value for key, value in whole.items() if key not in ("versions", "audit")}
+                db.execute(
+                    "INSERT INTO snapshots (session, name, created_at, profiles, data) VALUES ('', ?, ?, ?, ?)",
+                    (name, created_at, len(whole["profiles"]), dumps(rest)),
+                )
+                db.executemany(
+                    f"INSERT INTO snapshot_versions (session, snapshot, {VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                    [(DEFAULT, name, *version_row(DEFAULT, r)[1:]) for r in whole["versions"]],
+                )
+                db.executemany(
+                    f"INSERT INTO snapshot_audit (session, snapshot, {AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(DEFAULT, name, *audit_row(DEFAULT, r)[1:]) for r in whole["audit"]],
+                )
+            db.execute("DROP TABLE v1_records")
+            db.execute("DROP TABLE v1_snapshots")
+            db.execute("DELETE FROM meta WHERE key = 'counters'")
+            self._set_meta(db, "schema", SCHEMA_VERSION)
+
+
+def session_column(table: str) -> str:
+    return "name" if table == "sessions" else "session"
+
+
+def _lock_holder(path: Path) -> int | None:
+    """The process holding SQLite's lock on ``path``, where the system says (Linux and most Unix)."""
+    pending_byte = 0x40000000  # where SQLite's unix locks live in the file
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        request = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, pending_byte, 512, 0)
+        kind, _, _, _, pid = struct.unpack("hhqqi4x", fcntl.fcntl(fd, fcntl.F_GETLK, request))
+        return pid if kind != fcntl.F_UNLCK and pid > 0 else None
+    except (OSError, struct.error):
+        return None
+    finally:
+        os.close(fd)
