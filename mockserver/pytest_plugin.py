@@ -188,7 +188,7 @@ class SharedMockServer(_Checked):
 
         journal = Journal()
         for entry in self._control("GET", "/__mock/journal")["entries"]:
-            journal.record(Entry(**entry))
+            journal.record(Entry.from_dict(entry))
         return journal.entries(operation_id, **filters)
 
     def _violations(self) -> list[str]:

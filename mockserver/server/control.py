@@ -12,7 +12,7 @@ from mockserver.domain.store import State
 from mockserver.domain.timeutil import format_timestamp
 from mockserver.server.context import Mock, current_mock, log
 from mockserver.server.routes import error_response, json_response
-from mockserver.server.sessions import current_sessions
+from mockserver.server.sessions import current_sessions, sessions_if_any
 from mockserver.spec.errors import ApiError, BadRequest, NotFound, Unauthorized, for_status
 
 bp = Blueprint("control", __name__)
@@ -51,7 +51,8 @@ def health() -> Response:
 
 def chosen_mock() -> Mock:
     """The mock of the session the request names (path prefix, header or cookie), or the default one."""
-    return current_sessions().pick(request.environ, api=False)
+    sessions = sessions_if_any()
+    return current_mock() if sessions is None else sessions.pick(request.environ, api=False)
 
 
 @bp.post(PREFIX + "reset")

@@ -126,6 +126,20 @@ class Entry:
             **self.extra,
         }
 
+    @classmethod
+    def from_dict(cls, listed: dict[str, Any]) -> Entry:
+        """An entry back from ``as_dict`` (a journal read over HTTP); headers and the answer are not listed."""
+        known = {"seq", "time", "method", "path", "query", "operation_id", "canonical_id", "status", "duration_ms"}
+        known |= {"refused_by", "error", "param"}
+        body = listed.get("body")
+        sent = b"" if body is None else json.dumps(body, ensure_ascii=False).encode()
+        return cls(
+            **{k: v for k, v in listed.items() if k in known},
+            request_body=sent,
+            request_size=len(sent),
+            extra={k: v for k, v in listed.items() if k not in known and k != "body"},
+        )
+
     def details(self) -> dict[str, Any]:
         """Everything kept: the request (headers masked) and the answer, bodies as text."""
         summary = self.as_dict()

@@ -366,3 +366,8 @@ class SessionPrefix:
 def current_sessions() -> Sessions:
     """The sessions of the app handling the current request."""
     return current_app.extensions["mockserver.sessions"]  # type: ignore[no-any-return]
+
+
+def sessions_if_any() -> Sessions | None:
+    """The sessions of the app handling the current request; None for an app without (the proxy)."""
+    return current_app.extensions.get("mockserver.sessions")
