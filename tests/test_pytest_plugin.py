@@ -17,9 +17,14 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
+# Plugins of this environment that a user's suite of these tests does not use: loading them (Schemathesis
+# above all) took about 4 of every 5 seconds of each pytest process started here.
+UNUSED_PLUGINS = ("-p", "no:schemathesis", "-p", "no:hypothesispytest", "-p", "no:anyio")
+
+
 def run(pytester: pytest.Pytester, source: str, *args: str) -> pytest.RunResult:
     pytester.makepyfile(test_user=textwrap.dedent(source))
-    return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", *UNUSED_PLUGINS, *args)
 
 
 def test_each_test_starts_from_the_fixtures(pytester: pytest.Pytester) -> None:
