@@ -40,7 +40,7 @@ CHROMIUM := /usr/bin/chromium
 test: $(STAMP)  ## the whole test suite, Schemathesis and the /docs browser test included (installs chromium if missing)
 	@[ -x $(CHROMIUM) ] || $(SUDO) apt-get install -y chromium || \
 		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist worksteal  # a worker per core (pytest-xdist); no test depends on the order
 
 screenshot: $(STAMP)  ## refresh docs/images/inspector.png from a served mock (Debian's chromium, as make test)
 	@[ -x $(CHROMIUM) ] || $(SUDO) apt-get install -y chromium || \

@@ -89,6 +89,7 @@ PAGE_CALLS = [
     ("POST", "snapshots/a/restore"),
     ("DELETE", "snapshots/a"),
     ("POST", "reset"),
+    ("GET", "sessions"),
 ]
 
 
@@ -106,6 +107,7 @@ def test_the_list_of_calls_is_the_scripts() -> None:
         "snapshots",
         "snapshots/",
         "reset",
+        "sessions",
     }
     assert all(any(path.startswith(prefix) for _, path in PAGE_CALLS) for prefix in used)
     assert 'call(link.getAttribute("href"))' in script and 'link.href = "state/profiles/"' in script
@@ -337,4 +339,29 @@ def test_the_page_asks_for_the_control_token_once() -> None:
         assert calls and all(status in (200, 304) for url, status in answers), answers
         assert requests.get(f"{origin}/__mock/journal", timeout=5).status_code == 401  # still guarded
     assert errors == [] or all("401" in error for error in errors), errors
+    assert all(url.startswith(origin + "/") for url in requested)
+
+
+@pytest.mark.slow
+def test_the_page_shows_one_session_and_switches_to_another() -> None:
+    from playwright.sync_api import expect
+
+    with serve("--no-watch") as served, browser_page(served.url) as (page, requested, errors):
+        origin = served.url
+        in_alice = {**AUTH, "X-Mockserver-Session": "alice"}
+        assert requests.get(f"{origin}{CANONICAL}/1", headers=in_alice, timeout=5).ok
+        assert requests.get(f"{origin}{CANONICAL}/2", headers=AUTH, timeout=5).ok  # the default state
+        page.goto(f"{origin}/__session/alice{PAGE}")
+        rows = page.locator("#rows tr.row")
+        expect(rows).to_have_count(1, timeout=10_000)
+        expect(rows.first).to_contain_text(f"{CANONICAL}/1")
+        expect(page.locator("#session")).to_have_value("alice")
+        assert requests.get(f"{origin}{CANONICAL}/3", headers=in_alice, timeout=5).ok
+        expect(rows).to_have_count(2, timeout=1_000)  # live, in the session
+        page.select_option("#session", "")
+        page.wait_for_url(f"{origin}{PAGE}")
+        expect(rows).to_have_count(1, timeout=10_000)
+        expect(rows.first).to_contain_text(f"{CANONICAL}/2")
+        expect(page.locator("#session option")).to_have_text(["default", "alice"])
+    assert errors == []
     assert all(url.startswith(origin + "/") for url in requested)

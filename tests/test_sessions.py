@@ -4,6 +4,7 @@ control token, and the state file."""
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from collections.abc import Callable
@@ -570,3 +571,13 @@ def test_serve_prints_the_warning_at_start() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout == "SERVED 0.0.0.0\n"
     assert done.stderr.startswith("mockserver: warning: listening on 0.0.0.0 without --control-token")
+
+
+def test_the_log_line_names_the_session(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="mockserver.requests"):
+        In(api.app, "worker-3").get(f"{CANONICAL}/1")
+        api.get(f"{CANONICAL}/1")
+    lines = [r.getMessage() for r in caplog.records if r.name == "mockserver.requests"]
+    assert lines[0].startswith(f"GET {CANONICAL}/1 getAccessProfile 200 ") and lines[0].endswith("[session worker-3]")
+    assert "session" not in lines[1]
+    assert [getattr(r, "request", {}).get("session") for r in caplog.records] == ["worker-3", None]

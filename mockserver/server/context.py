@@ -94,13 +94,19 @@ class Mock:
     journal: Journal = field(default_factory=Journal)
     chaos: Chaos = field(default_factory=Chaos)
     violations: Violations = field(default_factory=Violations)
+    session: str | None = None  # the session this mock serves (None: the default state)
 
     def record(self, violation: Violation) -> None:
         log.error("contract violation: %s", violation)
         self.violations.append(violation)
 
     def over(
-        self, store: Store, chaos: Chaos, journal: Journal | None = None, violations: Violations | None = None
+        self,
+        store: Store,
+        chaos: Chaos,
+        journal: Journal | None = None,
+        violations: Violations | None = None,
+        session: str | None = None,
     ) -> Mock:
         """This mock over another state (a session's): the same spec, validator and auth, with the
         operations bound to ``store`` and a journal, chaos and violations of its own."""
@@ -114,6 +120,7 @@ class Mock:
             journal=journal if journal is not None else Journal(),
             chaos=chaos,
             violations=violations if violations is not None else Violations(),
+            session=session,
         )
 
 

@@ -50,17 +50,28 @@ def public_path(path: str, query: dict[str, list[str]]) -> str:
 
 
 def log_request(
-    method: str, path: str, operation_id: str | None, status: int, duration_ms: float, note: str | None, **more: object
+    method: str,
+    path: str,
+    operation_id: str | None,
+    status: int,
+    duration_ms: float,
+    note: str | None,
+    session: str | None = None,
+    **more: object,
 ) -> None:
-    """The one line of a request: ``METHOD PATH operationId STATUS TIMEms[ - note]``, with its fields
-    (``more`` included) for the JSON format. Callers check ``requests_log.isEnabledFor(INFO)`` first."""
+    """The one line of a request: ``METHOD PATH operationId STATUS TIMEms[ [session NAME]][ - note]``,
+    with its fields (``more`` included) for the JSON format. Callers check
+    ``requests_log.isEnabledFor(INFO)`` first."""
+    if session is not None:
+        more["session"] = session
     requests_log.info(
-        "%s %s %s %d %.1fms%s",
+        "%s %s %s %d %.1fms%s%s",
         method,
         path,
         operation_id or "-",
         status,
         duration_ms,
+        f" [session {session}]" if session is not None else "",
         f" - {note}" if note else "",
         extra={
             "request": {

@@ -196,7 +196,7 @@ def dispatch(mock: Mock, request: Request, pick: Picker | None = None) -> Reply:
         operation_id = operation.operation_id if operation else None
         reason = refused.message if refused is not None else None
         path = public_path(request.path, query) if secret else request.full_path.rstrip("?")
-        log_request(request.method, path, operation_id, response.status_code, duration, reason)
+        log_request(request.method, path, operation_id, response.status_code, duration, reason, mock.session)
     return response
 
 

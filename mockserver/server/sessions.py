@@ -191,7 +191,7 @@ class Sessions:
             saved=saved,
             sequential_ids=base.settings.sequential_ids,
         )
-        session = Session(name, base.over(store, self._chaos(chosen)), now, now, dict(chosen), view)
+        session = Session(name, base.over(store, self._chaos(chosen), session=name), now, now, dict(chosen), view)
         self._by_name[name] = session
         return session
 
@@ -317,7 +317,7 @@ class Sessions:
         with self._lock:
             for session in self._by_name.values():
                 old = session.mock
-                session.mock = self.base.over(old.store, old.chaos, old.journal, old.violations)
+                session.mock = self.base.over(old.store, old.chaos, old.journal, old.violations, session.name)
 
     def reseed(self, seed: State) -> None:
         """After a fixture reload: what each session's reset goes back to (new sessions copy it anyway)."""

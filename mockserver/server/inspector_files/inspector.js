@@ -444,6 +444,27 @@
     }
     const select = $("filter-operation");
     for (const id of ids.sort()) select.append(new Option(id, id));
+    if (health.mode !== "proxy") await loadSessions();
+  }
+
+  // The page shows one session at a time: the default state at /__mock/, session NAME at
+  // /__session/NAME/__mock/, where every call of the page (relative URLs) lands in that session.
+  const SESSION_PAGE = /^\/__session\/([^/]+)\/__mock\//;
+
+  async function loadSessions() {
+    const found = SESSION_PAGE.exec(location.pathname);
+    const current = found ? decodeURIComponent(found[1]) : "";
+    const listing = await call("sessions");
+    const names = listing.sessions.map((s) => s.name);
+    if (current && !names.includes(current)) names.push(current);
+    const picker = $("session");
+    for (const name of names.sort()) picker.append(new Option(name, name));
+    picker.value = current;
+    picker.addEventListener("change", () => {
+      const name = picker.value;
+      location.href = name ? "/__session/" + encodeURIComponent(name) + "/__mock/" : "/__mock/";
+    });
+    $("session-picker").hidden = false;
   }
 
   function currentTab() {
