@@ -86,46 +86,103 @@ def main() -> int:
 
 def served(prism: Path, seconds: int, rounds: int) -> None:
     version = subprocess.run([str(prism), "--version"], capture_output=True, text=True).stdout.strip()
-    mock_cmd = [sys.executable, "-m", "mockserver", "serve", "--port", "18080"]
+    mock_cmd = [sys.executable, "-m", "mockserver", "serve", "--port", "18080", "--no-watch"]
     prism_cmd = [str(prism), "mock", str(SPEC), "-h", "127.0.0.1", "-p", "14010"]
+    fast_cmd = [str(prism), "mock", str(SPEC), "-h", "127.0.0.1", "-p", "14011", "-m", "-v", "warn"]
     with (
         server(mock_cmd, "http://127.0.0.1:18080") as mock_url,
         server(prism_cmd, "http://127.0.0.1:14010") as prism_url,
+        server(fast_cmd, "http://127.0.0.1:14011") as fast_url,
     ):
-        for i in range(20):  # the mock starts with 10 profiles; a page of 25 needs more
-            call("POST", f"{mock_url}{LIST}", {"name": f"bench seed {i}", "tags": ["bench"]})
-        print(f"\nserved: mockserver (waitress, as `make serve`) vs Prism {version} (default mode, same spec)")
+        _seed(mock_url)
+        print(f"\nserved: mockserver (waitress, 8 threads, as `make serve`, request log on) vs Prism {version}")
+        print("(default mode, and -m -v warn, its production mode), same spec")
         print(f"median of {rounds} alternating {seconds}-second runs per server\n")
         header = (
-            f"{'request':<20} {'mock req/s':>10} {'p50':>8} {'p99':>8}   "
-            f"{'prism req/s':>11} {'p50':>8} {'p99':>8}   {'ratio':>5}"
+            f"{'request':<20} {'mock req/s':>10} {'p50':>8} {'p99':>8}  {'prism req/s':>11} {'p50':>8} {'p99':>8}  "
+            f"{'prism -m':>9} {'p50':>8} {'p99':>8}  {'x prism':>7} {'x -m':>6}"
         )
         print(header)
         print("-" * len(header))
         for name, path, lua in SCENARIOS:
-            results: dict[str, list[dict[str, float]]] = {"mock": [], "prism": []}
+            results: dict[str, list[dict[str, float]]] = {"mock": [], "prism": [], "fast": []}
             for _ in range(rounds):
-                for label, base in (("mock", mock_url), ("prism", prism_url)):
+                for label, base in (("mock", mock_url), ("prism", prism_url), ("fast", fast_url)):
                     results[label].append(wrk(f"{base}{path}", lua, seconds))
-            mock, other = (_median(results["mock"]), _median(results["prism"]))
-            ratio = mock["rps"] / other["rps"] if other["rps"] else float("inf")
+            mock, other, fast = (_median(results[k]) for k in ("mock", "prism", "fast"))
             print(
-                f"{name:<20} {mock['rps']:>10.0f} {_ms(mock['p50']):>8} {_ms(mock['p99']):>8}   "
-                f"{other['rps']:>11.0f} {_ms(other['p50']):>8} {_ms(other['p99']):>8}   {ratio:>5.2f}"
+                f"{name:<20} {mock['rps']:>10.0f} {_ms(mock['p50']):>8} {_ms(mock['p99']):>8}  "
+                f"{other['rps']:>11.0f} {_ms(other['p50']):>8} {_ms(other['p99']):>8}  "
+                f"{fast['rps']:>9.0f} {_ms(fast['p50']):>8} {_ms(fast['p99']):>8}  "
+                f"{_ratio(mock, other):>7.2f} {_ratio(mock, fast):>6.2f}"
             )
             bad = sum(r["errors"] for r in results["mock"])
             if bad:
                 print(f"{'':<20} ! the mock answered {bad:.0f} requests with a non-2xx status")
+    servers_side_by_side(seconds, rounds)
+
+
+def _seed(base: str) -> None:
+    for i in range(20):  # the mock starts with 10 profiles; a page of 25 needs more
+        call("POST", f"{base}{LIST}", {"name": f"bench seed {i}", "tags": ["bench"]})
+
+
+def _ratio(one: dict[str, float], other: dict[str, float]) -> float:
+    return one["rps"] / other["rps"] if other["rps"] else float("inf")
+
+
+def servers_side_by_side(seconds: int, rounds: int) -> None:
+    """GET one profile: the mock and a trivial app (the server's ceiling) on each candidate server."""
+    apps = [sys.executable, str(ROOT / "bench" / "apps.py")]
+    granian = [sys.executable, "-m", "granian", "--interface", "wsgi", "--workers", "1", "--log-level", "warning"]
+    serve = [sys.executable, "-m", "mockserver", "serve", "--no-watch", "--port", "{port}", "--threads"]
+    candidates = [
+        ("waitress, 8 threads (serve)", [*serve, "8"], [*apps, "trivial", "{port}", "8"]),
+        ("waitress, 4 threads", [*serve, "4"], [*apps, "trivial", "{port}", "4"]),
+        ("waitress, 16 threads", [*serve, "16"], [*apps, "trivial", "{port}", "16"]),
+        (
+            "granian, 8 threads (--server)",
+            [*serve, "8", "--server", "granian"],
+            [*granian, "--blocking-threads", "8", "--port", "{port}", "bench.apps:trivial"],
+        ),
+        (
+            "granian, 1 thread",
+            [*serve, "1", "--server", "granian"],
+            [*granian, "--blocking-threads", "1", "--port", "{port}", "bench.apps:trivial"],
+        ),
+    ]
+    print("\nservers side by side: GET one profile, the mock and a trivial app (ceiling) on each server")
+    print(f"median of {rounds} alternating {seconds}-second runs\n")
+    header = f"{'server':<28} {'mock req/s':>10} {'p50':>8} {'p99':>8}  {'trivial req/s':>13}  {'of ceiling':>10}"
+    print(header)
+    print("-" * len(header))
+    port = 18100
+    for name, mock_cmd, trivial_cmd in candidates:
+        runs: dict[str, list[dict[str, float]]] = {"mock": [], "trivial": []}
+        commands = [[part.format(port=port + i) for part in cmd] for i, cmd in enumerate((mock_cmd, trivial_cmd))]
+        with (
+            server(commands[0], f"http://127.0.0.1:{port}") as mock_url,
+            server(commands[1], f"http://127.0.0.1:{port + 1}", probe="/") as trivial_url,
+        ):
+            for _ in range(rounds):
+                runs["mock"].append(wrk(f"{mock_url}{ONE}", None, seconds))
+                runs["trivial"].append(wrk(f"{trivial_url}/", None, seconds))
+        mock, trivial = _median(runs["mock"]), _median(runs["trivial"])
+        print(
+            f"{name:<28} {mock['rps']:>10.0f} {_ms(mock['p50']):>8} {_ms(mock['p99']):>8}  "
+            f"{trivial['rps']:>13.0f}  {mock['rps'] / trivial['rps']:>9.0%}"
+        )
+        port += 2
 
 
 @contextmanager
-def server(command: list[str], base: str) -> Iterator[str]:
+def server(command: list[str], base: str, probe: str = ONE) -> Iterator[str]:
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if call("GET", f"{base}{ONE}") == 200:
+                if call("GET", f"{base}{probe}") == 200:
                     break
             except OSError:
                 time.sleep(0.05)

@@ -28,6 +28,13 @@ class ValidationMode(StrEnum):
     SHADOW = "shadow"
 
 
+class ServerKind(StrEnum):
+    """Which HTTP server `mockserver serve` runs on (see mockserver.server.forked)."""
+
+    WAITRESS = "waitress"  # every feature, everywhere
+    GRANIAN = "granian"  # about twice the throughput, on Linux; fault=empty may send headers first
+
+
 class LogFormat(StrEnum):
     """How `mockserver serve` writes its log lines (see mockserver.server.logs)."""
 
@@ -77,6 +84,8 @@ class Settings:
     # `mockserver serve`'s log lines: text or one JSON object a line; `quiet` leaves out the request lines.
     log_format: LogFormat = LogFormat.TEXT
     quiet: bool = False
+    # The HTTP server of `mockserver serve` (the pytest plugin's in-thread server is always waitress).
+    server: ServerKind = ServerKind.WAITRESS
 
     def __post_init__(self) -> None:
         # Accept plain strings where a path or an enumerated option is expected (code and markers).

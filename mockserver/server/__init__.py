@@ -9,7 +9,8 @@
 - ``prefer``: ``Prefer`` and chaos; ``cors``: the CORS middleware; ``journal``: the request journal.
 - ``persistence``: ``--state`` (SQLite), a session's view of ``state_file`` (the file, its layout and
   lock); ``reload``: watching the spec and fixture files.
-- ``serving``: waitress in the foreground or on a thread.
+- ``serving``: waitress in the foreground or on a thread; ``forked``: granian, the app in a forked
+  worker (``--server granian``); ``logs``: log lines written by a thread of their own.
 - ``proxy``: ``mockserver proxy``, the same checks on traffic to a real deployment; ``traffic``: what
   the spec says of a request and an upstream answer; ``upstream``: forwarding with requests.
 

@@ -62,7 +62,7 @@ def register(app: Flask, mock: Mock, is_control: Callable[[str], bool], pick: Pi
         response = dispatch(mock, Request(environ), pick)
         fault = environ.get(FAULT_KEY)
         if fault == "empty":
-            raise _closed_connection()
+            return _nothing()
         if fault == "truncate":
             return _truncated(response, environ, start_response)
         return response(environ, start_response)
@@ -226,12 +226,16 @@ def _responses(mock: Mock, operation: Operation) -> dict[str, Any]:
     return mock.spec.document["paths"][operation.path][operation.method.lower()]["responses"]  # type: ignore[no-any-return]
 
 
-def _closed_connection() -> Exception:
-    """An exception that makes waitress close the connection without writing anything."""
+def _nothing() -> Any:
+    """An answer that breaks before anything is written: no status line, no headers.
+
+    Neither server has written a byte when the answer's first part fails and ``start_response`` was
+    never called: waitress closes the connection on ``ClientDisconnected``, granian on any error.
+    """
     from waitress.channel import ClientDisconnected
 
-    error: Exception = ClientDisconnected("fault=empty: closing the connection without an answer")
-    return error
+    raise ClientDisconnected("fault=empty: closing the connection without an answer")
+    yield b""  # a generator: it fails only when the server asks for its first part
 
 
 def _truncated(response: Reply, environ: dict[str, Any], start_response: Any) -> Any:
