@@ -11,6 +11,8 @@ costs to change, and undone when it cannot be saved.
 
 from __future__ import annotations
 
+import os
+import random
 import threading
 import time
 import uuid
@@ -30,8 +32,14 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+# Ids and key values of a mock need to be unique, not secret. uuid.uuid4() asks the system for
+# random bytes on every call, a system call that costs more than the rest of a create on a
+# slow virtual machine, and it is made under the store's lock; a generator seeded once is not.
+_IDS = random.Random(os.urandom(32))
+
+
 def _random_uuid() -> str:
-    return str(uuid.uuid4())
+    return str(uuid.UUID(int=_IDS.getrandbits(128), version=4))
 
 
 def fixed_clock(instant: datetime, ticking: bool = False) -> Callable[[], datetime]:
