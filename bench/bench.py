@@ -95,8 +95,8 @@ def served(prism: Path, seconds: int, rounds: int) -> None:
         server(fast_cmd, "http://127.0.0.1:14011") as fast_url,
     ):
         _seed(mock_url)
-        print(f"\nserved: mockserver (waitress, 8 threads, as `make serve`, request log on) vs Prism {version}")
-        print("(default mode, and -m -v warn, its production mode), same spec")
+        print("\nserved: mockserver (waitress, 8 threads, request log on, as `make serve`; state in memory)")
+        print(f"vs Prism {version} (default mode, and -m -v warn, its production mode), same spec")
         print(f"median of {rounds} alternating {seconds}-second runs per server\n")
         header = (
             f"{'request':<20} {'mock req/s':>10} {'p50':>8} {'p99':>8}  {'prism req/s':>11} {'p50':>8} {'p99':>8}  "
