@@ -103,6 +103,13 @@ def _add_log_flags(command: argparse.ArgumentParser) -> None:
     command.add_argument("--quiet", action="store_true", default=None, help="no line per request (errors still show)")
 
 
+def _add_target(command: Any) -> None:
+    """The deployment and its credentials, as every command that talks to one takes them."""
+    command.add_argument("--base-url", help="root URL of the deployment (or MOCKSERVER_CONTRACT_BASE_URL)")
+    command.add_argument("--token", help="management API key or token (better: MOCKSERVER_CONTRACT_TOKEN)")
+    command.add_argument("--basic", metavar="USER:PASS", help="admin login (better: MOCKSERVER_CONTRACT_BASIC)")
+
+
 def _add_contract(commands: Any) -> None:
     contract = commands.add_parser(
         "contract",
@@ -113,9 +120,7 @@ def _add_contract(commands: Any) -> None:
             "Exit status: 0 no failure, 1 contract failures, 2 the run could not be completed."
         ),
     )
-    contract.add_argument("--base-url", help="root URL of the deployment (or MOCKSERVER_CONTRACT_BASE_URL)")
-    contract.add_argument("--token", help="management API key or token (better: MOCKSERVER_CONTRACT_TOKEN)")
-    contract.add_argument("--basic", metavar="USER:PASS", help="admin login (better: MOCKSERVER_CONTRACT_BASIC)")
+    _add_target(contract)
     contract.add_argument("--spec", type=Path, help="OpenAPI document (default: the bundled spec)")
     contract.add_argument("--max-examples", type=int, help="generated cases per operation and phase (default 100)")
     contract.add_argument("--seed", type=int, help="seed for reproducible case generation")
@@ -232,10 +237,8 @@ def _add_record(commands: Any) -> None:
             "Exit status: 0 everything read, 1 some requests failed (listed at the end), 2 nothing recorded."
         ),
     )
-    record.add_argument("--base-url", help="root URL of the deployment (or MOCKSERVER_CONTRACT_BASE_URL)")
+    _add_target(record)
     record.add_argument("--out", type=Path, help="the fixture file to write (.json, or .yaml / .yml)")
-    record.add_argument("--token", help="management API key or token (better: MOCKSERVER_CONTRACT_TOKEN)")
-    record.add_argument("--basic", metavar="USER:PASS", help="admin login (better: MOCKSERVER_CONTRACT_BASIC)")
     record.add_argument(
         "--user",
         dest="users",
@@ -281,9 +284,7 @@ def _add_diff(commands: Any) -> None:
             "Exit status: 0 no difference, 1 differences, 2 the run could not be completed."
         ),
     )
-    diff.add_argument("--base-url", help="root URL of the deployment (or MOCKSERVER_CONTRACT_BASE_URL)")
-    diff.add_argument("--token", help="management API key or token (better: MOCKSERVER_CONTRACT_TOKEN)")
-    diff.add_argument("--basic", metavar="USER:PASS", help="admin login (better: MOCKSERVER_CONTRACT_BASIC)")
+    _add_target(diff)
     diff.add_argument("--spec", type=Path, help="OpenAPI document of the mock (default: the bundled spec)")
     diff.add_argument("--report-dir", type=Path, help="write junit.xml and report.md here")
     diff.add_argument(

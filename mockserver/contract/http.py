@@ -19,6 +19,9 @@ from requests.adapters import HTTPAdapter
 
 from mockserver.contract.safety import Guard
 
+# The commands that talk to a deployment read their URL and credentials from these variables too.
+ENV_PREFIX = "MOCKSERVER_CONTRACT_"
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -55,6 +58,24 @@ class Http(Protocol):
     def request(
         self, method: str, path: str, *, body: Any = None, query: Mapping[str, Any] | None = None
     ) -> Answer: ...
+
+
+def target_from(
+    options: Mapping[str, Any], env: Mapping[str, str], error: type[Exception] = ValueError
+) -> tuple[str, str | None]:
+    """The deployment's URL and Authorization header from ``--base-url``, ``--token`` and ``--basic``,
+    each of which may come from ``MOCKSERVER_CONTRACT_*`` instead; a missing URL or bad credentials
+    raise ``error``. Shared by the commands that talk to a deployment (contract, record, diff)."""
+    base_url = options.get("base_url") or env.get(ENV_PREFIX + "BASE_URL")
+    if not base_url:
+        raise error(f"--base-url is required (or set {ENV_PREFIX}BASE_URL)")
+    token = options.get("token") or env.get(ENV_PREFIX + "TOKEN")
+    basic = options.get("basic") or env.get(ENV_PREFIX + "BASIC")
+    if token and basic:
+        raise error("give a bearer token or Basic credentials, not both")
+    if basic and ":" not in basic:
+        raise error("Basic credentials are written user:password")
+    return base_url, authorization_header(token, basic)
 
 
 def authorization_header(token: str | None = None, basic: str | None = None) -> str | None:

@@ -20,13 +20,12 @@ from urllib.parse import quote
 
 import yaml
 
-from mockserver.contract.http import Answer, Http, RequestsHttp, Unreachable, authorization_header
+from mockserver.contract.http import Answer, Http, RequestsHttp, Unreachable, target_from
 from mockserver.resources import bundled_spec
 from mockserver.spec.document import Spec, SpecError
 from mockserver.spec.fastcheck import schema_validator
 from mockserver.spec.messages import describe
 
-ENV_PREFIX = "MOCKSERVER_CONTRACT_"
 # Users' e-mail addresses are not exposed by the API; the loader needs one. `.invalid` never resolves.
 PLACEHOLDER_DOMAIN = "users.invalid"
 # Exit codes: everything the API exposes was read; some requests failed (the file lists the rest);
@@ -52,22 +51,14 @@ class RecordSettings:
 
 def settings_from(options: Mapping[str, Any], env: Mapping[str, str]) -> RecordSettings:
     """Settings from command-line ``options``; the URL and credentials may come from ``MOCKSERVER_CONTRACT_*``."""
-    base_url = options.get("base_url") or env.get(ENV_PREFIX + "BASE_URL")
-    if not base_url:
-        raise RecordError(f"--base-url is required (or set {ENV_PREFIX}BASE_URL)")
+    base_url, authorization = target_from(options, env, RecordError)
     if not options.get("out"):
         raise RecordError("--out is required: the fixture file to write")
-    token = options.get("token") or env.get(ENV_PREFIX + "TOKEN")
-    basic = options.get("basic") or env.get(ENV_PREFIX + "BASIC")
-    if token and basic:
-        raise RecordError("give a bearer token or Basic credentials, not both")
-    if basic and ":" not in basic:
-        raise RecordError("Basic credentials are written user:password")
     users = tuple(dict.fromkeys(u.strip() for u in options.get("users") or () if u.strip()))
     values: dict[str, Any] = {
         "base_url": base_url,
         "out": Path(options["out"]),
-        "authorization": authorization_header(token, basic),
+        "authorization": authorization,
         "users": users,
     }
     for name in ("spec", "timeout"):

@@ -124,10 +124,15 @@ def junit(results: Results, outcome: Outcome) -> ET.ElementTree:
 
 def write(directory: Path, results: Results, outcome: Outcome) -> list[Path]:
     """Write ``junit.xml`` and ``report.md`` into ``directory``; returns their paths."""
+    return write_files(directory, markdown(results, outcome), junit(results, outcome))
+
+
+def write_files(directory: Path, text: str, tree: ET.ElementTree) -> list[Path]:
+    """Write ``text`` as ``report.md`` and ``tree`` as ``junit.xml`` into ``directory`` (made if missing)."""
     directory.mkdir(parents=True, exist_ok=True)
     report, xml = directory / "report.md", directory / "junit.xml"
-    report.write_text(markdown(results, outcome), encoding="utf-8")
-    junit(results, outcome).write(xml, encoding="utf-8", xml_declaration=True)
+    report.write_text(text, encoding="utf-8")
+    tree.write(xml, encoding="utf-8", xml_declaration=True)
     return [xml, report]
 
 

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from mockserver.contract import report
 from mockserver.contract.config import schemathesis_settings, to_toml
-from mockserver.contract.http import Http, RequestsHttp, Unreachable, authorization_header, guarded
+from mockserver.contract.http import ENV_PREFIX, Http, RequestsHttp, Unreachable, guarded, target_from
 from mockserver.contract.results import Results
 from mockserver.contract.safety import Guard, Ownership
 from mockserver.contract.session import AnchorError, Cleanup, Session, activate, collection_of, profile_collections
@@ -25,7 +25,6 @@ from mockserver.contract.signals import shielded, stop_on_signals
 from mockserver.resources import bundled_spec, known_validations, spec_cache
 from mockserver.spec.document import Spec, SpecError
 
-ENV_PREFIX = "MOCKSERVER_CONTRACT_"
 ALL_PHASES = "examples,coverage,fuzzing,stateful"
 # (name, whether its operations are the deprecated aliases)
 FAMILIES = (("canonical", False), ("deprecated", True))
@@ -64,18 +63,10 @@ class ContractSettings:
 
 def settings_from(options: Mapping[str, Any], env: Mapping[str, str]) -> ContractSettings:
     """Settings from command-line ``options``; credentials and the URL may come from ``MOCKSERVER_CONTRACT_*``."""
-    base_url = options.get("base_url") or env.get(ENV_PREFIX + "BASE_URL")
-    if not base_url:
-        raise ContractError(f"--base-url is required (or set {ENV_PREFIX}BASE_URL)")
-    token = options.get("token") or env.get(ENV_PREFIX + "TOKEN")
-    basic = options.get("basic") or env.get(ENV_PREFIX + "BASIC")
-    if token and basic:
-        raise ContractError("give a bearer token or Basic credentials, not both")
-    if basic and ":" not in basic:
-        raise ContractError("Basic credentials are written user:password")
+    base_url, authorization = target_from(options, env, ContractError)
     values: dict[str, Any] = {
         "base_url": base_url,
-        "authorization": authorization_header(token, basic),
+        "authorization": authorization,
         "operations": tuple(op.strip() for op in (options.get("operations") or "").split(",") if op.strip()),
     }
     for name in ("spec", "max_examples", "seed", "checks", "exclude_checks", "phases", "report_dir", "legacy_paths"):

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from mockserver.contract.report import encodable, xml_text
+from mockserver.contract.report import encodable, write_files, xml_text
 from mockserver.drift.compare import side_by_side
 from mockserver.drift.walk import COMPARED, NOT_SENT, SKIPPED, StepResult
 
@@ -128,11 +128,7 @@ def junit(results: list[StepResult], outcome: Outcome) -> ET.ElementTree:
 
 def write(directory: Path, results: list[StepResult], outcome: Outcome) -> list[Path]:
     """Write ``junit.xml`` and ``report.md`` into ``directory``; returns their paths."""
-    directory.mkdir(parents=True, exist_ok=True)
-    report, xml = directory / "report.md", directory / "junit.xml"
-    report.write_text(markdown(results, outcome), encoding="utf-8")
-    junit(results, outcome).write(xml, encoding="utf-8", xml_declaration=True)
-    return [xml, report]
+    return write_files(directory, markdown(results, outcome), junit(results, outcome))
 
 
 def _facts(outcome: Outcome) -> list[str]:

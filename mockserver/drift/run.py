@@ -21,8 +21,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from mockserver.contract.http import Http, RequestsHttp, Unreachable, WsgiHttp, authorization_header, guarded
-from mockserver.contract.runner import ENV_PREFIX, is_permissive_mock
+from mockserver.contract.http import ENV_PREFIX, Http, RequestsHttp, Unreachable, WsgiHttp, guarded, target_from
+from mockserver.contract.runner import is_permissive_mock
 from mockserver.contract.safety import Guard, Ownership
 from mockserver.contract.session import Cleanup, profile_collections, remove_owned
 from mockserver.contract.signals import shielded, stop_on_signals
@@ -64,19 +64,11 @@ class DiffSettings:
 
 def settings_from(options: Mapping[str, Any], env: Mapping[str, str]) -> DiffSettings:
     """Settings from command-line ``options``; the URL and credentials may come from ``MOCKSERVER_CONTRACT_*``."""
-    base_url = options.get("base_url") or env.get(ENV_PREFIX + "BASE_URL")
-    if not base_url:
-        raise DiffError(f"--base-url is required (or set {ENV_PREFIX}BASE_URL)")
-    token = options.get("token") or env.get(ENV_PREFIX + "TOKEN")
-    basic = options.get("basic") or env.get(ENV_PREFIX + "BASIC")
-    if token and basic:
-        raise DiffError("give a bearer token or Basic credentials, not both")
-    if basic and ":" not in basic:
-        raise DiffError("Basic credentials are written user:password")
+    base_url, authorization = target_from(options, env, DiffError)
     stateful = options.get("stateful") or 0
     if stateful < 0:
         raise DiffError("--stateful takes a number of sequences, 0 or more")
-    values: dict[str, Any] = {"base_url": base_url, "authorization": authorization_header(token, basic)}
+    values: dict[str, Any] = {"base_url": base_url, "authorization": authorization}
     for name in ("spec", "report_dir", "legacy_paths", "seed"):
         if options.get(name) is not None:
             values[name] = options[name]
