@@ -28,6 +28,17 @@ CANONICAL = "/api/governance/access-profiles"
 LEGACY = "/api/access-profiles"
 # Both path families serve the same operations; HTTP tests run on each.
 PREFIXES = pytest.mark.parametrize("prefix", [CANONICAL, LEGACY], ids=["canonical", "legacy"])
+# What the bundled fixtures hold, as /__mock/state/counts reports it.
+FIXTURE_COUNTS = {
+    "profiles": 10,
+    "versions": 10,
+    "audit_logs": 10,
+    "roles": 7,
+    "role_attachments": 7,
+    "users": 9,
+    "user_copies": 4,
+    "virtual_keys": 4,
+}
 FIXED_NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 
 

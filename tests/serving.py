@@ -34,6 +34,15 @@ def _drain(stream: IO[str], lines: list[str]) -> None:
         lines.append(line)
 
 
+def run_mockserver(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    """``mockserver ARGS`` run to its end, its output captured; ``env`` is the whole environment (None: ours)."""
+    return subprocess.run(
+        [sys.executable, "-m", "mockserver", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
 def serve(*args: str, env: dict[str, str] | None = None, timeout: float = 20) -> AbstractContextManager[Served]:
     """``mockserver serve --port 0 ARGS``; yields once it prints its URL, kills it after unless stopped."""
     return serve_command([sys.executable, "-m", "mockserver", "serve", "--port", "0", *args], env=env, timeout=timeout)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import requests
 from conftest import CANONICAL
-from serving import ROOT, serve
+from serving import ROOT, run_mockserver, serve
 
 pytestmark = pytest.mark.slow
 AUTH = {"Authorization": "Bearer dev"}
@@ -63,14 +62,7 @@ def test_flags_beat_environment_variables(tmp_path: Path) -> None:
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     import os
 
-    return subprocess.run(
-        [sys.executable, "-m", "mockserver", *args],
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    return run_mockserver(*args, env={**os.environ, **(env or {})})
 
 
 def test_a_bad_fixture_stops_the_start_naming_file_record_and_field(tmp_path: Path) -> None:

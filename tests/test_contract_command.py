@@ -19,7 +19,7 @@ import pytest
 import requests
 from broken_variants import hiding_the_health_route
 from conftest import ADMIN_TOKEN, CANONICAL, VIEWER_TOKEN
-from serving import ROOT, Served, serve
+from serving import ROOT, Served, run_mockserver, serve
 
 from mockserver import Settings, Spec, create_app
 from mockserver.contract.http import WsgiHttp
@@ -163,10 +163,8 @@ def test_a_check_is_left_out_by_adding_it_to_the_excluded_ones() -> None:
 
 def contract(url: str | None, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     clean_env = {k: v for k, v in os.environ.items() if not k.startswith("MOCKSERVER_CONTRACT_")}
-    command = [sys.executable, "-m", "mockserver", "contract", *(["--base-url", url] if url else []), *args]
-    return subprocess.run(
-        command, cwd=ROOT, env={**clean_env, **(env or {})}, capture_output=True, text=True, timeout=900
-    )
+    base = ["--base-url", url] if url else []
+    return run_mockserver("contract", *base, *args, env={**clean_env, **(env or {})}, timeout=900)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from broken_variants import ADMIN_TOKEN, BY_NAME, VARIANTS, Variant
-from serving import ROOT, serve_command
+from serving import ROOT, run_mockserver, serve_command
 
 pytestmark = pytest.mark.slow
 PARALLEL = 3
@@ -35,13 +35,14 @@ def run_against(variant: Variant, report_dir: Path) -> Run:
     server = [sys.executable, str(ROOT / "tests" / "broken_variants.py"), variant.name]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOCKSERVER_CONTRACT_")}
     with serve_command(server) as served:
-        result = subprocess.run(
-            [sys.executable, "-m", "mockserver", "contract", "--base-url", served.url, "--report-dir", str(report_dir)]
-            + list(variant.contract_args),
-            cwd=ROOT,
+        result = run_mockserver(
+            "contract",
+            "--base-url",
+            served.url,
+            "--report-dir",
+            str(report_dir),
+            *variant.contract_args,
             env={**env, "MOCKSERVER_CONTRACT_TOKEN": ADMIN_TOKEN},
-            capture_output=True,
-            text=True,
             timeout=600,
         )
     junit = ET.parse(report_dir / "junit.xml").getroot()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import CANONICAL, Api, error_of
+from conftest import CANONICAL, FIXTURE_COUNTS, Api, error_of
 
 from mockserver import Violation
 from mockserver.resources import bundled_spec
@@ -125,16 +125,7 @@ def test_one_journal_entry_in_full(api: Api) -> None:
 
 
 def test_state_counts_and_profile_list(api: Api) -> None:
-    assert api.client.get("/__mock/state/counts").json == {
-        "profiles": 10,
-        "versions": 10,
-        "audit_logs": 10,
-        "roles": 7,
-        "role_attachments": 7,
-        "users": 9,
-        "user_copies": 4,
-        "virtual_keys": 4,
-    }
+    assert api.client.get("/__mock/state/counts").json == FIXTURE_COUNTS
     api.put(f"{CANONICAL}/1", {"name": "Renamed"})
     counts = api.client.get("/__mock/state/counts").json
     assert (counts["profiles"], counts["versions"], counts["audit_logs"]) == (10, 11, 11)

@@ -11,8 +11,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -23,7 +21,7 @@ import requests
 from broken_variants import BY_NAME
 from conftest import ADMIN_TOKEN, CANONICAL, VIEWER_TOKEN, basic
 from flask import Flask
-from serving import ROOT, serve
+from serving import ROOT, run_mockserver, serve
 
 from mockserver import Settings, create_app
 from mockserver.contract.http import Answer, Http, WsgiHttp
@@ -233,13 +231,17 @@ def test_mockserver_diff_against_a_served_mock_finds_no_difference(tmp_path: Pat
     """The command as CI runs it: the tour on both path families and three generated sequences."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOCKSERVER_CONTRACT_")}
     with serve("--api-keys", str(ROOT / "fixtures" / "api-keys.json")) as served:
-        result = subprocess.run(
-            [sys.executable, "-m", "mockserver", "diff", "--base-url", served.url, "--report-dir", str(tmp_path)]
-            + ["--stateful", "3", "--seed", "1"],
-            cwd=ROOT,
+        result = run_mockserver(
+            "diff",
+            "--base-url",
+            served.url,
+            "--report-dir",
+            str(tmp_path),
+            "--stateful",
+            "3",
+            "--seed",
+            "1",
             env={**env, "MOCKSERVER_CONTRACT_TOKEN": ADMIN_TOKEN},
-            capture_output=True,
-            text=True,
             timeout=300,
         )
         left = requests.get(

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -14,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 from conftest import CANONICAL
-from serving import ROOT, Served, serve
+from serving import Served, run_mockserver, serve
 
 from mockserver.server import forked
 
@@ -76,13 +74,7 @@ def test_kill_9_of_mockserver_takes_its_worker_and_frees_the_state_file(tmp_path
         worker = worker_of(server)
         created = requests.post(f"{server.url}{CANONICAL}", json={"name": "Acknowledged"}, headers=AUTH, timeout=5)
         assert created.status_code == 201
-        second = subprocess.run(
-            [sys.executable, "-m", "mockserver", "serve", "--port", "0", "--state", str(path)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        second = run_mockserver("serve", "--port", "0", "--state", str(path))
         assert second.returncode == 2 and f"is in use by another mockserver (pid {worker})" in second.stderr
         server.process.send_signal(signal.SIGKILL)
         server.process.wait(timeout=10)
@@ -117,13 +109,7 @@ def test_faults_and_cors_on_granian() -> None:
 def test_a_start_that_fails_in_the_worker_says_why_and_exits_2(tmp_path: Path) -> None:
     broken = tmp_path / "broken.json"
     broken.write_text('{"access_profiles": [{"id": 1}]}', encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "-m", "mockserver", "serve", "--port", "0", "--server", "granian", "--fixtures", str(broken)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = run_mockserver("serve", "--port", "0", "--server", "granian", "--fixtures", str(broken))
     assert result.returncode == 2
     assert f"mockserver: error: {broken}: access_profiles[0]: name: this field is required" in result.stderr
     assert "listening" not in result.stdout

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -23,7 +22,7 @@ from broken_variants import ADMIN_TOKEN, BY_NAME
 from conftest import CANONICAL, LEGACY
 from flask import Flask
 from flask.testing import FlaskClient
-from serving import serve_command
+from serving import run_mockserver, serve_command
 from test_http_seed import seed_example
 from werkzeug.test import TestResponse
 
@@ -532,12 +531,7 @@ def test_mockserver_proxy_forwards_logs_without_credentials_and_stops_on_ctrl_c(
 
 @pytest.mark.slow
 def test_mockserver_proxy_refuses_a_bad_upstream() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "mockserver", "proxy", "--upstream", "staging.example"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_mockserver("proxy", "--upstream", "staging.example", timeout=60)
     assert result.returncode == 2
     assert "--upstream must be an http:// or https:// URL with a host, got 'staging.example'" in result.stderr
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ import requests
 import yaml
 from conftest import ADMIN_TOKEN, CANONICAL
 from flask import Flask
-from serving import serve
+from serving import run_mockserver, serve
 from werkzeug.wrappers import Response
 
 from mockserver import BackgroundServer, Settings, create_app
@@ -288,38 +286,24 @@ def test_mockserver_record_then_mockserver_serve_from_the_file(tmp_path: Path) -
         original = requests.get(
             f"{upstream.url}{CANONICAL}/7", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10
         )
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "mockserver",
-                "record",
-                "--base-url",
-                upstream.url,
-                "--out",
-                str(out),
-                "--user",
-                "u-erin",
-            ],
+        result = run_mockserver(
+            "record",
+            "--base-url",
+            upstream.url,
+            "--out",
+            str(out),
+            "--user",
+            "u-erin",
             env={**env, "MOCKSERVER_CONTRACT_TOKEN": ADMIN_TOKEN},
-            capture_output=True,
-            text=True,
             timeout=120,
         )
-        refused = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "mockserver",
-                "record",
-                "--base-url",
-                upstream.url,
-                "--out",
-                str(tmp_path / "no.json"),
-            ],
+        refused = run_mockserver(
+            "record",
+            "--base-url",
+            upstream.url,
+            "--out",
+            str(tmp_path / "no.json"),
             env={**env, "MOCKSERVER_CONTRACT_TOKEN": "not-a-key"},
-            capture_output=True,
-            text=True,
             timeout=120,
         )
     assert result.returncode == 1, result.stdout + result.stderr  # the copies of users it could not name

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CANONICAL, Api, error_of
+from conftest import CANONICAL, FIXTURE_COUNTS, Api, error_of
 from flask import Flask
 from werkzeug.test import TestResponse
 
@@ -188,16 +188,7 @@ def test_put_shows_and_changes_a_session_and_refuses_a_bad_body(api: Api) -> Non
         "journal": 0,
         "violations": 0,
     }
-    assert body["records"] == {
-        "profiles": 10,
-        "versions": 10,
-        "audit_logs": 10,
-        "roles": 7,
-        "role_attachments": 7,
-        "users": 9,
-        "user_copies": 4,
-        "virtual_keys": 4,
-    }
+    assert body["records"] == FIXTURE_COUNTS
     assert body["created_at"] == body["last_used"] and body["expires_at"] is not None
     changed = api.client.put("/__mock/sessions/slow", json={})
     assert changed.status_code == 200 and changed.json["chaos"] == {"latency_ms": 0, "error_rate": 0.0, "seed": None}

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -16,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 from conftest import CANONICAL, Api
-from serving import ROOT, serve
+from serving import run_mockserver, serve
 
 from mockserver import Settings, create_app
 from mockserver.domain.store import State
@@ -205,13 +203,7 @@ def test_a_second_process_is_refused_and_the_first_keeps_serving(tmp_path: Path)
     with serve("--state", str(path)) as owner:
         assert requests.put(f"{owner.url}{CANONICAL}/1", json={"description": "first"}, headers=AUTH).status_code == 200
         on_disk = file_bytes(path)
-        second = subprocess.run(
-            [sys.executable, "-m", "mockserver", "serve", "--port", "0", "--state", str(path)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        second = run_mockserver("serve", "--port", "0", "--state", str(path))
         assert second.returncode == 2
         assert second.stderr.strip() == (
             f"mockserver: error: {path} is in use by another mockserver (pid {owner.process.pid}); "
