@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from mockserver.domain.history import audit
+from mockserver.domain.history import audit, existing_profile
 from mockserver.domain.store import Record, State, Store
 from mockserver.domain.timeutil import format_timestamp
 from mockserver.spec.document import Spec
@@ -39,7 +39,6 @@ class Copies:
     def __init__(self, store: Store, spec: Spec) -> None:
         self.store = store
         self.spec = spec
-        self.fields: tuple[str, ...] = tuple(spec.schema("PropagateField")["enum"])
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -81,9 +80,7 @@ class Copies:
         reset_usage = bool(body.get("reset_usage", False))
         now = self.store.clock()
         with self.store.write() as state:
-            template = state.profiles.get(profile_id)
-            if template is None:
-                raise NotFound("Profile not found", "profile_id")
+            template = existing_profile(state, profile_id)
             holders = [c for c in state.user_copies if c["parent_profile_id"] == profile_id]
             if user_ids or group_ids:
                 wanted = set(user_ids) | {

@@ -19,8 +19,7 @@ from mockserver.domain.profiles import NAME_SPACE
 from mockserver.domain.store import Record, State, utc_now
 from mockserver.domain.timeutil import format_timestamp, parse_timestamp
 from mockserver.spec.document import Spec
-from mockserver.spec.fastcheck import schema_validator
-from mockserver.spec.messages import describe
+from mockserver.spec.fastcheck import first_problem, schema_validator
 
 SEED_KEYS = ("access_profiles", "roles", "users", "role_attachments", "user_copies")
 # Stable ids for nested records a fixture leaves out, so every start gives the same ids.
@@ -44,7 +43,6 @@ def load_seed(path: Path, spec: Spec, clock: Callable[[], datetime] = utc_now) -
     order = {name: i for i, name in enumerate(spec.schema("AccessProfile")["properties"])}
     state = State()
     loaded_at = format_timestamp(clock())
-    names: dict[str, int] = {}
     for index, raw in enumerate(profiles):
         where = f"{path}: access_profiles[{index}]"
         if not isinstance(raw, dict):
@@ -56,19 +54,19 @@ def load_seed(path: Path, spec: Spec, clock: Callable[[], datetime] = utc_now) -
                 raise FixtureError(f"{where}: {required}: this field is required")
         profile = _complete(raw, loaded_at, order)
         if not validator.is_valid(profile):
-            field, message = _first_problem(spec, "AccessProfile", profile)
+            problem = first_problem(spec, "AccessProfile", profile)
+            field, message = problem or ("(record)", "refused by the compiled schema check")
             raise FixtureError(f"{where}: {field}: {message}")
         if profile["id"] in state.profiles:
             raise FixtureError(f"{where}: id: {profile['id']} is used by an earlier profile")
         if profile["name"] != profile["name"].strip(NAME_SPACE) or not profile["name"]:
             raise FixtureError(f"{where}: name: expected a trimmed, non-blank name")
-        if profile["name"] in names:
-            raise FixtureError(f"{where}: name: {profile['name']!r} is used by profile {names[profile['name']]}")
+        if profile["name"] in state.names:
+            raise FixtureError(f"{where}: name: {profile['name']!r} is used by profile {state.names[profile['name']]}")
         providers = [pc["provider_name"] for pc in profile["provider_configs"]]
         for i, name in enumerate(providers):
             if name in providers[:i]:
                 raise FixtureError(f"{where}: provider_configs[{i}].provider_name: {name!r} appears twice")
-        names[profile["name"]] = profile["id"]
         state.put_profile(profile)
     _number_nested(state, path)
     for profile in state.profiles.values():
@@ -243,16 +241,6 @@ def _read(path: Path) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise FixtureError(f"{path}: expected an object at the top level")
     return document
-
-
-def _first_problem(spec: Spec, schema_name: str, value: Any) -> tuple[str, str]:
-    """The first problem as openapi-core's schema validator words it (used only for the message)."""
-    from openapi_schema_validator import OAS31Validator
-
-    schema = {"$ref": f"#/components/schemas/{schema_name}", "components": spec.document["components"]}
-    validator = OAS31Validator(schema, format_checker=OAS31Validator.FORMAT_CHECKER)
-    errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
-    return describe(errors[0]) if errors else ("(record)", "refused by the compiled schema check")
 
 
 def _complete(raw: Record, loaded_at: str, order: dict[str, int]) -> Record:

@@ -67,10 +67,12 @@ def audit(
     )
 
 
-def _existing(state: State, profile_id: int) -> None:
-    # A deleted profile's history stays stored, but only the audit trail of all profiles shows it.
-    if profile_id not in state.profiles:
+def existing_profile(state: State, profile_id: int) -> Record:
+    """The stored profile with this id; NotFound when there is none."""
+    profile = state.profiles.get(profile_id)
+    if profile is None:
         raise NotFound("Profile not found", "profile_id")
+    return profile
 
 
 class History:
@@ -82,13 +84,14 @@ class History:
 
     def versions(self, profile_id: int) -> dict[str, Any]:
         """Every version of a profile, oldest first."""
+        # A deleted profile's history stays stored, but only the audit trail of all profiles shows it.
         with self.store.atomic() as state:
-            _existing(state, profile_id)
+            existing_profile(state, profile_id)
             return {"versions": state.history.versions(profile_id)}
 
     def version(self, profile_id: int, number: int) -> dict[str, Any]:
         with self.store.atomic() as state:
-            _existing(state, profile_id)
+            existing_profile(state, profile_id)
             row = state.history.version(profile_id, number)
         if row is None:
             raise NotFound("Version not found", "version")
@@ -101,6 +104,6 @@ class History:
         user_id = query.get("user_id") or None
         with self.store.atomic() as state:
             if profile_id is not None:
-                _existing(state, profile_id)
+                existing_profile(state, profile_id)
             rows, total = state.history.audit_page(profile_id, action, user_id, limit, offset)
         return {"audit_logs": rows, "total_count": total}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from mockserver.domain.history import audit, page_bounds, record_version
+from mockserver.domain.history import audit, existing_profile, page_bounds, record_version
 from mockserver.domain.store import Record, State, Store
 from mockserver.domain.timeutil import format_duration, format_timestamp, parse_duration, parse_timestamp
 from mockserver.spec.document import Spec
@@ -21,7 +21,6 @@ from mockserver.spec.errors import BadRequest, Conflict, NotFound
 
 # A budget's id only selects the stored budget to keep; its scope follows from where it is placed.
 BUDGET_REFERENCE_FIELDS = ("id", "scope")
-PROFILE_NOT_FOUND = "Profile not found"
 # The white space trimmed from names: Unicode White_Space, as Go's strings.TrimSpace trims it. The
 # spec's name pattern names the same characters (Python's str.strip would also trim U+001C..U+001F).
 NAME_SPACE = "\t\n\v\f\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
@@ -92,7 +91,7 @@ class Profiles:
     def get(self, profile_id: int) -> dict[str, Any]:
         """The profile, its role attachments and the number of users holding a copy."""
         with self.store.atomic() as state:
-            profile = _existing(state, profile_id)
+            profile = existing_profile(state, profile_id)
             roles = [a for a in state.role_attachments if a["access_profile_id"] == profile_id]
             copies = sum(1 for c in state.user_copies if c["parent_profile_id"] == profile_id)
         return {"access_profile": profile, "roles": roles, "user_count": copies}
@@ -108,7 +107,7 @@ class Profiles:
         body = self.spec.project(body, self.spec.schema("UpdateAccessProfileRequest"))
         now = self.store.clock()
         with self.store.write() as state:
-            old = _existing(state, profile_id)
+            old = existing_profile(state, profile_id)
             new = dict(old)  # records are values: a change replaces a field, never edits it in place
             # Every rule is checked before any id is handed out, so a refused update changes nothing.
             if "name" in body:
@@ -154,7 +153,7 @@ class Profiles:
         """Activate or deactivate; idempotent, and no version bump."""
         now = self.store.clock()
         with self.store.write() as state:
-            old = _existing(state, profile_id)
+            old = existing_profile(state, profile_id)
             if old["is_active"] == active:
                 return old
             new = {**old, "is_active": active, "updated_at": format_timestamp(now)}
@@ -165,7 +164,7 @@ class Profiles:
     def delete(self, profile_id: int, actor: str) -> None:
         now = self.store.clock()
         with self.store.write() as state:
-            old = _existing(state, profile_id)
+            old = existing_profile(state, profile_id)
             if any(c["parent_profile_id"] == profile_id for c in state.user_copies):
                 raise Conflict("Profile has active user copies; detach users first.", "profile_id")
             state.remove_profile(profile_id)
@@ -333,13 +332,6 @@ class Profiles:
 
 
 # -- helpers over the state --------------------------------------------------------------------
-
-
-def _existing(state: State, profile_id: int) -> Record:
-    profile = state.profiles.get(profile_id)
-    if profile is None:
-        raise NotFound(PROFILE_NOT_FOUND, "profile_id")
-    return profile
 
 
 def _name_free(state: State, name: str, besides: int | None = None) -> None:

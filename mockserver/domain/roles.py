@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mockserver.domain.copies import new_copy
-from mockserver.domain.history import audit
+from mockserver.domain.history import audit, existing_profile
 from mockserver.domain.store import Record, Store
 from mockserver.spec.errors import BadRequest, NotFound
 
@@ -24,9 +24,7 @@ class Roles:
         apply = bool(body.get("apply_to_existing", False))
         now = self.store.clock()
         with self.store.write() as state:
-            profile = state.profiles.get(profile_id)
-            if profile is None:
-                raise NotFound("Profile not found", "profile_id")
+            profile = existing_profile(state, profile_id)
             unknown = [
                 f"role_ids[{body['role_ids'].index(r)}]: no role with id {r}" for r in role_ids if r not in state.roles
             ]

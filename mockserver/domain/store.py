@@ -169,9 +169,13 @@ class Changes:
         return bool(self.saved or self.removed or self.versions or self.audit or self.counters is not None)
 
 
-# The collections a change replaces whole (kind as saved, attribute of State).
+# Records other than history, as (kind as saved, attribute of State). Profiles change one by one
+# (put_profile / remove_profile); the other collections are replaced whole by a change.
+_PROFILE = "profile"
 _TUPLES = (("role_attachment", "role_attachments"), ("user_copy", "user_copies"), ("virtual_key", "virtual_keys"))
 _MAPPINGS = (("role", "roles"), ("user", "users"))
+_COLLECTIONS = ((_PROFILE, "profiles"), *_TUPLES, *_MAPPINGS)
+RECORD_KINDS = tuple(kind for kind, _ in _COLLECTIONS)
 
 
 @dataclass(eq=False)
@@ -245,9 +249,9 @@ class State:
             now = self.profiles.get(profile_id)
             if now is None:
                 if before is not None:
-                    removed.append(("profile", str(profile_id)))
+                    removed.append((_PROFILE, str(profile_id)))
             elif now is not before:
-                saved.append(("profile", str(profile_id), now))
+                saved.append((_PROFILE, str(profile_id), now))
         for kind, attr in _TUPLES + _MAPPINGS:
             old, new = self._marked[attr], getattr(self, attr)
             if new is old and (attr not in self._marked["lengths"] or len(new) == self._marked["lengths"][attr]):
@@ -281,6 +285,12 @@ class State:
         self.mark()
 
     # -- whole-state operations --------------------------------------------------------------------
+
+    def records(self) -> Iterator[tuple[str, str, Record]]:
+        """(kind, key, record) of every record, history aside; each kind in the order it is kept."""
+        for kind, attr in _COLLECTIONS:
+            for key, record in _keyed(getattr(self, attr)):
+                yield kind, key, record
 
     def to_dict(self) -> dict[str, Any]:
         """The whole state as JSON-ready data (the inverse of ``from_dict``)."""

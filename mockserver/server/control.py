@@ -96,11 +96,15 @@ def require_control_token() -> Response | None:
     if not token or not request.path.startswith(PREFIX):
         return None
     if request.headers.get("Authorization", "") != f"Bearer {token}":
-        error = Unauthorized("the control API needs Authorization: Bearer <control token>")
-        response = error_response(error)
-        response.headers["WWW-Authenticate"] = 'Bearer realm="mockserver control"'
-        return response
+        return token_refused("the control API needs Authorization: Bearer <control token>")
     return None
+
+
+def token_refused(message: str) -> Response:
+    """A 401 saying ``message``, which asks for the control token."""
+    response = error_response(Unauthorized(message))
+    response.headers["WWW-Authenticate"] = 'Bearer realm="mockserver control"'
+    return response
 
 
 @bp.get(PREFIX + "state")

@@ -25,24 +25,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mockserver.domain.store import Changes, MemoryHistory, Record, State, utc_now
+from mockserver.domain.store import RECORD_KINDS, Changes, MemoryHistory, Record, State, utc_now
 from mockserver.domain.timeutil import format_timestamp
 from mockserver.server.state_file import (
     COLUMNS,
     DEFAULT,
-    SCHEMA_VERSION,
     SESSION_TABLES,
     StateFile,
     StateFileError,
     append_history,
-    dumps,
     session_column,
 )
+from mockserver.spec import jsontext
 
-__all__ = ["DEFAULT", "SCHEMA_VERSION", "SavedSession", "SqliteHistory", "SqliteState", "StateFileError"]
-
-# Records other than history, by kind as stored, and how a state lists them.
-_KINDS = ("profile", "role_attachment", "user_copy", "role", "user", "virtual_key")
+__all__ = ["DEFAULT", "SavedSession", "SqliteHistory", "SqliteState", "StateFileError"]
 
 
 @dataclass(frozen=True)
@@ -53,20 +49,6 @@ class SavedSession:
     created_at: str
     last_used: str
     chaos: dict[str, Any]
-
-
-def _records(state: State) -> Iterator[tuple[str, str, Record]]:
-    """(kind, key, record) of every record of a state, history aside."""
-    for kind, items in (
-        ("profile", state.profiles.values()),
-        ("role_attachment", state.role_attachments),
-        ("user_copy", state.user_copies),
-        ("role", state.roles.values()),
-        ("user", state.users.values()),
-        ("virtual_key", state.virtual_keys),
-    ):
-        for item in items:
-            yield kind, str(item["id"]), item
 
 
 def _state_data(found: dict[str, list[Record]], counters: dict[str, int]) -> dict[str, Any]:
@@ -144,7 +126,7 @@ class SqliteState:
         row = self._file.rows("SELECT counters FROM sessions WHERE name = ?", (self.session,))
         if not row:
             return None
-        found: dict[str, list[Record]] = {kind: [] for kind in _KINDS}
+        found: dict[str, list[Record]] = {kind: [] for kind in RECORD_KINDS}
         for kind, data in self._file.rows(
             "SELECT kind, data FROM records WHERE session = ? ORDER BY kind, rowid", (self.session,)
         ):
@@ -156,7 +138,7 @@ class SqliteState:
         with self._transaction() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO records (session, kind, key, data) VALUES (?, ?, ?, ?)",
-                [(self.session, kind, key, dumps(record)) for kind, key, record in changes.saved],
+                [(self.session, kind, key, jsontext.text(record)) for kind, key, record in changes.saved],
             )
             db.executemany(
                 "DELETE FROM records WHERE session = ? AND kind = ? AND key = ?",
@@ -181,7 +163,7 @@ class SqliteState:
         with self._transaction() as db:
             self._clear(db)
             db.executemany(
-                "INSERT INTO records (session, kind, key, data) VALUES (?, ?, ?, ?)", self._rows(_records(state))
+                "INSERT INTO records (session, kind, key, data) VALUES (?, ?, ?, ?)", self._rows(state.records())
             )
             append_history(db, versions, audit, self.session)
             self._set_counters(db, state.counters)
@@ -208,7 +190,7 @@ class SqliteState:
             self._drop_snapshot(db, name)
             db.execute(
                 "INSERT INTO snapshots (session, name, created_at, profiles, data) VALUES (?, ?, ?, ?, ?)",
-                (self.session, name, created_at, len(state.profiles), dumps(_without_history(state))),
+                (self.session, name, created_at, len(state.profiles), jsontext.text(_without_history(state))),
             )
             for table in ("versions", "audit"):
                 db.execute(
@@ -228,7 +210,7 @@ class SqliteState:
         with self._transaction() as db:
             self._clear(db)
             db.executemany(
-                "INSERT INTO records (session, kind, key, data) VALUES (?, ?, ?, ?)", self._rows(_records(state))
+                "INSERT INTO records (session, kind, key, data) VALUES (?, ?, ?, ?)", self._rows(state.records())
             )
             for table in ("versions", "audit"):
                 db.execute(
@@ -284,7 +266,7 @@ class SqliteState:
         )
 
     def _rows(self, records: Iterator[tuple[str, str, Record]]) -> list[tuple[str, str, str, str]]:
-        return [(self.session, kind, key, dumps(record)) for kind, key, record in records]
+        return [(self.session, kind, key, jsontext.text(record)) for kind, key, record in records]
 
     def _drop_snapshot(self, db: sqlite3.Connection, name: str) -> bool:
         where = (self.session, name)

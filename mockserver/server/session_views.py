@@ -17,7 +17,7 @@ from mockserver.server import control
 from mockserver.server.prefer import MAX_DELAY_MS
 from mockserver.server.routes import error_response, json_response
 from mockserver.server.sessions import CHAOS_FIELDS, COOKIE, HEADER, check_name, current_sessions
-from mockserver.spec.errors import BadRequest, NotFound, Unauthorized
+from mockserver.spec.errors import BadRequest, NotFound
 
 bp = Blueprint("sessions", __name__)
 SESSIONS = control.PREFIX + "sessions"
@@ -77,13 +77,10 @@ def enter(name: str) -> Response:
     session = sessions.get(check_name(name, "name"))
     if session is None:
         if control.require_control_token() is not None:
-            error = Unauthorized(
+            return control.token_refused(
                 f"there is no session {name!r} yet, and creating one needs the control token: create it with "
                 f"PUT /__mock/sessions/{name} and Authorization: Bearer <control token>, then open this link again"
             )
-            response = error_response(error)
-            response.headers["WWW-Authenticate"] = 'Bearer realm="mockserver control"'
-            return response
         session, _ = sessions.create(name, {})
     response = _then(
         {

@@ -129,7 +129,7 @@ class Sessions:
                 self._sweep(now)
             session = self._by_name.get(name)
             if session is not None:
-                if not self.ttl or now - max(session.last_used, self._started) < self.ttl:
+                if not self._is_expired(session, now):
                     session.last_used = now
                     return session.mock
                 self._expire(session, now)
@@ -162,7 +162,7 @@ class Sessions:
         headers: dict[str, str] = {}
         wait = ""
         if self.ttl and self._by_name:
-            idle = max(now - max(s.last_used, self._started) for s in self._by_name.values())
+            idle = max(now - self._idle_since(s) for s in self._by_name.values())
             seconds = max(1, math.ceil(self.ttl - idle))
             headers["Retry-After"] = str(seconds)
             wait = f", or retry in {seconds} s when the longest idle one expires"
@@ -211,8 +211,16 @@ class Sessions:
         if not self.ttl:
             return
         for session in list(self._by_name.values()):
-            if now - max(session.last_used, self._started) >= self.ttl:
+            if self._is_expired(session, now):
                 self._expire(session, now)
+
+    def _idle_since(self, session: Session) -> float:
+        """When the session was last used, or when this process started if that is later."""
+        return max(session.last_used, self._started)
+
+    def _is_expired(self, session: Session, now: float) -> bool:
+        """Whether the session has been idle for ``ttl`` seconds (never, without a ttl)."""
+        return bool(self.ttl) and now - self._idle_since(session) >= self.ttl
 
     def _expire(self, session: Session, now: float) -> None:
         self._drop(session)
@@ -234,7 +242,7 @@ class Sessions:
         now = self.clock()
         with self._lock:
             session = self._by_name.get(name)
-            if session is None or (self.ttl and now - max(session.last_used, self._started) >= self.ttl):
+            if session is None or self._is_expired(session, now):
                 if session is not None:
                     self._expire(session, now)
                 self._expired.pop(name, None)
@@ -279,7 +287,7 @@ class Sessions:
         mock = session.mock
         with mock.store.atomic() as state:
             counts = state.counts()
-        expires = max(session.last_used, self._started) + self.ttl if self.ttl else None
+        expires = self._idle_since(session) + self.ttl if self.ttl else None
         return {
             "name": session.name,
             "created_at": _iso(session.created_at),

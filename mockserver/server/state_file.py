@@ -62,16 +62,12 @@ class StateFileError(Exception):
     """A state file the mock cannot use."""
 
 
-def dumps(record: Any) -> str:
-    return jsontext.text(record)
-
-
 def version_row(session: str, row: Record) -> tuple[Any, ...]:
-    return session, row["id"], row["access_profile_id"], row["version"], dumps(row)
+    return session, row["id"], row["access_profile_id"], row["version"], jsontext.text(row)
 
 
 def audit_row(session: str, row: Record) -> tuple[Any, ...]:
-    return session, row["id"], row["access_profile_id"], row["action"], row["user_id"], dumps(row)
+    return session, row["id"], row["access_profile_id"], row["action"], row["user_id"], jsontext.text(row)
 
 
 def append_history(
@@ -229,7 +225,7 @@ class StateFile:
                 rest = {key: value for key, value in whole.items() if key not in ("versions", "audit")}
                 db.execute(
                     "INSERT INTO snapshots (session, name, created_at, profiles, data) VALUES ('', ?, ?, ?, ?)",
-                    (name, created_at, len(whole["profiles"]), dumps(rest)),
+                    (name, created_at, len(whole["profiles"]), jsontext.text(rest)),
                 )
                 db.executemany(
                     f"INSERT INTO snapshot_versions (session, snapshot, {VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",

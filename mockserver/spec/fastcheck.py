@@ -20,6 +20,7 @@ import jsonschema_rs
 from rfc3339_validator import validate_rfc3339  # type: ignore[import-untyped]
 
 from mockserver.spec.document import Operation, Spec
+from mockserver.spec.messages import describe
 
 _DRAFT = "https://json-schema.org/draft/2020-12/schema"
 _INTEGER = re.compile(r"[-+]?[0-9]{1,4300}", re.ASCII)
@@ -198,6 +199,17 @@ def schema_validator(spec: Spec, name: str) -> Validator:
     """A compiled validator for one schema of ``components.schemas``."""
     components = _with_integer_bounds(spec.document.get("components", {}))
     return _compile({"$ref": f"#/components/schemas/{name}"}, components, _formats(spec.document))
+
+
+def first_problem(spec: Spec, schema_name: str, value: Any) -> tuple[str, str] | None:
+    """The first problem of a value that a schema of ``components.schemas`` refuses, as openapi-core's
+    schema validator words it (field, message); None when it finds none. Slow: for messages only."""
+    from openapi_schema_validator import OAS31Validator
+
+    schema = {"$ref": f"#/components/schemas/{schema_name}", "components": spec.document["components"]}
+    validator = OAS31Validator(schema, format_checker=OAS31Validator.FORMAT_CHECKER)
+    errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+    return describe(errors[0]) if errors else None
 
 
 def _compile(schema: Mapping[str, Any], components: Any, formats: dict[str, Callable[[str], bool]]) -> Validator:
