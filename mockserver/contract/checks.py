@@ -54,6 +54,7 @@ class Update:
     """A successful update with a JSON object body: what was sent, the profile before and after."""
 
     session: Session
+    collection: str  # the path family the update was sent on
     sent: dict[str, Any]
     before: dict[str, Any] | None  # None when the snapshot could not be taken
     after: dict[str, Any]
@@ -63,7 +64,7 @@ def updated(case: schemathesis.Case[Any], response: schemathesis.Response) -> Up
     found = seen(case, response, UPDATE)
     if found is None or response.status_code != 200 or not isinstance(case.body, dict) or found.profile is None:
         return None
-    return Update(found.session, found.sent, found.session.before(case.id), found.profile)
+    return Update(found.session, found.collection, found.sent, found.session.before(case.id), found.profile)
 
 
 @schemathesis.check
@@ -115,10 +116,9 @@ def update_is_kept_in_history(
     if update is None or update.before is None or update.before.get("version") == update.after.get("version"):
         return None
     profile_id, version = update.after.get("id"), update.after.get("version")
-    found = seen(case, response, UPDATE)
-    if found is None or not isinstance(profile_id, int) or not isinstance(version, int):
+    if not isinstance(profile_id, int) or not isinstance(version, int):
         return None
-    path = f"{found.collection}/{profile_id}/versions/{version}"
+    path = f"{update.collection}/{profile_id}/versions/{version}"
     answer = update.session.http.request("GET", path)
     row = answer.body.get("version") if answer.status == 200 and isinstance(answer.body, dict) else None
     problem = rules.history_problem(update.after, row) if answer.status == 200 else f"answered {answer.describe()}"

@@ -21,10 +21,10 @@ from urllib.parse import quote
 import yaml
 
 from mockserver.contract.http import Answer, Http, RequestsHttp, Unreachable, target_from
+from mockserver.contract.safety import json_object
 from mockserver.resources import bundled_spec
 from mockserver.spec.document import Spec, SpecError
-from mockserver.spec.fastcheck import schema_validator
-from mockserver.spec.messages import describe
+from mockserver.spec.fastcheck import first_problem, schema_validator
 
 # Users' e-mail addresses are not exposed by the API; the loader needs one. `.invalid` never resolves.
 PLACEHOLDER_DOMAIN = "users.invalid"
@@ -220,7 +220,7 @@ class Recorder:
             if isinstance(row.get("user_id"), str) and row["user_id"]:
                 users.add(row["user_id"])
             # Propagation rows list the users they reached, where the deployment records them.
-            metadata = _json_object(row.get("metadata"))
+            metadata = json_object(row.get("metadata"))
             listed = metadata.get("user_ids") if metadata else None
             if isinstance(listed, list):
                 users.update(u for u in listed if isinstance(u, str) and u)
@@ -243,12 +243,8 @@ class Recorder:
         """Why the loader would refuse a profile (checked as the loader checks it), or None."""
         if self._check_profile.is_valid(profile):
             return None
-        from openapi_schema_validator import OAS31Validator
-
-        schema = {"$ref": "#/components/schemas/AccessProfile", "components": self.spec.document["components"]}
-        validator = OAS31Validator(schema, format_checker=OAS31Validator.FORMAT_CHECKER)
-        errors = sorted(validator.iter_errors(profile), key=lambda e: list(e.absolute_path))
-        return ": ".join(describe(errors[0])) if errors else "refused by the AccessProfile schema"
+        found = first_problem(self.spec, "AccessProfile", profile)
+        return ": ".join(found) if found else "refused by the AccessProfile schema"
 
     # -- the fixture document ------------------------------------------------------------------
 
@@ -439,13 +435,3 @@ def _write(path: Path, data: bytes, verify: Callable[[Path], None] | None) -> bo
 
 def _int(value: Any) -> int:
     return value if isinstance(value, int) else 0
-
-
-def _json_object(text: Any) -> dict[str, Any] | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None

@@ -13,7 +13,6 @@ from typing import Any, TypeGuard
 
 from mockserver.spec.document import PageSize, Spec
 
-# Decision 11 of the contract: the page size used for a missing or non-positive limit, and the largest.
 # Set by the server on every change; an update may move them whatever it sends.
 SERVER_STAMPED = ("version", "updated_at")
 _MISSING = object()

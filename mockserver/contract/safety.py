@@ -169,7 +169,7 @@ class Guard:
         path = self._relative_path(url)
         if path is None:
             return f"{where}: outside the deployment under test ({self.base_url})"
-        data = _json_object(body) or {}
+        data = json_object(body) or {}
         name = data.get("name")
         if isinstance(name, str) and name.strip() and not self.ownership.marks(name):
             return f"{where}: the name {name!r} lacks this run's prefix {self.ownership.prefix!r}"
@@ -206,8 +206,8 @@ class Guard:
 REACHING_FLAGS = ("is_default", "apply_to_existing")
 
 
-def _json_object(body: object) -> dict[str, Any] | None:
-    """A request body that is a JSON object, or None (no body, not JSON, not UTF-8, nested too deep)."""
+def json_object(body: object) -> dict[str, Any] | None:
+    """A body or text that holds a JSON object, or None (empty, not JSON, not UTF-8, nested too deep)."""
     if not body or not isinstance(body, (bytes, str)):
         return None
     try:

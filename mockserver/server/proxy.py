@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from flask import Flask, current_app, request
 from werkzeug.wrappers import Request, Response
 
+from mockserver.domain.copies import KEY_PREFIX, masked
 from mockserver.server import control, inspector
 from mockserver.server.app import load_spec
 from mockserver.server.context import Violation, Violations
@@ -41,7 +42,7 @@ MESSAGES_HEADER_BYTES = 4000
 # The control routes a proxy serves; the others are about the mock's state, which a proxy has none of.
 PROXY_CONTROL = ("health", "violations", "journal")
 ENV_PREFIX = "MOCKSERVER_PROXY_"
-_KEY_VALUE = re.compile(rb"sk-bf-([A-Za-z0-9_-]{5,})")
+_KEY_VALUE = re.compile(re.escape(KEY_PREFIX).encode() + rb"[A-Za-z0-9_-]{5,}")
 
 
 @dataclass(frozen=True)
@@ -286,7 +287,9 @@ def _quoted(path: str) -> str:
 def _without_key_values(body: bytes) -> bytes:
     """An answer as the journal keeps it: a deployment's virtual key values (its answer to adding a key
     carries one whole) shown as the API lists them, ``sk-bf-****`` and the last four characters."""
-    return _KEY_VALUE.sub(lambda m: b"sk-bf-****" + m.group(1)[-4:], body) if b"sk-bf-" in body else body
+    if KEY_PREFIX.encode() not in body:
+        return body
+    return _KEY_VALUE.sub(lambda m: masked(m.group(0).decode("ascii")).encode("ascii"), body)
 
 
 def _proxy_control() -> Response | None:

@@ -86,10 +86,14 @@ def check_answer(
     return validator.answer_problems(request, operation, Answer(reply.status, payload, headers, media_type))
 
 
+# Permissive: it checks only the scheme; one for every request, so its cache of headers seen works.
+_PERMISSIVE = Authenticator()
+
+
 def _credentials_problem(authorization: str | None) -> Unauthorized | None:
     """Whether the request carries credentials of a scheme the spec declares; the upstream decides if they are good."""
     try:
-        Authenticator(None).identify(authorization)
+        _PERMISSIVE.identify(authorization)
     except Unauthorized as error:
         return error
     return None

@@ -119,11 +119,6 @@ class Upstream:
         kept = [(k, v) for k, v in response.raw.headers.items() if k.lower() not in dropped]
         return Reply(response.status_code, kept, response.content)
 
-    def close(self) -> None:
-        session = getattr(self._local, "session", None)
-        if session is not None:
-            session.close()
-
     def _session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
