@@ -26,10 +26,12 @@ from serving import ROOT, run_mockserver, serve
 from mockserver import Settings, create_app
 from mockserver.contract.http import Answer, Http, WsgiHttp
 from mockserver.drift.run import PERMISSIVE_MOCK_NOTE, DiffError, DiffSettings, run, settings_from
-from mockserver.drift.tour import TOUR
-from mockserver.resources import bundled_api_keys
+from mockserver.drift.tour import tour
+from mockserver.resources import bundled_api_keys, bundled_spec
+from mockserver.spec.document import Spec
 
 AUTH = f"Bearer {ADMIN_TOKEN}"
+TOUR = tour(Spec.load(bundled_spec()))
 STEPS = len(TOUR)
 CHANGING = sum(1 for step in TOUR if step.changes)
 

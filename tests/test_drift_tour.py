@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import re
 
-from mockserver.drift.tour import TOUR, Name, Saved, Step, tags
+from mockserver.drift.tour import Name, Saved, Step, tags, tour
+from mockserver.resources import bundled_spec
+from mockserver.spec.document import Spec
+
+TOUR = tour(Spec.load(bundled_spec()))
 
 SAVED_PLACEHOLDER = re.compile(r"\{([^{}/]+)\}")
 

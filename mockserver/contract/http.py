@@ -42,12 +42,15 @@ class Answer:
         found = self.body.get("access_profile") if isinstance(self.body, dict) else None
         return found if isinstance(found, dict) else None
 
+    def message(self) -> Any:
+        """The ``error.message`` of the body as it is there, or None when the body has none."""
+        if isinstance(self.body, dict) and isinstance(self.body.get("error"), dict):
+            return self.body["error"].get("message")
+        return None
+
     def describe(self) -> str:
         """``HTTP 400: <message>`` for messages to people."""
-        message = None
-        if isinstance(self.body, dict) and isinstance(self.body.get("error"), dict):
-            message = self.body["error"].get("message")
-        return f"HTTP {self.status}: {message or self.text[:300] or '(empty body)'}"
+        return f"HTTP {self.status}: {self.message() or self.text[:300] or '(empty body)'}"
 
 
 class Unreachable(Exception):

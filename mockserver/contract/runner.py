@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from mockserver.contract import report
 from mockserver.contract.config import schemathesis_settings, to_toml
-from mockserver.contract.http import ENV_PREFIX, Http, RequestsHttp, Unreachable, guarded, target_from
+from mockserver.contract.http import ENV_PREFIX, Answer, Http, RequestsHttp, Unreachable, guarded, target_from
 from mockserver.contract.results import Results
 from mockserver.contract.safety import Guard, Ownership
 from mockserver.contract.session import AnchorError, Cleanup, Session, activate, collection_of, profile_collections
@@ -103,7 +103,7 @@ def run(settings: ContractSettings, out: TextIO | None = None) -> int:
     notes: list[str] = []
     exit_codes: list[int] = []
     cleanup = Cleanup((), ())
-    _say(out, f"mockserver contract: {settings.base_url} against {settings.spec}")
+    say(out, f"mockserver contract: {settings.base_url} against {settings.spec}")
     with guarded(guard, session.refuse), activate(session), stop_on_signals(session.stop):
         try:
             problem = preflight(session, settings, out)
@@ -112,7 +112,7 @@ def run(settings: ContractSettings, out: TextIO | None = None) -> int:
             else:
                 if is_permissive_mock(session.http):
                     notes.append(PERMISSIVE_MOCK_NOTE)
-                    _say(out, f"  {PERMISSIVE_MOCK_NOTE}")
+                    say(out, f"  {PERMISSIVE_MOCK_NOTE}")
                     settings = without_check(settings, "ignored_auth")
                 exit_codes = _passes(session, settings, passes, out)
         except KeyboardInterrupt:
@@ -140,7 +140,7 @@ def run(settings: ContractSettings, out: TextIO | None = None) -> int:
     out.write(report.text(session.results, outcome))
     if settings.report_dir is not None:
         for path in report.write(settings.report_dir, session.results, outcome):
-            _say(out, f"wrote {path}")
+            say(out, f"wrote {path}")
     out.flush()
     return outcome.exit_code
 
@@ -176,34 +176,49 @@ def plan(spec: Spec, settings: ContractSettings) -> list[tuple[str, list[str]]]:
 def preflight(session: Session, settings: ContractSettings, out: TextIO) -> str | None:
     """Why the run cannot start (unreachable, refused credentials, no API there), or None."""
     collection = session.canonical_collection
-    url = settings.base_url.rstrip("/") + collection
     try:
-        answer = session.http.request("GET", collection, query={"limit": 1})
+        answer, problem = first_page(session.http, settings.base_url, collection)
     except Unreachable as exc:
         return f"cannot reach the API: {exc}"
-    if answer.status == 401:
-        return (
-            f"GET {url} answered 401: credentials missing or refused. Pass --token or --basic "
-            f"(or set {ENV_PREFIX}TOKEN or {ENV_PREFIX}BASIC)"
-        )
-    if answer.status == 403:
-        return f"GET {url} answered 403: the credentials lack the AccessProfiles:View permission"
-    if answer.status != 200 or not isinstance(answer.body, dict) or "access_profiles" not in answer.body:
-        return f"GET {url} answered {answer.describe()}; expected a page of access profiles. Is --base-url right?"
-    _say(out, f"  reached {url}: {answer.body.get('total_count')} profiles")
+    if problem is not None:
+        return problem
+    url = settings.base_url.rstrip("/") + collection
+    say(out, f"  reached {url}: {answer.body.get('total_count')} profiles")
     if settings.read_only:
-        _say(out, "  read-only: only GET, HEAD, OPTIONS and TRACE requests will be sent")
+        say(out, "  read-only: only GET, HEAD, OPTIONS and TRACE requests will be sent")
         return None
     try:
         anchor = session.anchor(collection)
     except (AnchorError, Unreachable) as exc:
         return f"{exc}. Changes need AccessProfiles:Create, Update and Delete; use --read-only without them"
-    _say(
+    say(
         out,
         f"  profiles created by this run are named {session.ownership.prefix}... and deleted at the end "
         f"(first: {anchor}); no other profile is changed",
     )
     return None
+
+
+def first_page(http: Http, base_url: str, collection: str) -> tuple[Answer, str | None]:
+    """GET the first profile of ``collection``: the answer, and why a run cannot start there (refused
+    credentials, no API there) or None when it is a page of access profiles. Unreachable is raised.
+
+    Shared by the commands that check a deployment before they start (contract, diff).
+    """
+    url = base_url.rstrip("/") + collection
+    answer = http.request("GET", collection, query={"limit": 1})
+    if answer.status == 401:
+        problem: str | None = (
+            f"GET {url} answered 401: credentials missing or refused. Pass --token or --basic "
+            f"(or set {ENV_PREFIX}TOKEN or {ENV_PREFIX}BASIC)"
+        )
+    elif answer.status == 403:
+        problem = f"GET {url} answered 403: the credentials lack the AccessProfiles:View permission"
+    elif answer.status != 200 or not isinstance(answer.body, dict) or "access_profiles" not in answer.body:
+        problem = f"GET {url} answered {answer.describe()}; expected a page of access profiles. Is --base-url right?"
+    else:
+        problem = None
+    return answer, problem
 
 
 def is_permissive_mock(http: Http) -> bool:
@@ -259,7 +274,7 @@ def _passes(
         config = Path(directory, "schemathesis.toml")
         config.write_text(to_toml(schemathesis_settings(session.spec, read_only=settings.read_only)), encoding="utf-8")
         for number, (family, operation_ids) in enumerate(passes, 1):
-            _say(out, f"\n== pass {number}/{len(passes)}: {family} paths, {len(operation_ids)} operations ==")
+            say(out, f"\n== pass {number}/{len(passes)}: {family} paths, {len(operation_ids)} operations ==")
             session.results.family = family
             code = _schemathesis(schemathesis_arguments(settings, config, operation_ids))
             codes.append(code)
@@ -303,6 +318,7 @@ def _schemathesis(arguments: list[str]) -> int:
     return result if isinstance(result, int) else 0
 
 
-def _say(out: TextIO, line: str) -> None:
+def say(out: TextIO, line: str) -> None:
+    """Write a line of progress to ``out`` at once (the diff command's too)."""
     out.write(line + "\n")
     out.flush()

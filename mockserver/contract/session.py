@@ -163,17 +163,18 @@ class Session:
         """Delete every profile this run created: those it saw created and those named with its prefix."""
         if self.read_only:
             return Cleanup((), ())
-        return remove_owned(self.http, self.ownership, self.canonical_collection)
+        return remove_owned(self.http, self.ownership, self.canonical_collection, self.spec.page_size.maximum)
 
 
-def remove_owned(http: Http, ownership: Ownership, collection: str) -> Cleanup:
+def remove_owned(http: Http, ownership: Ownership, collection: str, limit: int) -> Cleanup:
     """Delete every profile a run created: those it saw created and those named with its prefix.
 
-    ``collection`` is the canonical profile collection; a 404 counts as already gone.
+    ``collection`` is the canonical profile collection; ``limit`` is the largest page a list answers
+    (the spec's page size maximum); a 404 counts as already gone.
     """
     left: list[str] = []
     try:
-        for profile_id in _marked(http, ownership, collection):
+        for profile_id in _marked(http, ownership, collection, limit):
             ownership.adopt(profile_id)  # named with this run's own prefix, so created by it
     except Unreachable as exc:
         left.append(f"could not list this run's profiles: {exc}")
@@ -193,11 +194,12 @@ def remove_owned(http: Http, ownership: Ownership, collection: str) -> Cleanup:
     return Cleanup(tuple(deleted), tuple(left))
 
 
-def _marked(http: Http, ownership: Ownership, collection: str) -> Iterator[int]:
-    """Ids of the profiles whose name carries the run's prefix."""
+def _marked(http: Http, ownership: Ownership, collection: str, limit: int) -> Iterator[int]:
+    """Ids of the profiles whose name carries the run's prefix, read ``limit`` at a time."""
     offset = 0
     for _ in range(_CLEANUP_PAGES):
-        page = http.request("GET", collection, query={"search": ownership.prefix, "limit": 100, "offset": offset}).body
+        query = {"search": ownership.prefix, "limit": limit, "offset": offset}
+        page = http.request("GET", collection, query=query).body
         items = page.get("access_profiles") if isinstance(page, dict) else None
         if not isinstance(items, list) or not items:
             return

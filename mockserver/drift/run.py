@@ -21,14 +21,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from mockserver.contract.http import ENV_PREFIX, Http, RequestsHttp, Unreachable, WsgiHttp, guarded, target_from
-from mockserver.contract.runner import is_permissive_mock
+from mockserver.contract.http import Http, RequestsHttp, Unreachable, WsgiHttp, guarded, target_from
+from mockserver.contract.runner import first_page, is_permissive_mock, say
 from mockserver.contract.safety import Guard, Ownership
 from mockserver.contract.session import Cleanup, profile_collections, remove_owned
 from mockserver.contract.signals import shielded, stop_on_signals
 from mockserver.drift import report
 from mockserver.drift.compare import Normaliser
-from mockserver.drift.tour import RUN, TOUR, Step
+from mockserver.drift.tour import RUN, Step, tour
 from mockserver.drift.walk import COMPARED, NOT_SENT, SKIPPED, Side, StepResult, Walk
 from mockserver.resources import bundled_spec
 from mockserver.server.app import create_app, load_spec
@@ -120,10 +120,10 @@ def run(settings: DiffSettings, out: TextIO | None = None, connect: Connect | No
     )
     cleanup = Cleanup((), ())
     interrupted = False
-    _say(out, f"mockserver diff: {settings.base_url} against a fresh in-process mock of {settings.spec}")
+    say(out, f"mockserver diff: {settings.base_url} against a fresh in-process mock of {settings.spec}")
     with guarded(guard, state.refused.append), stop_on_signals(state.stop):
         try:
-            problem = preflight(deployment, collections[0], settings.base_url)
+            _, problem = first_page(deployment.http(RUN), settings.base_url, collections[0])
             if problem is not None:
                 state.problems.append(problem)
             else:
@@ -137,7 +137,7 @@ def run(settings: DiffSettings, out: TextIO | None = None, connect: Connect | No
         finally:
             if ownership.created():
                 cleanup = shielded(
-                    lambda: remove_owned(deployment.http(RUN), ownership, collections[0]),
+                    lambda: remove_owned(deployment.http(RUN), ownership, collections[0], spec.page_size.maximum),
                     lambda exc: Cleanup((), (f"cleanup failed: {exc}",)),
                 )
             deployment.close()
@@ -159,7 +159,7 @@ def run(settings: DiffSettings, out: TextIO | None = None, connect: Connect | No
     out.write(report.text(state.results, outcome))
     if settings.report_dir is not None:
         for path in report.write(settings.report_dir, state.results, outcome):
-            _say(out, f"wrote {path}")
+            say(out, f"wrote {path}")
     out.flush()
     return outcome.exit_code
 
@@ -171,22 +171,6 @@ def exit_code(results: list[StepResult], outcome: report.Outcome) -> int:
     if outcome.problems or outcome.interrupted or outcome.left_behind:
         return 2
     return 0
-
-
-def preflight(deployment: Side, collection: str, base_url: str) -> str | None:
-    """Why the run cannot start (unreachable, refused credentials, no API there), or None."""
-    url = base_url.rstrip("/") + collection
-    answer = deployment.http(RUN).request("GET", collection, query={"limit": 1})
-    if answer.status == 401:
-        return (
-            f"GET {url} answered 401: credentials missing or refused. Pass --token or --basic "
-            f"(or set {ENV_PREFIX}TOKEN or {ENV_PREFIX}BASIC)"
-        )
-    if answer.status == 403:
-        return f"GET {url} answered 403: the credentials lack the AccessProfiles:View permission"
-    if answer.status != 200 or not isinstance(answer.body, dict) or "access_profiles" not in answer.body:
-        return f"GET {url} answered {answer.describe()}; expected a page of access profiles. Is --base-url right?"
-    return None
 
 
 def _compare(
@@ -201,11 +185,11 @@ def _compare(
     permissive = is_permissive_mock(deployment.http(RUN))
     if permissive:
         state.notes.append(PERMISSIVE_MOCK_NOTE)
-        _say(out, f"  {PERMISSIVE_MOCK_NOTE}")
+        say(out, f"  {PERMISSIVE_MOCK_NOTE}")
     if settings.read_only:
-        _say(out, "  read-only: only the steps that change nothing are sent")
+        say(out, "  read-only: only the steps that change nothing are sent")
     else:
-        _say(out, f"  profiles created by this run are named {ownership.prefix}... and deleted at the end")
+        say(out, f"  profiles created by this run are named {ownership.prefix}... and deleted at the end")
     with in_process_mock(settings.spec, spec, None if permissive else settings.authorization) as app:
         mock = Side(
             "mock",
@@ -214,11 +198,12 @@ def _compare(
             Normaliser(ownership.prefix),
         )
         walk = Walk(mock, deployment, ownership.prefix, read_only=settings.read_only)
+        tour_steps = tour(spec)
         families = [("canonical paths", collections[0], "c")]
         if settings.legacy_paths and len(collections) > 1:
             families.append(("deprecated paths", collections[1], "d"))
         for family, collection, letter in families:
-            numbered = [(str(number), step) for number, step in enumerate(TOUR, 1)]
+            numbered = [(str(number), step) for number, step in enumerate(tour_steps, 1)]
             if not _section(f"tour, {family}", numbered, collection, letter, walk, state, out):
                 return
         if settings.stateful and settings.read_only:
@@ -227,7 +212,7 @@ def _compare(
             from mockserver.drift import stateful
 
             seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
-            _say(out, f"\n  generating {settings.stateful} sequences with Schemathesis (seed {seed})")
+            say(out, f"\n  generating {settings.stateful} sequences with Schemathesis (seed {seed})")
             sequences = stateful.generate(settings.spec, settings.stateful, seed)
             numbered = [(f"0.{k}", step) for k, step in enumerate(stateful.PREPARE, 1)]
             numbered += stateful.steps(sequences, collections[0], ownership)
@@ -239,7 +224,7 @@ def _section(
 ) -> bool:
     """Walk one section; False when the run must stop (the credentials lack a permission the steps need)."""
     state.sections.append(section)
-    _say(out, f"\n== {section}: {len(numbered)} steps ==")
+    say(out, f"\n== {section}: {len(numbered)} steps ==")
     marks = []
     for number, step in numbered:
         if state.stopping:
@@ -252,13 +237,13 @@ def _section(
         state.results.append(result)
         marks.append(_mark(result))
         if len(marks) == 60 or forbidden is not None:
-            _say(out, "  " + "".join(marks))
+            say(out, "  " + "".join(marks))
             marks = []
         if forbidden is not None:
             state.problems.append(forbidden)
             return False
     if marks:
-        _say(out, "  " + "".join(marks))
+        say(out, "  " + "".join(marks))
     return True
 
 
@@ -304,8 +289,3 @@ def _keyring(authorization: str, spec: Spec) -> dict[str, Any]:
             return {"admins": [{"username": user, "password": password}]}
     permissions = sorted({op.permission for op in spec.operations.values()})
     return {"api_keys": [{"name": "mockserver-diff", "key": credential, "scopes": permissions}]}
-
-
-def _say(out: TextIO, line: str) -> None:
-    out.write(line + "\n")
-    out.flush()

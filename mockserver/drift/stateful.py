@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from mockserver.contract.safety import NOT_AN_ID, Ownership, is_numeric_free, profile_id_of
-from mockserver.drift.tour import SAFE_METHODS, Name, Step
+from mockserver.contract.safety import NOT_AN_ID, SAFE_METHODS, Ownership, is_numeric_free, profile_id_of
+from mockserver.contract.session import CLONE, CREATE
+from mockserver.drift.tour import Name, Step
 from mockserver.server.app import create_app
 from mockserver.settings import Settings
 
@@ -40,7 +41,7 @@ OPERATIONS = (
     "getAccessProfileVersion",
     "listAccessProfileAuditLogsById",
 )
-CREATING = frozenset({"createAccessProfile", "cloneAccessProfile"})
+CREATING = frozenset({CREATE, CLONE})
 STEPS_PER_SEQUENCE = 6
 GONE = "gone"  # the placeholder of the profile created and deleted before the sequences
 # Sent before the sequences: the profile that ids naming nothing are replaced with.
@@ -133,13 +134,22 @@ def _recorded(case: Any, response: Any) -> Generated:
 
 
 def steps(sequences: Sequence[Sequence[Generated]], collection: str, ownership: Ownership) -> list[tuple[str, Step]]:
-    """The sequences as steps on ``collection``, numbered ``sequence.step``."""
+    """The sequences as steps on ``collection``, numbered ``sequence.step``.
+
+    Names get the run's prefix and the sequence's number, valid exactly when they were: the
+    sequences were generated each from no profiles, and replayed one after the other they must not
+    find each other's names taken.
+    """
     numbered: list[tuple[str, Step]] = []
     for n, sequence in enumerate(sequences, 1):
+        names = Ownership(max_name_length=ownership.max_name_length, namespace=ownership.prefix, token=f"s{n}")
         created: dict[int, str] = {}
         for k, request in enumerate(sequence, 1):
             saves = f"s{n}.{k}" if request.operation_id in CREATING else None
             path = _path(request, collection, created)
+            body = request.body
+            if isinstance(body, dict) and "name" in body:
+                body = {**body, "name": names.name(body["name"])}
             numbered.append(
                 (
                     f"{n}.{k}",
@@ -147,7 +157,7 @@ def steps(sequences: Sequence[Sequence[Generated]], collection: str, ownership: 
                         f"{request.operation_id} (generated)",
                         request.method,
                         path,
-                        body=_body(request.body, ownership.prefix + f"s{n}-", ownership.max_name_length),
+                        body=body,
                         query={key: _query_value(value) for key, value in request.query.items()},
                         saves=saves,
                     ),
@@ -173,19 +183,6 @@ def _path(request: Generated, collection: str, created: dict[int, str]) -> str:
             text = quote(str(value), safe="")
         path = path.replace("{" + name + "}", text)
     return path
-
-
-def _body(body: Any, prefix: str, max_length: int) -> Any:
-    """``body`` with its name marked by ``prefix``, valid exactly when it was (as ``Ownership.name`` does).
-
-    Each sequence has a prefix of its own: the sequences were generated each from no profiles, and
-    replayed one after the other they must not find each other's names taken.
-    """
-    name = body.get("name") if isinstance(body, dict) else None
-    if not isinstance(name, str) or not name.strip():
-        return body
-    marked = prefix + name if len(prefix + name) <= max_length else prefix + name[len(prefix) :]
-    return {**body, "name": marked}
 
 
 def _query_value(value: Any) -> Any:

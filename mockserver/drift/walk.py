@@ -233,7 +233,5 @@ def _written(value: Any, letter: str) -> Any:
 
 
 def _message(answer: Answer) -> str | None:
-    if isinstance(answer.body, dict) and isinstance(answer.body.get("error"), dict):
-        message = answer.body["error"].get("message")
-        return message if isinstance(message, str) else None
-    return None
+    message = answer.message()
+    return message if isinstance(message, str) else None
