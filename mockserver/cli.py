@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import signal
 import sys
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import fields
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from mockserver.domain.fixtures import FixtureError
 from mockserver.domain.store import StateNotSaved
 from mockserver.server.persistence import StateFileError
-from mockserver.settings import ServerKind, Settings, SettingsError
+from mockserver.settings import LogFormat, ServerKind, Settings, SettingsError, ValidationMode
 from mockserver.spec.document import SpecError
+
+T = TypeVar("T")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,9 +40,7 @@ def _parser() -> argparse.ArgumentParser:
         help="serve the mock",
         description="Serve the mock. Every option can also be set as MOCKSERVER_<OPTION> (e.g. MOCKSERVER_PORT).",
     )
-    serve.add_argument("--host", help="interface to bind (default 127.0.0.1; 0.0.0.0 exposes it to the network)")
-    serve.add_argument("--port", type=int, help="port (default 8080; 0 picks a free one)")
-    serve.add_argument("--spec", type=Path, help="OpenAPI document (default: the bundled spec)")
+    _add_listen_flags(serve)
     serve.add_argument("--fixtures", type=Path, help="seed data, JSON or YAML (default: the bundled fixtures)")
     serve.add_argument("--api-keys", type=Path, help="admins and scoped keys; turns on strict authentication")
     serve.add_argument(
@@ -49,21 +52,19 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=int, help="threads that run requests (default 8)")
     serve.add_argument(
         "--server",
-        choices=["waitress", "granian"],
+        choices=_values(ServerKind),
         help="HTTP server: waitress (default, every feature) or granian (Linux: about twice the throughput; "
         "fault=empty may send the status line before it closes)",
     )
     serve.add_argument(
         "--validation",
-        choices=["fast", "reference", "shadow"],
+        choices=_values(ValidationMode),
         help="fast (default): compiled validators, openapi-core when unsure; reference: openapi-core only; "
         "shadow: both, any disagreement recorded as a violation",
     )
-    serve.add_argument("--cors-origins", help='origins browser apps may call from: "*" (default), a list, or ""')
     serve.add_argument("--latency", dest="latency_ms", type=int, help="delay every answer by this many ms")
     serve.add_argument("--error-rate", type=float, help="answer this share (0..1) of requests with a documented error")
     serve.add_argument("--seed", type=int, help="seed for --error-rate, so a chaos session can be replayed")
-    serve.add_argument("--control-token", help="require this bearer token on the control routes (/__mock/...)")
     serve.add_argument(
         "--max-sessions", type=int, help="most isolated sessions (X-Mockserver-Session) at once (default 100)"
     )
@@ -96,9 +97,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _values(options: type[StrEnum]) -> list[str]:
+    """The values a flag takes: those of its setting's enumeration."""
+    return [option.value for option in options]
+
+
+def _add_listen_flags(command: argparse.ArgumentParser) -> None:
+    """Where the server listens, what it serves and who may call it, as `serve` and `proxy` take them."""
+    command.add_argument("--host", help="interface to bind (default 127.0.0.1; 0.0.0.0 exposes it to the network)")
+    command.add_argument("--port", type=int, help="port (default 8080; 0 picks a free one)")
+    command.add_argument("--spec", type=Path, help="OpenAPI document (default: the bundled spec)")
+    command.add_argument("--cors-origins", help='origins browser apps may call from: "*" (default), a list, or ""')
+    command.add_argument("--control-token", help="require this bearer token on the control routes (/__mock/...)")
+
+
 def _add_log_flags(command: argparse.ArgumentParser) -> None:
     command.add_argument(
-        "--log-format", choices=["text", "json"], help="text (default), or one JSON object per line for log shippers"
+        "--log-format",
+        choices=_values(LogFormat),
+        help="text (default), or one JSON object per line for log shippers",
     )
     command.add_argument("--quiet", action="store_true", default=None, help="no line per request (errors still show)")
 
@@ -142,13 +159,21 @@ def _add_contract(commands: Any) -> None:
 
 
 def _contract(args: argparse.Namespace) -> int:
-    import os
-
     from mockserver.contract.runner import ContractError, run, settings_from
 
+    return _run_with(args, settings_from, ContractError, run)
+
+
+def _run_with(
+    args: argparse.Namespace,
+    settings_from: Callable[[Mapping[str, Any], Mapping[str, str]], T],
+    error: type[Exception],
+    run: Callable[[T], int],
+) -> int:
+    """``run`` on the settings the flags and the environment give; 2 after saying why they are wrong."""
     try:
         settings = settings_from(vars(args), os.environ)
-    except ContractError as exc:
+    except error as exc:
         print(f"mockserver: error: {exc}", file=sys.stderr)
         return 2
     return run(settings)
@@ -165,11 +190,7 @@ def _add_proxy(commands: Any) -> None:
         ),
     )
     proxy.add_argument("--upstream", help="root URL of the deployment (or MOCKSERVER_PROXY_UPSTREAM)")
-    proxy.add_argument("--host", help="interface to bind (default 127.0.0.1; 0.0.0.0 exposes it to the network)")
-    proxy.add_argument("--port", type=int, help="port (default 8080; 0 picks a free one)")
-    proxy.add_argument("--spec", type=Path, help="OpenAPI document (default: the bundled spec)")
-    proxy.add_argument("--cors-origins", help='origins browser apps may call from: "*" (default), a list, or ""')
-    proxy.add_argument("--control-token", help="require this bearer token on the control routes (/__mock/...)")
+    _add_listen_flags(proxy)
     proxy.add_argument("--threads", type=int, help="worker threads (default 8)")
     proxy.add_argument(
         "--errors",
@@ -213,9 +234,7 @@ def _proxy(args: argparse.Namespace) -> int:
         modes = [m for m, on in (("--errors", options.errors), ("--reject-invalid", options.reject_invalid)) if on]
         print(f"mockserver proxy: forwarding to {options.upstream}, checking against {settings.spec}", end="")
         print(f" ({', '.join(modes)})" if modes else "", flush=True)
-        warm = threading.Timer(2.0, _load_reference_validator, args=(app,))
-        warm.daemon = True
-        warm.start()
+        _warm_up_later(app)
         try:
             serve(app, settings.host, settings.port, settings.threads, announce=lambda m: print(m, flush=True))
         except OSError as exc:
@@ -252,25 +271,20 @@ def _add_record(commands: Any) -> None:
 
 
 def _record(args: argparse.Namespace) -> int:
-    import os
+    from mockserver.contract.record import RecordError, RecordSettings, record, settings_from
 
-    from mockserver.contract.record import RecordError, record, settings_from
+    def recorded(settings: RecordSettings) -> int:
+        def loads(path: Path) -> None:
+            # The file must load as `mockserver serve --fixtures` would load it (the contract package
+            # may not import the domain, so the check comes from here).
+            from mockserver.domain.fixtures import load_seed
+            from mockserver.spec.document import Spec
 
-    try:
-        settings = settings_from(vars(args), os.environ)
-    except RecordError as exc:
-        print(f"mockserver: error: {exc}", file=sys.stderr)
-        return 2
+            load_seed(path, Spec.load(settings.spec))
 
-    def loads(path: Path) -> None:
-        # The file must load as `mockserver serve --fixtures` would load it (the contract package
-        # may not import the domain, so the check comes from here).
-        from mockserver.domain.fixtures import load_seed
-        from mockserver.spec.document import Spec
+        return record(settings, verify=loads)
 
-        load_seed(path, Spec.load(settings.spec))
-
-    return record(settings, verify=loads)
+    return _run_with(args, settings_from, RecordError, recorded)
 
 
 def _add_diff(commands: Any) -> None:
@@ -307,16 +321,9 @@ def _add_diff(commands: Any) -> None:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    import os
-
     from mockserver.drift.run import DiffError, run, settings_from
 
-    try:
-        settings = settings_from(vars(args), os.environ)
-    except DiffError as exc:
-        print(f"mockserver: error: {exc}", file=sys.stderr)
-        return 2
-    return run(settings)
+    return _run_with(args, settings_from, DiffError, run)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -379,10 +386,7 @@ def _built(settings: Settings) -> tuple[Any, bool]:
     # What the start built (the spec, its validators, the fixtures) lives as long as the process: out of
     # the garbage collector's full passes, which otherwise walk it all and stall requests (POST p99 halved).
     gc.freeze()
-    # openapi-core explains refused requests; load it once the server is up, not on the first error.
-    warm = threading.Timer(2.0, _load_reference_validator, args=(app,))
-    warm.daemon = True
-    warm.start()
+    _warm_up_later(app)
     return app, restored
 
 
@@ -436,6 +440,13 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False  # a name other than localhost may resolve to any interface
+
+
+def _warm_up_later(app: Any) -> None:
+    """openapi-core explains refused requests: load it two seconds after the start, not on the first error."""
+    warm = threading.Timer(2.0, _load_reference_validator, args=(app,))
+    warm.daemon = True
+    warm.start()
 
 
 def _load_reference_validator(app: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -91,8 +92,7 @@ class Settings:
         # Accept plain strings where a path or an enumerated option is expected (code and markers).
         for f in fields(self):
             value = getattr(self, f.name)
-            kind = _kind(f.name)
-            if isinstance(value, str) and kind is not str:
+            if isinstance(value, str) and _kind(f.name) is not str:
                 object.__setattr__(self, f.name, _parse(f.name, value))
 
     @classmethod
@@ -108,9 +108,17 @@ class Settings:
         return replace(cls(), **values)
 
 
+@functools.cache
+def _kinds() -> dict[str, Any]:
+    # Each field's type, without its `| None`: read once, since get_type_hints is slow.
+    return {
+        name: next((a for a in get_args(hint) if a is not type(None)), hint)
+        for name, hint in get_type_hints(Settings).items()
+    }
+
+
 def _kind(name: str) -> Any:
-    hint = get_type_hints(Settings)[name]
-    return next((a for a in get_args(hint) if a is not type(None)), hint)
+    return _kinds()[name]
 
 
 def _parse(name: str, raw: str) -> Any:

@@ -10,16 +10,12 @@ from pathlib import Path
 from flask import Flask
 
 from mockserver.domain.auth import Authenticator
-from mockserver.domain.copies import Copies
 from mockserver.domain.fixtures import load_api_keys, load_seed
-from mockserver.domain.history import History
-from mockserver.domain.profiles import Profiles
-from mockserver.domain.roles import Roles
 from mockserver.domain.store import Store, fixed_clock, utc_now
 from mockserver.domain.timeutil import parse_timestamp
 from mockserver.resources import known_validations, spec_cache
 from mockserver.server import control, docs_page, inspector, routes, session_views
-from mockserver.server.context import Mock, Violation
+from mockserver.server.context import Mock, Violation, operations
 from mockserver.server.cors import Cors
 from mockserver.server.persistence import SqliteState
 from mockserver.server.prefer import Chaos
@@ -37,6 +33,14 @@ def load_spec(path: Path, mtime_ns: int) -> Spec:
     return spec
 
 
+def spec_for(path: Path) -> Spec:
+    """The validated spec of the file at ``path`` as it is now (cached while the file is unchanged)."""
+    try:
+        return load_spec(path.resolve(), path.stat().st_mtime_ns)
+    except OSError as exc:
+        raise SpecError(f"cannot read spec {path}: {exc.strerror}") from None
+
+
 def _clock(settings: Settings) -> Callable[[], datetime]:
     if settings.clock is None:
         return utc_now
@@ -50,10 +54,7 @@ def _clock(settings: Settings) -> Callable[[], datetime]:
 def create_app(settings: Settings | None = None) -> Flask:
     """A mock serving ``settings.spec`` with the state of ``settings.fixtures``."""
     settings = settings or Settings()
-    try:
-        spec = load_spec(settings.spec.resolve(), settings.spec.stat().st_mtime_ns)
-    except OSError as exc:
-        raise SpecError(f"cannot read spec {settings.spec}: {exc.strerror}") from None
+    spec = spec_for(settings.spec)
     routes.check_handlers(spec)
     clock = _clock(settings)
     for name in ("max_sessions", "session_ttl"):
@@ -74,10 +75,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings=settings,
         spec=spec,
         store=store,
-        profiles=Profiles(store, spec),
-        roles=Roles(store),
-        copies=Copies(store, spec),
-        history=History(store, spec.page_size),
+        **operations(store, spec),
         auth=Authenticator(keyring),
         validator=Validator(spec, settings.max_body_bytes, settings.validation),
     )

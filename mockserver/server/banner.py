@@ -14,7 +14,7 @@ import shlex
 from collections.abc import Callable
 from pathlib import Path
 
-from mockserver.server import docs_page, inspector
+from mockserver.server import control, docs_page, inspector
 from mockserver.server.context import Mock
 from mockserver.spec.document import Operation
 
@@ -51,7 +51,7 @@ def lines(mock: Mock, url: str, restored: bool = False) -> list[str]:
     counted = f"{len(operations)} operations" + (f"; {aliases} deprecated aliases" if aliases else "")
     out = [
         _row("API", f"{base}{prefix}  ({counted})"),
-        _row("Docs", f"{base}{docs_page.PREFIX}  (Swagger UI; the spec itself: {base}/openapi.json)"),
+        _row("Docs", f"{base}{docs_page.PREFIX}  (Swagger UI; the spec itself: {base}{control.SPEC_PATH})"),
         _row("Inspector", f"{base}{inspector.PAGE}  (requests as they arrive, contract violations, state, snapshots)"),
     ]
     if mock.auth.keyring is None:
@@ -63,7 +63,9 @@ def lines(mock: Mock, url: str, restored: bool = False) -> list[str]:
     else:
         out.append(_row("Auth", f"strict: the keys and admins of {_shown(settings.api_keys)}; others get 401"))
     if settings.control_token:
-        out.append(_row("Control", "/__mock/ routes need Authorization: Bearer <control token>; the page asks for it"))
+        out.append(
+            _row("Control", f"{control.PREFIX} routes need Authorization: Bearer <control token>; the page asks for it")
+        )
     out.append(_row("Spec", f"{_shown(settings.spec)}  ({described})"))
     out.append(_row("Fixtures", f"{_shown(settings.fixtures)}  ({seeded} profiles)"))
     if settings.state is None:

@@ -7,7 +7,7 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypedDict
 
 from flask import current_app
 
@@ -24,6 +24,25 @@ from mockserver.spec.document import Spec
 from mockserver.spec.validation import Validator
 
 log = logging.getLogger("mockserver")
+
+
+class Operations(TypedDict):
+    """The domain objects a mock's handlers call, by their field names on ``Mock``."""
+
+    profiles: Profiles
+    roles: Roles
+    copies: Copies
+    history: History
+
+
+def operations(store: Store, spec: Spec) -> Operations:
+    """The domain objects bound to ``store`` and reading ``spec``."""
+    return Operations(
+        profiles=Profiles(store, spec),
+        roles=Roles(store),
+        copies=Copies(store, spec),
+        history=History(store, spec.page_size),
+    )
 
 
 @dataclass(frozen=True)
@@ -113,10 +132,7 @@ class Mock:
         return replace(
             self,
             store=store,
-            profiles=Profiles(store, self.spec),
-            roles=Roles(store),
-            copies=Copies(store, self.spec),
-            history=History(store, self.spec.page_size),
+            **operations(store, self.spec),
             journal=journal if journal is not None else Journal(),
             chaos=chaos,
             violations=violations if violations is not None else Violations(),

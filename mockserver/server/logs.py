@@ -102,10 +102,20 @@ class JsonFormatter(logging.Formatter):
         fields = getattr(record, "request", None)
         if fields is not None:
             return json.dumps({"time": when, **fields}, ensure_ascii=False)
+        # A traceback is already in the message: the queue handler merged it there (see _Handler).
         line = {"time": when, "level": record.levelname.lower(), "message": record.getMessage()}
-        if record.exc_info:
-            line["error"] = self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False)
+
+
+class _Handler(QueueHandler):
+    """Puts records on the queue. A request line goes as it is: its arguments are plain values, so the
+    writer thread formats it. Any other record is merged first (message, arguments and traceback in one
+    string), as QueueHandler does, since its arguments may change after the call."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        if record.name == REQUESTS:
+            return record
+        return super().prepare(record)  # type: ignore[no-any-return]
 
 
 class LogWriter:
@@ -116,7 +126,7 @@ class LogWriter:
         self.formatter = formatter
         self.batch = batch
         self._queue: queue.SimpleQueue[logging.LogRecord | None] = queue.SimpleQueue()
-        self.handler = QueueHandler(self._queue)
+        self.handler = _Handler(self._queue)
         self._thread = threading.Thread(target=self._run, name="mockserver-log", daemon=True)
 
     def start(self) -> LogWriter:

@@ -56,7 +56,7 @@ def parse(prefer: str | None, query: Mapping[str, str]) -> Directives:
 
 def canned_answer(spec: Spec, operation: Operation, wanted: Directives) -> tuple[int, Any, dict[str, str]]:
     """(status, body, headers) of a documented response, taken from the spec's examples."""
-    responses = spec.document["paths"][operation.path][operation.method.lower()]["responses"]
+    responses = spec.responses(operation)
     if wanted.code is not None:
         status = str(wanted.code)
         if status not in responses:
@@ -102,13 +102,14 @@ class Chaos:
         self._random = random.Random(seed)
         self._lock = threading.Lock()
 
-    def error_code(self, responses: Mapping[str, Any]) -> int | None:
-        """A documented 5xx (or else 4xx) status to answer instead, ``error_rate`` of the time."""
+    def error_code(self, spec: Spec, operation: Operation) -> int | None:
+        """A documented 5xx (or else 4xx) status of ``operation`` to answer instead, ``error_rate`` of the time."""
         if not self.error_rate:
             return None
         with self._lock:
             if self._random.random() >= self.error_rate:
                 return None
+            responses = spec.responses(operation)
             errors = sorted(s for s in responses if s.startswith("5")) or sorted(s for s in responses if s[0] == "4")
             return int(self._random.choice(errors)) if errors else None
 

@@ -15,11 +15,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from mockserver.domain.copies import Copies
 from mockserver.domain.fixtures import FixtureError, load_seed
-from mockserver.domain.history import History
-from mockserver.domain.profiles import Profiles
 from mockserver.server.app import load_spec
+from mockserver.server.context import operations
 from mockserver.server.routes import check_handlers
 from mockserver.spec.document import SpecError
 from mockserver.spec.validation import Validator
@@ -32,7 +30,7 @@ class Reloader:
 
     def __init__(self, app: Any, interval: float = 0.5) -> None:
         self.mock = app.extensions["mockserver"]
-        self.sessions = app.extensions.get("mockserver.sessions")
+        self.sessions = app.extensions["mockserver.sessions"]
         self.interval = interval
         self._seen = {path: _mtime(path) for path in self._paths()}
         self._stop = threading.Event()
@@ -76,20 +74,17 @@ class Reloader:
         validator = Validator(spec, self.mock.settings.max_body_bytes, self.mock.validator.mode)
         validator.report = self.mock.validator.report
         # Swap everything that reads the spec; requests already running finish with the old one.
-        self.mock.profiles = Profiles(store, spec)
-        self.mock.history = History(store, spec.page_size)
-        self.mock.copies = Copies(store, spec)
+        for name, bound in operations(store, spec).items():
+            setattr(self.mock, name, bound)
         self.mock.validator = validator
         self.mock.spec = spec
-        if self.sessions is not None:
-            self.sessions.rebind()
+        self.sessions.rebind()
         return f"spec reloaded from {path}: {len(spec.operations)} operations; the state is kept"
 
     def _reload_fixtures(self, path: Path) -> str:
         store = self.mock.store
         store.seed = load_seed(path, self.mock.spec, store.clock)
-        if self.sessions is not None:
-            self.sessions.reseed(store.seed)
+        self.sessions.reseed(store.seed)
         return f"fixtures reloaded from {path}; POST /__mock/reset to start from them (the state is kept until then)"
 
     def _loop(self) -> None:

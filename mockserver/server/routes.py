@@ -48,7 +48,7 @@ def error_response(error: ApiError) -> Response:
     return error_answer(error).to_response()
 
 
-def register(app: Flask, mock: Mock, is_control: Callable[[str], bool], pick: Picker | None = None) -> None:
+def register(app: Flask, mock: Mock, is_control: Callable[[str], bool], pick: Picker) -> None:
     """Answer every request that is not for a control route here, before Flask's own routing.
 
     The API needs none of Flask's per-request machinery (routing, contexts, hooks), and skipping
@@ -87,7 +87,7 @@ class Reply:
 
     def __init__(self, answer: Answer) -> None:
         self.status_code = answer.status
-        self.body = answer.body()
+        self.body = answer.body
         self.headers = [
             *answer.headers.items(),
             ("Content-Type", answer.media_type),
@@ -103,7 +103,7 @@ class Reply:
         return [] if environ.get("REQUEST_METHOD") == "HEAD" else [self.body]
 
 
-def dispatch(mock: Mock, request: Request, pick: Picker | None = None) -> Reply:
+def dispatch(mock: Mock, request: Request, pick: Picker) -> Reply:
     """Route, authenticate, validate, run the operation and check the answer."""
     arrived = time.time()
     started = time.perf_counter()
@@ -112,8 +112,8 @@ def dispatch(mock: Mock, request: Request, pick: Picker | None = None) -> Reply:
     stage: str | None = REFUSED_SESSION  # the check in progress, for the journal
     refused: ApiError | None = None
     try:
-        if pick is not None:  # a refused session is answered before routing, so by no operation's contract
-            mock = pick(request.environ)
+        # A refused session is answered before routing, so by no operation's contract.
+        mock = pick(request.environ)
         stage = REFUSED_ROUTE
         found = mock.spec.match(request.path)
         if found is None:
@@ -130,7 +130,7 @@ def dispatch(mock: Mock, request: Request, pick: Picker | None = None) -> Reply:
         delay_ms = wanted.delay_ms or mock.chaos.latency_ms
         if wanted.fault:
             request.environ[FAULT_KEY] = wanted.fault
-        chaos_code = None if wanted.canned else mock.chaos.error_code(_responses(mock, operation))
+        chaos_code = None if wanted.canned else mock.chaos.error_code(mock.spec, operation)
         if wanted.canned or chaos_code is not None:
             # An answer chosen by the client (or by chaos): a documented response with its example.
             chosen = wanted if chaos_code is None else prefer.Directives(code=chaos_code)
@@ -220,10 +220,6 @@ def _sent_body(request: Request, limit: int) -> tuple[bytes, int]:
     except Exception:  # a broken or over-long stream: the answer says so; the journal keeps the size
         return b"", length
     return data, len(data)
-
-
-def _responses(mock: Mock, operation: Operation) -> dict[str, Any]:
-    return mock.spec.document["paths"][operation.path][operation.method.lower()]["responses"]  # type: ignore[no-any-return]
 
 
 def _nothing() -> Any:

@@ -178,6 +178,10 @@ class Spec:
                 return op
         return self.operations[canonical_id]
 
+    def responses(self, operation: Operation) -> dict[str, Any]:
+        """The ``responses`` object of an operation, by status (``"200"``, ``"4XX"``, ``"default"``)."""
+        return self.document["paths"][operation.path][operation.method.lower()]["responses"]  # type: ignore[no-any-return]
+
     def resolve_any(self, node: Any) -> Any:
         """Follow ``$ref`` links of any component (responses, examples, headers...)."""
         while isinstance(node, dict) and "$ref" in node:

@@ -8,6 +8,7 @@ every message and reports any case where the fast path accepted what openapi-cor
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -47,11 +48,13 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     media_type: str = "application/json"
 
+    @functools.cached_property
     def body(self) -> bytes:
+        """The payload serialised, once: openapi-core's check and the reply share it."""
         return jsontext.dumps(self.payload)
 
     def to_response(self) -> Response:
-        return Response(self.body(), status=self.status, headers=self.headers, mimetype=self.media_type)
+        return Response(self.body, status=self.status, headers=self.headers, mimetype=self.media_type)
 
 
 class Validator:
