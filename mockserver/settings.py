@@ -121,15 +121,20 @@ def _kind(name: str) -> Any:
     return _kinds()[name]
 
 
+def parse_bool(variable: str, raw: str) -> bool:
+    """The value of a yes/no environment variable (true, false, 1, 0, yes, no, on, off)."""
+    low = raw.strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise SettingsError(f"{variable}={raw!r}: expected one of true, false, 1, 0")
+
+
 def _parse(name: str, raw: str) -> Any:
     kind = _kind(name)
     if kind is bool:
-        low = raw.strip().lower()
-        if low in _TRUE:
-            return True
-        if low in _FALSE:
-            return False
-        raise SettingsError(f"{ENV_PREFIX}{name.upper()}={raw!r}: expected one of true, false, 1, 0")
+        return parse_bool(f"{ENV_PREFIX}{name.upper()}", raw)
     if kind is int:
         try:
             return int(raw)

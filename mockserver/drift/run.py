@@ -31,7 +31,7 @@ from mockserver.drift.compare import Normaliser
 from mockserver.drift.tour import RUN, Step, tour
 from mockserver.drift.walk import COMPARED, NOT_SENT, SKIPPED, Side, StepResult, Walk
 from mockserver.resources import bundled_spec
-from mockserver.server.app import create_app, load_spec
+from mockserver.server.app import create_app, spec_for
 from mockserver.settings import Settings
 from mockserver.spec.document import Spec, SpecError
 
@@ -98,16 +98,13 @@ def run(settings: DiffSettings, out: TextIO | None = None, connect: Connect | No
     out = out or sys.stdout
     started = time.monotonic()
     try:
-        spec = load_spec(settings.spec.resolve(), settings.spec.stat().st_mtime_ns)  # the mock's own, cached
+        spec = spec_for(settings.spec)  # the mock's own, cached
         collections = profile_collections(spec)
         ownership = Ownership(
             max_name_length=spec.limit("CreateAccessProfileRequest", "name", "maxLength"), namespace=NAME_PREFIX
         )
     except SpecError as exc:
         print(f"mockserver diff: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"mockserver diff: error: cannot read spec {settings.spec}: {exc.strerror}", file=sys.stderr)
         return 2
     state = _Run()
     guard = Guard(ownership, settings.base_url, collections, read_only=settings.read_only)

@@ -22,7 +22,7 @@ from werkzeug.wrappers import Request, Response
 
 from mockserver.domain.copies import KEY_PREFIX, masked
 from mockserver.server import control, inspector
-from mockserver.server.app import load_spec
+from mockserver.server.app import spec_for
 from mockserver.server.context import Violation, Violations
 from mockserver.server.cors import EXPOSED_HEADERS, Cors
 from mockserver.server.journal import Entry, Journal, environ_headers, keep
@@ -30,8 +30,8 @@ from mockserver.server.logs import log_request, public_path, public_query, reque
 from mockserver.server.routes import error_response, json_response
 from mockserver.server.traffic import check_answer, check_request
 from mockserver.server.upstream import Reply, Upstream, UpstreamError, checked_base_url, forwarded_headers
-from mockserver.settings import Settings, SettingsError
-from mockserver.spec.document import Spec, SpecError
+from mockserver.settings import Settings, SettingsError, parse_bool
+from mockserver.spec.document import Spec
 from mockserver.spec.errors import ApiError, MethodNotAllowed, NotFound
 from mockserver.spec.validation import Validator
 
@@ -130,10 +130,7 @@ class Proxy:
 
 def create_proxy_app(settings: Settings, options: ProxyOptions) -> Flask:
     """A proxy to ``options.upstream`` that checks traffic against ``settings.spec``."""
-    try:
-        spec = load_spec(settings.spec.resolve(), settings.spec.stat().st_mtime_ns)
-    except OSError as exc:
-        raise SpecError(f"cannot read spec {settings.spec}: {exc.strerror}") from None
+    spec = spec_for(settings.spec)
     proxy = Proxy(
         settings=settings,
         options=options,
@@ -312,10 +309,7 @@ def _proxy_control() -> Response | None:
 
 def _parse(name: str, raw: str, kind: type) -> Any:
     if kind is bool:
-        low = raw.strip().lower()
-        if low in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-            return low in ("1", "true", "yes", "on")
-        raise SettingsError(f"{ENV_PREFIX}{name.upper()}={raw!r}: expected one of true, false, 1, 0")
+        return parse_bool(f"{ENV_PREFIX}{name.upper()}", raw)
     if kind is float:
         try:
             return float(raw)

@@ -101,6 +101,6 @@ def _credentials_problem(authorization: str | None) -> Unauthorized | None:
 
 def _documented(spec: Spec, operation: Operation, status: int) -> bool | None:
     """Whether the spec documents a body for this status (None: it does not document the status)."""
-    responses = spec.document["paths"][operation.path][operation.method.lower()]["responses"]
+    responses = spec.responses(operation)
     found = responses.get(str(status)) or responses.get(f"{str(status)[0]}XX") or responses.get("default")
     return None if found is None else bool(spec.resolve_any(found).get("content"))
