@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
@@ -350,3 +351,16 @@ def test_a_known_record_or_a_cached_one_skips_validation_and_nothing_else_does(
     valid.validate(cache=tmp_path)  # the cached record is enough
     with pytest.raises(AssertionError, match="validated again"):
         valid.validate()
+
+
+def test_the_spec_file_has_no_yaml_alias_to_a_mapping_or_a_sequence() -> None:
+    """Java tools read YAML through SnakeYAML, which refuses more than 50 such aliases by default."""
+    text = bundled_spec().read_text()
+    anchored: dict[str, type] = {}
+    aliased: list[str] = []
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)) and event.anchor:
+            anchored[event.anchor] = type(event)
+        elif isinstance(event, yaml.AliasEvent) and event.anchor in anchored:
+            aliased.append(f"*{event.anchor} (line {event.start_mark.line + 1})")
+    assert aliased == [], "use a $ref to a component instead of: " + ", ".join(aliased)
