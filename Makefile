@@ -6,7 +6,11 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-PRISM := .bench/node_modules/.bin/prism
+# Node tools (linters, Specmatic, typed clients, bench peers), exactly as package-lock.json pins them.
+NODE_STAMP := node_modules/.installed
+NODE_BIN := node_modules/.bin
+PRISM := $(NODE_BIN)/prism
+export REDOCLY_TELEMETRY := off
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo) DEBIAN_FRONTEND=noninteractive
 
 LOCK := requirements.lock
@@ -23,8 +27,14 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(BIN)/pip install --quiet --no-deps --editable .
 	touch $(STAMP)
 
-lock: $(STAMP)  ## after editing pyproject.toml's dependencies: rewrite requirements.lock, keeping the pins that still fit
+# npm ci installs exactly package-lock.json; --ignore-scripts so no package runs code at install time.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --silent --no-audit --no-fund --ignore-scripts
+	touch $(NODE_STAMP)
+
+lock: $(STAMP)  ## after editing pyproject.toml's or package.json's dependencies: rewrite requirements.lock and package-lock.json, keeping the pins that still fit
 	$(COMPILE)
+	npm install --package-lock-only --no-audit --no-fund --ignore-scripts
 
 lock-upgrade: $(STAMP)  ## take the newest versions pyproject.toml's ranges allow into requirements.lock
 	$(COMPILE) --upgrade
@@ -37,7 +47,7 @@ serve: $(STAMP)  ## run the mock on http://$(HOST):$(PORT), keeping its state in
 # Where Debian's chromium package puts it; tests/test_docs_page.py launches this one.
 CHROMIUM := /usr/bin/chromium
 
-test: $(STAMP)  ## the whole test suite, Schemathesis and the /docs browser test included (installs chromium if missing)
+test: $(STAMP) $(NODE_STAMP)  ## the whole test suite, Schemathesis and the /docs browser test included (installs chromium if missing)
 	@[ -x $(CHROMIUM) ] || $(SUDO) apt-get install -y chromium || \
 		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
 	$(BIN)/pytest -n auto --dist worksteal  # a worker per core (pytest-xdist); no test depends on the order
@@ -47,7 +57,7 @@ screenshot: $(STAMP)  ## refresh docs/images/inspector.png from a served mock (D
 		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
 	$(BIN)/python docs/screenshot.py
 
-lint: $(STAMP)  ## ruff, mypy (strict), the import rules (import-linter) and the declared dependencies (deptry)
+lint: $(STAMP) $(NODE_STAMP)  ## ruff, mypy (strict), the import rules (import-linter) and the declared dependencies (deptry)
 	$(BIN)/ruff check mockserver tests bench docs
 	$(BIN)/ruff format --check mockserver tests bench docs
 	$(BIN)/mypy
@@ -62,13 +72,10 @@ spec-record: $(STAMP)  ## after changing openapi/: validate the bundled spec and
 	spec = Spec.load(bundled_spec()); spec.validate(); \
 	bundled_validations().write_text("# Written by make spec-record, checked by tests/test_spec.py.\n" + spec.validation_record() + "\n")'
 
-$(PRISM):
-	npm install --silent --no-audit --no-fund --prefix .bench @stoplight/prism-cli@5.14
-
-bench: $(STAMP) $(PRISM)  ## the mock against Prism, plus in-process figures (needs wrk; installed if missing)
+bench: $(STAMP) $(NODE_STAMP)  ## the mock against Prism, plus in-process figures (needs wrk; installed if missing)
 	@command -v wrk >/dev/null 2>&1 || $(SUDO) apt-get install -y wrk || \
 		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y wrk; }
 	$(BIN)/python bench/bench.py --prism $(PRISM)
 
 clean:
-	rm -rf $(VENV) .bench .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .hypothesis schemathesis-report
+	rm -rf $(VENV) node_modules .bench .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .hypothesis schemathesis-report
