@@ -3,7 +3,9 @@ and a write that cannot be saved changes nothing."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 import signal
 import sqlite3
 from collections.abc import Iterator
@@ -18,7 +20,7 @@ from serving import run_mockserver, serve
 
 from mockserver import Settings, create_app
 from mockserver.domain.store import State
-from mockserver.server import persistence
+from mockserver.server import persistence, state_file
 from mockserver.server.persistence import SqliteHistory, SqliteState, StateFileError
 
 AUTH = {"Authorization": "Bearer keeper"}
@@ -91,8 +93,9 @@ def test_a_write_saves_only_what_it_changed(tmp_path: Path) -> None:
     assert isinstance(file, SqliteState)
     written = file._db.total_changes
     api.put(f"{CANONICAL}/3", {"description": "one change"})
-    # The profile, its new version row, its audit row, and the counters.
-    assert file._db.total_changes - written == 4
+    # The profile, its new version row, its audit row, the counters, and the history counts it adds to:
+    # versions, and audit rows by no filter, by profile, by action, by both.
+    assert file._db.total_changes - written == 4 + 5
     written = file._db.total_changes
     api.get(f"{CANONICAL}/3")
     api.put(f"{CANONICAL}/3", {"description": "one change"})  # no change: nothing written
@@ -164,6 +167,92 @@ def test_a_state_file_of_version_1_is_carried_over(tmp_path: Path) -> None:
     carried.put(f"{CANONICAL}/1", {"description": "after"})
     assert carried.client.post("/__mock/snapshots/old/restore").json["profiles"] == 10
     assert whole(carried) == data
+
+
+def test_a_state_file_of_version_3_is_carried_over_with_its_counts(tmp_path: Path) -> None:
+    """Version 3 had no history_counts: every audit page counted its rows. The counts are made at start."""
+    path = tmp_path / "v3.sqlite"
+    first = opened(path)
+    first.put(f"{CANONICAL}/2", {"description": "before the upgrade"})
+    first.get(f"{CANONICAL}/1", headers={"X-Mockserver-Session": "worker"})
+    first.put(f"{CANONICAL}/1", {"description": "in a session"}, headers={"X-Mockserver-Session": "worker"})
+    expected = {name: audit_totals(first, name) for name in ("", "worker")}
+    first.mock.store.close()
+    with closing(sqlite3.connect(path)) as db:  # what a version 3 file holds: all but the counts
+        db.execute("DROP TABLE history_counts")
+        db.execute("UPDATE meta SET value = '3' WHERE key = 'schema'")
+        db.commit()
+
+    carried = opened(path)
+    assert {name: audit_totals(carried, name) for name in ("", "worker")} == expected
+    with carried.mock.store.atomic() as state:
+        assert state.counts()["audit_logs"] == expected[""][()]
+    file = carried.mock.store.persistence
+    assert isinstance(file, SqliteState)
+    assert file._file.version() == state_file.SCHEMA_VERSION == "4"
+
+
+def audit_totals(api: Api, session: str) -> dict[tuple[str, ...], int]:
+    """total_count of the audit list with each set of filters, as the API answers it."""
+    headers = {"X-Mockserver-Session": session} if session else {}
+    found = {}
+    for filters in ((), ("action=update",), ("action=create",), ("user_id=u-dave",), ("action=update", "user_id=x")):
+        query = "&".join(filters)
+        found[filters] = api.get(f"{CANONICAL}/audit-logs?{query}", headers=headers).json["total_count"]
+    found[("profile 2",)] = api.get(f"{CANONICAL}/2/audit-logs", headers=headers).json["total_count"]
+    return found
+
+
+def test_kept_counts_agree_with_the_rows_after_every_kind_of_change(tmp_path: Path) -> None:
+    """The counts kept in the file answer each filter as counting the rows in memory would."""
+    api = opened(tmp_path / "state.sqlite")
+    every_write(api)
+    assert api.client.post("/__mock/snapshots/mid").status_code == 201
+    api.put(f"{CANONICAL}/2", {"description": "after the snapshot"})
+    assert api.client.post("/__mock/snapshots/mid/restore").status_code == 200
+    api.put(f"{CANONICAL}/4", {"description": "after the restore"})
+    file_history = api.mock.store.snapshot()  # its history in memory, counted from the rows
+    with api.mock.store.atomic() as state:
+        kept = state.history
+        assert isinstance(kept, SqliteHistory)
+        _, audit_rows = file_history.history.rows()
+        actions = {row["action"] for row in audit_rows} | {"nothing-such"}
+        users = {row["user_id"] for row in audit_rows if row["user_id"]} | {"u-nobody"}
+        profiles = {row["access_profile_id"] for row in audit_rows if row["access_profile_id"]}
+        for profile_id in [None, *profiles]:
+            for action in [None, *actions]:
+                for user_id in [None, *users]:
+                    expected = file_history.history.audit_page(profile_id, action, user_id, 5, 1)
+                    assert kept.audit_page(profile_id, action, user_id, 5, 1) == expected, (profile_id, action, user_id)
+        assert kept.sizes() == file_history.history.sizes()
+
+
+def test_every_history_read_uses_an_index_matching_its_filter_and_order(tmp_path: Path) -> None:
+    """EXPLAIN QUERY PLAN of each history read: no scan of the session's rows, no sort of them."""
+    api = opened(tmp_path / "state.sqlite")
+    every_write(api)
+    file = api.mock.store.persistence
+    assert isinstance(file, SqliteState)
+    reads = {
+        "versions of a profile": (persistence.VERSIONS_SQL, ("", 1), [{"profile_id"}]),
+        "one version": (persistence.VERSION_SQL, ("", 1, 1), [{"profile_id", "version"}]),
+        "a count (audit and versions)": (persistence.COUNT_SQL, ("", "x"), [{"key"}]),
+    }
+    for n in range(len(persistence.AUDIT_FILTERS) + 1):
+        for used in itertools.combinations(persistence.AUDIT_FILTERS, n):
+            # Without a filter, the walk down the session's primary key in id order stops after the page.
+            # A user's rows are few, so with a user either that index or one of the other filters serves.
+            others = set(used) - {"user_id"}
+            wanted = [{"user_id"}, *([others] if others else [])] if "user_id" in used else [set(used) or {"session"}]
+            reads[f"audit page by {used or 'nothing'}"] = (persistence.audit_page_sql(used), ("",) * (n + 3), wanted)
+    for name, (sql, parameters, columns) in reads.items():  # columns: the index must match one of these sets
+        plan = [row[-1] for row in file._db.execute(f"EXPLAIN QUERY PLAN {sql}", parameters)]
+        text = " | ".join(plan)
+        assert not any(step.startswith("SCAN") for step in plan), f"{name}: {text}"
+        assert "TEMP B-TREE" not in text, f"{name}: {text}"
+        searched = re.findall(r"\((.*)\)", plan[0])
+        assert searched, f"{name}: {text}"
+        assert any(all(f"{c}=?" in searched[0] for c in choice) for choice in columns), f"{name}: {text}"
 
 
 def test_a_file_of_another_layout_is_refused_unless_fresh(tmp_path: Path) -> None:

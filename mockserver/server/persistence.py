@@ -30,10 +30,14 @@ from mockserver.domain.timeutil import format_timestamp
 from mockserver.server.state_file import (
     COLUMNS,
     DEFAULT,
+    HISTORY_TABLES,
     SESSION_TABLES,
+    VERSIONS_KEY,
     StateFile,
     StateFileError,
     append_history,
+    audit_key,
+    recount,
     session_column,
 )
 from mockserver.spec import jsontext
@@ -218,6 +222,7 @@ class SqliteState:
                     f"SELECT session, {COLUMNS[table]} FROM snapshot_{table} WHERE session = ? AND snapshot = ?",
                     (self.session, name),
                 )
+            recount(db, self.session)
             self._set_counters(db, state.counters)
         return state
 
@@ -244,7 +249,9 @@ class SqliteState:
         return [json.loads(data) for (data,) in self._file.rows(sql, (self.session, *parameters))]
 
     def count(self, sql: str, parameters: Sequence[Any] = ()) -> int:
-        return int(self._file.rows(sql, (self.session, *parameters))[0][0])
+        """The one number ``sql`` selects (0 when it finds no row)."""
+        found = self._file.rows(sql, (self.session, *parameters))
+        return int(found[0][0]) if found else 0
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -253,7 +260,7 @@ class SqliteState:
         return self._file.transaction(refused)
 
     def _clear(self, db: sqlite3.Connection) -> None:
-        for table in ("records", "versions", "audit"):
+        for table in ("records", *HISTORY_TABLES):
             db.execute(f"DELETE FROM {table} WHERE session = ?", (self.session,))  # noqa: S608 - fixed table names
 
     def _set_counters(self, db: sqlite3.Connection, counters: dict[str, int]) -> None:
@@ -276,6 +283,20 @@ class SqliteState:
         return found
 
 
+# Every history read, each with an index that matches its filter and its order (tests/test_state_file.py
+# checks the plans): a read costs what it returns, however long the session's history.
+VERSIONS_SQL = "SELECT data FROM versions WHERE session = ? AND profile_id = ? ORDER BY version"
+VERSION_SQL = "SELECT data FROM versions WHERE session = ? AND profile_id = ? AND version = ?"
+COUNT_SQL = "SELECT n FROM history_counts WHERE session = ? AND key = ?"
+AUDIT_FILTERS = ("profile_id", "action", "user_id")
+
+
+def audit_page_sql(used: Sequence[str]) -> str:
+    """A page of audit rows, newest first, with these filters (of ``AUDIT_FILTERS``) besides the session."""
+    where = " AND ".join(["session = ?", *(f"{column} = ?" for column in used)])
+    return f"SELECT data FROM audit WHERE {where} ORDER BY id DESC LIMIT ? OFFSET ?"  # noqa: S608 - fixed columns
+
+
 class SqliteHistory:
     """Version and audit rows in the state file; rows of the write in progress wait in memory."""
 
@@ -291,15 +312,12 @@ class SqliteHistory:
         self._audit.append(row)
 
     def versions(self, profile_id: int) -> list[Record]:
-        stored = self.file.query(
-            "SELECT data FROM versions WHERE session = ? AND profile_id = ? ORDER BY id", (profile_id,)
-        )
+        # A profile's version numbers rise with its rows' ids, so the index's order is the rows' order.
+        stored = self.file.query(VERSIONS_SQL, (profile_id,))
         return stored + [row for row in self._versions if row["access_profile_id"] == profile_id]
 
     def version(self, profile_id: int, number: int) -> Record | None:
-        found = self.file.query(
-            "SELECT data FROM versions WHERE session = ? AND profile_id = ? AND version = ?", (profile_id, number)
-        )
+        found = self.file.query(VERSION_SQL, (profile_id, number))
         pending = [r for r in self._versions if r["access_profile_id"] == profile_id and r["version"] == number]
         return next(iter(found + pending), None)
 
@@ -308,7 +326,6 @@ class SqliteHistory:
     ) -> tuple[list[Record], int]:
         filters = {"profile_id": profile_id, "action": action, "user_id": user_id}
         used = {column: value for column, value in filters.items() if value is not None}
-        where = " AND ".join(["session = ?", *(f"{column} = ?" for column in used)])
         # Rows of the write in progress are the newest.
         pending = [
             row
@@ -317,10 +334,9 @@ class SqliteHistory:
         ]
         first = pending[offset : offset + limit]
         stored = self.file.query(
-            f"SELECT data FROM audit WHERE {where} ORDER BY id DESC LIMIT ? OFFSET ?",  # noqa: S608 - fixed columns
-            (*used.values(), limit - len(first), max(offset - len(pending), 0)),
+            audit_page_sql(list(used)), (*used.values(), limit - len(first), max(offset - len(pending), 0))
         )
-        total = self.file.count(f"SELECT COUNT(*) FROM audit WHERE {where}", tuple(used.values()))  # noqa: S608
+        total = self.file.count(COUNT_SQL, (audit_key(profile_id, action, user_id),))
         return first + stored, total + len(pending)
 
     def rows(self) -> tuple[list[Record], list[Record]]:
@@ -328,8 +344,9 @@ class SqliteHistory:
         return versions, self.file.query("SELECT data FROM audit WHERE session = ? ORDER BY id") + self._audit
 
     def sizes(self) -> tuple[int, int]:
-        versions = self.file.count("SELECT COUNT(*) FROM versions WHERE session = ?") + len(self._versions)
-        return versions, self.file.count("SELECT COUNT(*) FROM audit WHERE session = ?") + len(self._audit)
+        versions = self.file.count(COUNT_SQL, (VERSIONS_KEY,))
+        audit = self.file.count(COUNT_SQL, (audit_key(None, None, None),))
+        return versions + len(self._versions), audit + len(self._audit)
 
     def pending(self) -> tuple[list[Record], list[Record]]:
         return list(self._versions), list(self._audit)

@@ -2,6 +2,10 @@
 
 Every table keys its rows by session (``''`` for the default state), so one file and its one lock
 keep every session; ``persistence.SqliteState`` is a session's view of it.
+
+Every history read has an index that matches its filter and its order, and the counts an audit
+page answers are kept in ``history_counts``, updated in the transaction that appends the rows: a page
+costs what it returns, however long the history (``tests/test_state_file.py`` checks each plan).
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ import os
 import sqlite3
 import struct
 import threading
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,7 +25,7 @@ from typing import Any
 from mockserver.domain.store import Record, StateNotSaved
 from mockserver.spec import jsontext
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 DEFAULT = ""  # the session of requests that name none: the mock's one state before sessions existed
 # Every table keys its rows by session, so one file (and its one lock) keeps every session.
 _SCHEMA = """
@@ -40,7 +45,10 @@ CREATE TABLE IF NOT EXISTS audit (
     data TEXT NOT NULL, PRIMARY KEY (session, id));
 CREATE INDEX IF NOT EXISTS audit_by_profile ON audit (session, profile_id, id);
 CREATE INDEX IF NOT EXISTS audit_by_action ON audit (session, action, id);
+CREATE INDEX IF NOT EXISTS audit_by_profile_action ON audit (session, profile_id, action, id);
 CREATE INDEX IF NOT EXISTS audit_by_user ON audit (session, user_id, id);
+CREATE TABLE IF NOT EXISTS history_counts (
+    session TEXT NOT NULL DEFAULT '', key TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (session, key));
 CREATE TABLE IF NOT EXISTS snapshots (
     session TEXT NOT NULL DEFAULT '', name TEXT NOT NULL, created_at TEXT NOT NULL, profiles INTEGER NOT NULL,
     data TEXT NOT NULL, PRIMARY KEY (session, name));
@@ -51,7 +59,17 @@ CREATE TABLE IF NOT EXISTS snapshot_audit (
     session TEXT NOT NULL DEFAULT '', snapshot TEXT NOT NULL, id INTEGER NOT NULL, profile_id INTEGER,
     action TEXT NOT NULL, user_id TEXT, data TEXT NOT NULL, PRIMARY KEY (session, snapshot, id));
 """
-SESSION_TABLES = ("records", "versions", "audit", "snapshots", "snapshot_versions", "snapshot_audit", "sessions")
+SESSION_TABLES = (
+    "records",
+    "versions",
+    "audit",
+    "history_counts",
+    "snapshots",
+    "snapshot_versions",
+    "snapshot_audit",
+    "sessions",
+)
+HISTORY_TABLES = ("versions", "audit", "history_counts")  # what a session's history is made of
 VERSION_COLUMNS = "id, profile_id, version, data"
 AUDIT_COLUMNS = "id, profile_id, action, user_id, data"
 COLUMNS = {"versions": VERSION_COLUMNS, "audit": AUDIT_COLUMNS}
@@ -70,9 +88,65 @@ def audit_row(session: str, row: Record) -> tuple[Any, ...]:
     return session, row["id"], row["access_profile_id"], row["action"], row["user_id"], jsontext.text(row)
 
 
+VERSIONS_KEY = "versions"
+
+
+def audit_key(profile_id: int | None, action: str | None, user_id: str | None) -> str:
+    """The ``history_counts`` key of the audit rows matching these filters (None: any value)."""
+    return jsontext.text(["audit", profile_id, action, user_id])
+
+
+def audit_keys(profile_id: int | None, action: str | None, user_id: str | None) -> list[str]:
+    """Every count one audit row adds to: one per set of filters it matches (no filter, each, each pair, all).
+
+    A row without a profile or a user is counted under "any" only: no request filters by a missing value
+    (an empty ``action`` or ``user_id`` in a request means no filter).
+    """
+    return [
+        audit_key(p, a, u)
+        for p in ((None, profile_id) if profile_id is not None else (None,))
+        for a in ((None, action) if action else (None,))
+        for u in ((None, user_id) if user_id else (None,))
+    ]
+
+
+def _count(db: sqlite3.Connection, session: str, counts: Counter[str]) -> None:
+    db.executemany(
+        "INSERT INTO history_counts (session, key, n) VALUES (?, ?, ?) "
+        "ON CONFLICT (session, key) DO UPDATE SET n = n + excluded.n",
+        [(session, key, n) for key, n in counts.items()],
+    )
+
+
+def _audit_counts(rows: Iterable[tuple[int | None, str, str | None, int]]) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for profile_id, action, user_id, n in rows:
+        for key in audit_keys(profile_id, action, user_id):
+            counts[key] += n
+    return counts
+
+
+def recount(db: sqlite3.Connection, session: str) -> None:
+    """Count a session's history again from its rows (after a whole history was copied in)."""
+    db.execute("DELETE FROM history_counts WHERE session = ?", (session,))
+    found = db.execute(
+        "SELECT profile_id, action, user_id, COUNT(*) FROM audit WHERE session = ? "
+        "GROUP BY profile_id, action, user_id",
+        (session,),
+    ).fetchall()
+    counts = _audit_counts(found)
+    counts[VERSIONS_KEY] = db.execute("SELECT COUNT(*) FROM versions WHERE session = ?", (session,)).fetchone()[0]
+    _count(db, session, counts)
+
+
 def append_history(
     db: sqlite3.Connection, versions: Sequence[Record], audit: Sequence[Record], session: str = DEFAULT
 ) -> None:
+    """Append history rows, and count them in the same transaction."""
+    counts = _audit_counts((r["access_profile_id"], r["action"], r["user_id"], 1) for r in audit)
+    if versions:
+        counts[VERSIONS_KEY] = len(versions)
+    _count(db, session, counts)
     db.executemany(
         f"INSERT INTO versions (session, {VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
         [version_row(session, row) for row in versions],
@@ -174,6 +248,9 @@ class StateFile:
         if version == "1" and not fresh:
             self._migrate_from_1()
             return
+        if version == "3" and not fresh:
+            self._migrate_from_3()
+            return
         if version not in (None, SCHEMA_VERSION):
             if not fresh:
                 raise StateFileError(f"{self.path}: written by another version of mockserver; start with --fresh")
@@ -196,6 +273,16 @@ class StateFile:
             tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
             for table in tables:
                 db.execute(f'DROP TABLE IF EXISTS "{table}"')
+
+    def _migrate_from_3(self) -> None:
+        """Version 3 counted audit rows with COUNT(*) on every page; version 4 keeps the counts."""
+        with self.transaction() as db:
+            for statement in _statements(_SCHEMA):
+                db.execute(statement)
+            sessions = "SELECT name FROM sessions UNION SELECT session FROM versions UNION SELECT session FROM audit"
+            for (session,) in db.execute(sessions).fetchall():
+                recount(db, session)
+            self._set_meta(db, "schema", SCHEMA_VERSION)
 
     def _migrate_from_1(self) -> None:
         """Version 1 kept history rows among the records, whole states as snapshots, and no sessions."""
