@@ -8,6 +8,8 @@ import json
 import re
 import signal
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -409,3 +411,39 @@ def test_the_store_undoes_a_write_whose_body_fails() -> None:
     assert store.snapshot() == before
     with store.atomic() as state:
         assert isinstance(state, State) and state.names["Platform engineering"] == 1
+
+
+# -- readers and the disk sync ----------------------------------------------------------------------
+
+
+def test_a_read_does_not_wait_for_a_write_being_saved_and_never_sees_it_unsaved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = opened(tmp_path / "state.sqlite")
+    file = api.mock.store.persistence
+    assert isinstance(file, SqliteState)
+    saving, release = threading.Event(), threading.Event()
+    save = file.save
+
+    def slow_save(changes: Any) -> None:  # a disk sync that takes as long as the test wants
+        saving.set()
+        assert release.wait(10)
+        save(changes)
+
+    monkeypatch.setattr(file, "save", slow_save)
+    writer = threading.Thread(target=lambda: api.put(f"{CANONICAL}/2", {"description": "being saved"}))
+    writer.start()
+    try:
+        assert saving.wait(10)
+        started = time.monotonic()
+        seen = api.profile(2)
+        listed = api.get(f"{CANONICAL}?limit=100").json["access_profiles"]
+        versions = api.get(f"{CANONICAL}/2/versions").json["versions"]
+        assert time.monotonic() - started < 2  # answered while the write waits for its sync
+        assert seen["description"] != "being saved"
+        assert all(p["description"] != "being saved" for p in listed)
+        assert all("being saved" not in v["snapshot"] for v in versions)
+    finally:
+        release.set()
+        writer.join(10)
+    assert api.profile(2)["description"] == "being saved"  # published once saved

@@ -70,6 +70,9 @@ class HistoryLog(Protocol):
     def mark(self) -> None: ...
     def rollback(self) -> None: ...
     def copy(self) -> MemoryHistory: ...
+    def reader(self) -> HistoryLog:
+        """The rows saved so far, for readers: no row a later write appends reaches them before it is saved."""
+        ...
 
 
 @dataclass(eq=False)
@@ -144,6 +147,9 @@ class MemoryHistory:
     def copy(self) -> MemoryHistory:
         """Independent lists; the rows are shared, as they are never mutated."""
         return MemoryHistory({k: list(v) for k, v in self.by_profile.items()}, list(self.audit))
+
+    def reader(self) -> MemoryHistory:
+        return self.copy()  # costs the history's length: a store publishes readers' states with a persistence only
 
     @classmethod
     def of(cls, versions: list[Record], audit: list[Record]) -> MemoryHistory:
@@ -383,6 +389,12 @@ class Store:
     With a persistence, the state it loaded (or else the seed) is where the store starts, and every
     write is saved before ``write()`` returns; a write that cannot be saved is undone and raises
     ``StateNotSaved``.
+
+    Writes take the store's lock one at a time. Without a persistence a read takes it too (a write
+    holds it for microseconds). With one, a write holds it through its disk sync, so readers do not
+    take it: they read the state as of the last saved write, a copy of its containers published when
+    the write is saved (records are values and are shared). A read never waits for a write, and never
+    sees one that is not yet saved.
     """
 
     def __init__(
@@ -397,6 +409,8 @@ class Store:
         self._seed = seed.copy()
         self._lock = threading.RLock()
         self._writing = False
+        self._writer: int | None = None  # the thread holding the lock for a write or a whole-state operation
+        self._view: State | None = None  # what readers see, with a persistence
         self.clock = clock
         # Sequential ids come from a counter of the state, so they continue after a restart.
         self.new_uuid = new_uuid or (self._sequential_uuid if sequential_ids else _random_uuid)
@@ -410,15 +424,39 @@ class Store:
             self._state = persistence.replace(seed.copy())
         else:
             self._state = seed.copy()
+        self._publish()
 
     def _sequential_uuid(self) -> str:
         return f"00000000-0000-4000-8000-{self._state.next_id('uuid'):012d}"
 
+    def _publish(self) -> None:
+        """With a persistence: readers see the state as it is now (saved) until the next write is saved."""
+        if self.persistence is not None:
+            self._view = self._state.copy(history=self._state.history.reader())
+
     @contextmanager
     def atomic(self) -> Iterator[State]:
-        """Exclusive access for a read."""
+        """A consistent state to read (never to change: use ``write``).
+
+        With a persistence, the state as of the last saved write, without waiting for a write in
+        progress; inside a write (the same thread), the state that write is changing.
+        """
+        view = self._view
+        if view is not None and self._writer != threading.get_ident():
+            yield view
+            return
         with self._lock:
             yield self._state
+
+    @contextmanager
+    def exclusive(self) -> Iterator[State]:
+        """No write of this store runs meanwhile (a whole-state operation on its persistence)."""
+        with self._lock:
+            outer, self._writer = self._writer, threading.get_ident()
+            try:
+                yield self._state
+            finally:
+                self._writer = outer
 
     @contextmanager
     def write(self) -> Iterator[State]:
@@ -430,6 +468,7 @@ class Store:
                 yield state
                 return
             self._writing = True
+            self._writer = threading.get_ident()
             try:
                 yield state
                 if self.persistence is not None:
@@ -441,8 +480,10 @@ class Store:
                 raise
             else:
                 state.mark()
+                self._publish()
             finally:
                 self._writing = False
+                self._writer = None
 
     @property
     def seed(self) -> State:
@@ -466,6 +507,7 @@ class Store:
         with self._lock:
             state = snapshot.copy()
             self._state = self.persistence.replace(state) if self.persistence is not None else state
+            self._publish()
 
     def save_named(self, name: str, created_at: str) -> int:
         """Keep the current state under a name (replacing one of that name); its number of profiles."""
@@ -489,6 +531,7 @@ class Store:
                 if restored is None:
                     return None
                 self._state = restored
+                self._publish()
             else:
                 saved = self._named.get(name)
                 if saved is None:

@@ -360,3 +360,6 @@ class SqliteHistory:
 
     def copy(self) -> MemoryHistory:
         return MemoryHistory.of(*self.rows())
+
+    def reader(self) -> SqliteHistory:
+        return SqliteHistory(self.file)  # the file's rows; the pending ones of a write in progress stay out

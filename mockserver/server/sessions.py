@@ -231,7 +231,7 @@ class Sessions:
 
     def _drop(self, session: Session) -> None:
         if session.file is not None:
-            with session.mock.store.atomic():  # no write of the session is half-way
+            with session.mock.store.exclusive():  # no write of the session is half-way
                 session.file.drop()
         del self._by_name[session.name]
 
@@ -249,7 +249,7 @@ class Sessions:
                 self._make_room(now, "name")
                 return self._new(name, now, chosen), True
             if session.file is not None:
-                with session.mock.store.atomic():
+                with session.mock.store.exclusive():
                     session.file.set_chaos(chosen)
             session.chosen = dict(chosen)
             session.mock.chaos = self._chaos(chosen)
