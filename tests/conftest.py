@@ -37,7 +37,7 @@ FIXTURE_COUNTS = {
     "role_attachments": 7,
     "users": 9,
     "user_copies": 4,
-    "virtual_keys": 4,
+    "virtual_keys": 7,
 }
 FIXED_NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 

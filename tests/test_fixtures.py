@@ -156,7 +156,9 @@ def test_a_missing_fixture_file_is_reported(tmp_path: Path) -> None:
 def test_bundled_api_keys_load() -> None:
     ring = load_api_keys(bundled_api_keys(), PERMISSIONS)
     assert ring.admins == {"admin": "bifrost-admin"}
-    assert {k.name for k in ring.keys.values()} == {"ci-admin", "dashboard-viewer", "provisioner"}
+    assert {k.name for k in ring.keys.values()} == {"ci-admin", "dashboard-viewer", "provisioner", "erin-session"}
+    # Only a user's session stands for a user (getMyVirtualKeyCreationPolicy); management keys do not.
+    assert {k.name: k.user_id for k in ring.keys.values() if k.user_id} == {"erin-session": "u-erin"}
 
 
 @pytest.mark.parametrize(
@@ -173,8 +175,12 @@ def test_bundled_api_keys_load() -> None:
             {"api_keys": [{"name": "a", "key": "s"}, {"name": "b", "key": "s"}]},
             "api_keys[1]: key: the same key is given twice",
         ),
+        (
+            {"api_keys": [{"name": "a", "key": "s", "user_id": ""}]},
+            "api_keys[0]: user_id: expected the id of the user the key signs in as, got ''",
+        ),
     ],
-    ids=["empty", "admin-without-password", "key-without-secret", "unknown-scope", "duplicate-key"],
+    ids=["empty", "admin-without-password", "key-without-secret", "unknown-scope", "duplicate-key", "blank-user"],
 )
 def test_a_bad_api_keys_file_is_refused(tmp_path: Path, document: Any, expected: str) -> None:
     with pytest.raises(FixtureError, match=re.escape(expected)):
@@ -197,6 +203,15 @@ def test_default_fixtures_hold_roles_users_and_copies_that_agree() -> None:
         assert copy["parent_profile_id"] in state.profiles and copy["user_id"] in state.users
         (key,) = [k for k in state.virtual_keys if k["copy_id"] == copy["id"]]
         assert copy["virtual_key_ids"] == [key["id"]]
+        assert key["is_access_profile_managed"] is True
+    # Keys of no copy: standalone ones (one for a user without copies) and an extra, managed one.
+    others = {k["name"]: (k["user_id"], k["is_access_profile_managed"]) for k in state.virtual_keys if not k["copy_id"]}
+    assert others == {
+        "erin-ci-runner": ("u-erin", False),
+        "alice-notebook": ("u-alice", False),
+        "frank-reporting": ("u-frank", True),
+    }
+    assert not any(c["user_id"] == "u-alice" for c in state.user_copies)
     assert {a["access_profile_id"] for a in state.role_attachments} >= {
         c["parent_profile_id"] for c in state.user_copies
     }
@@ -244,6 +259,19 @@ PEOPLE = {
             "user_copies[1]: user 'u1' already holds a copy of profile 1",
         ),
         (lambda d: d["users"][0].pop("email"), "users[0]: email: this field is required"),
+        (
+            lambda d: d.update(virtual_keys=[{"user_id": "u2", "name": "k"}]),
+            "virtual_keys[0]: user_id: no user 'u2'",
+        ),
+        (
+            lambda d: d.update(virtual_keys=[{"user_id": "u1", "name": "k"}, {"user_id": "u1", "name": "k"}]),
+            "virtual_keys[1]: name: 'k' is used by another key",
+        ),
+        (
+            lambda d: d.update(virtual_keys=[{"user_id": "u1", "name": "k", "is_access_profile_managed": True}]),
+            "virtual_keys[0]: is_access_profile_managed: user 'u1' holds no copy",
+        ),
+        (lambda d: d.update(virtual_keys=[{"user_id": "u1"}]), "virtual_keys[0]: name: this field is required"),
     ],
     ids=[
         "unknown-member",
@@ -256,6 +284,10 @@ PEOPLE = {
         "copy-of-unknown-profile",
         "second-copy",
         "user-without-email",
+        "key-of-unknown-user",
+        "key-name-twice",
+        "managed-key-without-copy",
+        "key-without-name",
     ],
 )
 def test_a_broken_reference_is_named(tmp_path: Path, change: Any, expected: str) -> None:

@@ -124,6 +124,13 @@ for _canonical, _legacy, _method, _tail, _permission in _ROWS_9_TO_21:
     OPERATIONS[_canonical] = (_method, "/api/governance" + _tail, _permission)
     OPERATIONS[_legacy] = (_method, "/api" + _tail, _permission)
 LEGACY_OF = {legacy: canonical for canonical, legacy, *_ in _ROWS_9_TO_21}
+# Section 1.1 (#22-#24), the user's keys: upstream mounts a deprecated twin for the list only.
+OPERATIONS |= {
+    "listUserVirtualKeys": ("GET", "/api/governance/users/{user_id}/virtual-keys", VIEW),
+    "listUserVirtualKeysLegacy": ("GET", "/api/users/{user_id}/virtual-keys", VIEW),
+    "addUserVirtualKey": ("POST", "/api/governance/users/{user_id}/virtual-keys", CREATE),
+    "getMyVirtualKeyCreationPolicy": ("GET", "/api/governance/users/me/vk-creation-policy", VIEW),
+}
 
 # Profile 2 (version 5) is attached to role 2 and nobody holds a copy of it; u-frank holds copy 4
 # (of profile 5), which produced key vk-4.
@@ -161,6 +168,9 @@ CALLS: dict[str, tuple[Any, int]] = {
     "deleteUserAccessProfileBudgetOverride": (None, 200),
     "addUserAccessProfileVirtualKey": ({"name": "frank-extra"}, 200),
     "deleteUserAccessProfileVirtualKey": (None, 200),
+    "listUserVirtualKeys": (None, 200),
+    "addUserVirtualKey": ({"name": "frank-laptop"}, 200),
+    "getMyVirtualKeyCreationPolicy": (None, 200),
 }
 ALL_OPERATIONS = pytest.mark.parametrize("operation_id", list(OPERATIONS))
 WRITES = ["create", "update", "delete", "activate", "deactivate", "clone"]

@@ -40,9 +40,9 @@ def test_spec_is_valid_openapi_3_1() -> None:
     validate(DOC)  # raises on any error
 
 
-def test_the_21_operations_exist_under_both_families() -> None:
+def test_the_24_operations_and_their_22_deprecated_aliases() -> None:
     canonical = {op.operation_id: (op.method, op.path) for op in CANONICAL_OPS}
-    assert len(canonical) == 21
+    assert len(canonical) == 24
     lifecycle = {
         "listAccessProfiles": ("GET", "/api/governance/access-profiles"),
         "createAccessProfile": ("POST", "/api/governance/access-profiles"),
@@ -54,9 +54,18 @@ def test_the_21_operations_exist_under_both_families() -> None:
         "cloneAccessProfile": ("POST", "/api/governance/access-profiles/{profile_id}/clone"),
     }
     assert {k: canonical[k] for k in lifecycle} == lifecycle
+    # The user's keys (contract section 1.1): upstream mounts a deprecated twin for the list only.
+    keys = {
+        "listUserVirtualKeys": ("GET", "/api/governance/users/{user_id}/virtual-keys"),
+        "addUserVirtualKey": ("POST", "/api/governance/users/{user_id}/virtual-keys"),
+        "getMyVirtualKeyCreationPolicy": ("GET", "/api/governance/users/me/vk-creation-policy"),
+    }
+    assert {k: canonical[k] for k in keys} == keys
+    without_alias = {"addUserVirtualKey", "getMyVirtualKeyCreationPolicy"}
     legacy = {op.operation_id: op.canonical_id for op in LEGACY_OPS}
-    assert len(legacy) == 21
-    assert set(legacy.values()) == set(canonical)
+    assert len(legacy) == 22
+    assert set(legacy.values()) == set(canonical) - without_alias
+    assert SPEC.operations["listUserVirtualKeysLegacy"].path == "/api/users/{user_id}/virtual-keys"
     irregular = {  # legacy ids that are not the canonical id + "Legacy" (contract section 1)
         "attachAccessProfileRolesLegacy": "attachRolesToAccessProfile",
         "detachAccessProfileRoleLegacy": "detachRoleFromAccessProfile",
@@ -64,7 +73,16 @@ def test_the_21_operations_exist_under_both_families() -> None:
         "getAllAccessProfileAuditLogsLegacy": "listAccessProfileAuditLogs",
         "getUserAccessProfilesLegacy": "listUserAccessProfiles",
     }
-    assert legacy == {f"{op_id}Legacy": op_id for op_id in canonical if op_id not in irregular.values()} | irregular
+    regular = {f"{op_id}Legacy": op_id for op_id in canonical if op_id not in {*irregular.values(), *without_alias}}
+    assert legacy == regular | irregular
+
+
+def test_the_deprecated_key_operation_names_its_successor_and_stays_an_operation_of_its_own() -> None:
+    """#20 names addUserVirtualKey as successor, but it is no alias: its path and parameters differ."""
+    old = SPEC.operations["addUserAccessProfileVirtualKey"]
+    assert raw(old.operation_id)["x-bifrost-successor"] == SPEC.operations["addUserVirtualKey"].path
+    assert old.canonical_id == old.operation_id and not old.is_alias
+    assert SPEC.operations["addUserAccessProfileVirtualKeyLegacy"].canonical_id == old.operation_id
 
 
 @pytest.mark.parametrize("op", LEGACY_OPS, ids=lambda op: op.operation_id)
@@ -98,18 +116,30 @@ def test_permission_follows_the_method(op: Any) -> None:
     assert op.permission == f"AccessProfiles:{verb}"
 
 
-def test_every_operation_accepts_bearer_or_basic() -> None:
+# Upstream accepts only a bearer token on these two (governanceextensions.yaml); every other
+# operation takes the document's Bearer-or-Basic.
+BEARER_ONLY = {"addUserVirtualKey", "getMyVirtualKeyCreationPolicy"}
+
+
+def test_every_operation_accepts_bearer_or_basic_except_the_two_upstream_limits_to_bearer() -> None:
     assert DOC["security"] == [{"ManagementBearerAuth": []}, {"BasicAuth": []}]
     schemes = DOC["components"]["securitySchemes"]
     assert schemes["ManagementBearerAuth"] == {**schemes["ManagementBearerAuth"], "type": "http", "scheme": "bearer"}
     assert schemes["BasicAuth"] == {**schemes["BasicAuth"], "type": "http", "scheme": "basic"}
-    assert all("security" not in raw(op.operation_id) for op in OPERATIONS)
+    assert {op.operation_id for op in OPERATIONS if "security" in raw(op.operation_id)} == BEARER_ONLY
+    for op in OPERATIONS:
+        if op.operation_id in BEARER_ONLY:
+            assert raw(op.operation_id)["security"] == [{"ManagementBearerAuth": []}]
+        expected = ("bearer",) if op.operation_id in BEARER_ONLY else ("bearer", "basic")
+        assert op.schemes == expected, op.operation_id
 
 
 @BY_ID
 def test_every_status_the_mock_can_send_is_declared(op: Any) -> None:
     declared = set(raw(op.operation_id)["responses"])
-    always = {"400", "401", "403", "500"}  # ids, credentials, permissions, and reported defects
+    always = {"401", "403", "500"}  # credentials, permissions, and reported defects
+    if op.body_media_types or "{" in op.path or raw(op.operation_id).get("parameters"):
+        always.add("400")  # a parameter or a body the spec refuses
     body = {"413", "415"} if op.body_media_types else set()
     # What each operation can answer besides those: its success, 404 for an id that matches
     # nothing (not on lists, which answer empty), 409 for a name clash or copies still held.
@@ -135,6 +165,9 @@ def test_every_status_the_mock_can_send_is_declared(op: Any) -> None:
         "deleteUserAccessProfileBudgetOverride": {"200", "404"},
         "addUserAccessProfileVirtualKey": {"200", "404", "409"},
         "deleteUserAccessProfileVirtualKey": {"200", "404"},
+        "listUserVirtualKeys": {"200"},
+        "addUserVirtualKey": {"200", "404", "409"},
+        "getMyVirtualKeyCreationPolicy": {"200"},
     }
     assert declared == always | body | specific[op.canonical_id]
 
@@ -276,6 +309,10 @@ def test_routes_put_literal_paths_first() -> None:
             "/api/users/{user_id}/access-profiles/{profile_id}/virtual-keys",
         ),
         ("/api/users/u-1/access-profiles/3", "/api/users/{user_id}/access-profiles/{profile_id}"),
+        # The literal `me` route comes before the user's routes; `me` is an ordinary user id elsewhere.
+        ("/api/governance/users/me/vk-creation-policy", "/api/governance/users/me/vk-creation-policy"),
+        ("/api/governance/users/me/virtual-keys", "/api/governance/users/{user_id}/virtual-keys"),
+        ("/api/users/u-1/virtual-keys", "/api/users/{user_id}/virtual-keys"),
     ]:
         found = SPEC.match(path)
         assert found is not None and found[0].template == template, path

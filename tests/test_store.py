@@ -215,7 +215,7 @@ def test_seed_counters_start_after_the_fixtures(seed: State) -> None:
         "audit": 10,
         "role_attachment": 7,
         "user_copy": 4,
-        "virtual_key": 4,
+        "virtual_key": 7,
     }
 
 

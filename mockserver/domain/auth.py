@@ -10,14 +10,20 @@ from dataclasses import dataclass, field
 from mockserver.spec.errors import CHALLENGE, Forbidden, Unauthorized
 
 VIRTUAL_KEY_PREFIX = "sk-bf-"
+_SCHEMES = ("bearer", "basic")
 
 
 @dataclass(frozen=True)
 class Identity:
-    """Who is calling. ``permissions`` is None for an admin, who bypasses RBAC."""
+    """Who is calling. ``permissions`` is None for an admin, who bypasses RBAC.
+
+    ``user_id`` is the user a credential stands for (a user's session); None for an admin login
+    or a management key, which have no per-user identity.
+    """
 
     name: str
     permissions: frozenset[str] | None = None
+    user_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,7 @@ class ApiKey:
     name: str
     key: str
     scopes: frozenset[str]
+    user_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,8 +52,16 @@ class Authenticator:
         self.keyring = keyring
         self._known: dict[str, Identity] = {}
 
-    def identify(self, authorization: str | None) -> Identity:
-        """The caller behind an ``Authorization`` header, or ``Unauthorized``."""
+    def identify(self, authorization: str | None, schemes: tuple[str, ...] = ()) -> Identity:
+        """The caller behind an ``Authorization`` header, or ``Unauthorized``.
+
+        ``schemes``: the schemes the operation accepts (``bearer``, ``basic``); empty for any.
+        """
+        if schemes and authorization:
+            scheme = authorization.strip().partition(" ")[0].lower()
+            if scheme in _SCHEMES and scheme not in schemes:
+                accepted = " or ".join(s.capitalize() for s in schemes)
+                raise _unauthorized(f"this operation accepts only {accepted} credentials, not {scheme.capitalize()}")
         known = self._known.get(authorization) if authorization else None
         if known is not None:
             return known
@@ -95,7 +110,7 @@ class Authenticator:
             return Identity(legacy[0] if legacy else f"token ...{token[-4:]}")
         key = self.keyring.keys.get(token)
         if key is not None:
-            return Identity(key.name, key.scopes)
+            return Identity(key.name, key.scopes, key.user_id)
         if legacy is not None:
             return self._login(*legacy)
         raise _unauthorized("unknown token: not a management key of this server")

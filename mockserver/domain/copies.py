@@ -15,7 +15,7 @@ from typing import Any
 
 from mockserver.domain.history import audit, existing_profile
 from mockserver.domain.store import Record, State, Store
-from mockserver.domain.timeutil import format_timestamp
+from mockserver.domain.timeutil import format_timestamp, parse_timestamp
 from mockserver.spec.document import Spec
 from mockserver.spec.errors import Conflict, NotFound
 
@@ -48,6 +48,23 @@ class Copies:
             keys = {k["id"]: k for k in state.virtual_keys}
         return {"access_profiles": [public_view(c, keys) for c in sorted(copies, key=lambda c: c["id"])]}
 
+    def keys_of(self, user_id: str) -> dict[str, Any]:
+        """Every key of the user, from copies, extra and standalone, in the order they were issued."""
+        with self.store.atomic() as state:
+            keys = [k for k in state.virtual_keys if k["user_id"] == user_id]
+        return {"virtual_keys": [key_view(k) for k in sorted(keys, key=_key_number)]}
+
+    def creation_policy(self, user_id: str | None) -> dict[str, Any]:
+        """The profile that would govern a key the caller creates (docs/behaviour.md, decision 24)."""
+        if user_id is None:
+            return {"has_access_profile": False}
+        now = self.store.clock()
+        with self.store.atomic() as state:
+            governing = governing_copy(state, user_id, now)
+        if governing is None:
+            return {"has_access_profile": False}
+        return {"has_access_profile": True, "profile_name": governing["name"]}
+
     # -- writes --------------------------------------------------------------------------------
 
     def detach(self, user_id: str, copy_id: int, actor: str) -> dict[str, Any]:
@@ -55,9 +72,12 @@ class Copies:
         now = self.store.clock()
         with self.store.write() as state:
             found = _copy_of(state, user_id, copy_id)
-            deleted = [k for k in state.virtual_keys if k["copy_id"] == copy_id]
             state.user_copies = tuple(c for c in state.user_copies if c["id"] != copy_id)
-            state.virtual_keys = tuple(k for k in state.virtual_keys if k["copy_id"] != copy_id)
+            last = not any(c["user_id"] == user_id for c in state.user_copies)
+            # The copy's keys go with it; the user's extra keys go with the user's last copy.
+            deleted = [k for k in state.virtual_keys if k["copy_id"] == copy_id or last and _is_extra(k, user_id)]
+            gone = {k["id"] for k in deleted}
+            state.virtual_keys = tuple(k for k in state.virtual_keys if k["id"] not in gone)
             names = [k["name"] for k in deleted]
             audit(
                 state,
@@ -142,7 +162,7 @@ class Copies:
         return self._change_budget(user_id, copy_id, budget_id, actor, "remove_budget_override", None)
 
     def add_key(self, user_id: str, body: Mapping[str, Any] | None, actor: str) -> dict[str, Any]:
-        """Issue one more virtual key to a user who holds a copy (deprecated operation #20)."""
+        """Issue one more virtual key to a user who holds a copy (addUserVirtualKey, and the deprecated #20)."""
         body = body or {}
         now = self.store.clock()
         with self.store.write() as state:
@@ -248,8 +268,13 @@ def new_key(
     name: str | None,
     description: str | None,
     base: str | None = None,
+    managed: bool = True,
 ) -> Record:
-    """A new virtual key, stored in ``state``; without a name, one unique among user-issued keys."""
+    """A new virtual key, stored in ``state``; without a name, one unique among user-issued keys.
+
+    Keys issued through access profiles (a copy's, and extra keys minted for the user) are
+    ``managed``: the user's profiles govern them. A standalone key, assigned directly, is not.
+    """
     number = state.next_id("virtual_key")
     if name is None:
         taken = {k["name"] for k in state.virtual_keys}
@@ -264,8 +289,7 @@ def new_key(
         "name": name,
         "description": description,
         "value": KEY_PREFIX + new_id().replace("-", ""),
-        # Keys produced by a copy are managed by the profile; extra keys are the user's own.
-        "is_access_profile_managed": copy_id is not None,
+        "is_access_profile_managed": managed,
     }
     state.virtual_keys = (*state.virtual_keys, key)
     return key
@@ -333,6 +357,46 @@ def public_view(copy: Record, keys: Mapping[str, Record]) -> Record:
         "virtual_key_ids": list(copy["virtual_key_ids"]),
         "virtual_key_values": {i: masked(keys[i]["value"]) for i in copy["virtual_key_ids"] if i in keys},
     }
+
+
+def key_view(key: Record) -> Record:
+    """A key as the user's key list shows it (UserVirtualKey), its value masked."""
+    return {
+        "id": key["id"],
+        "name": key["name"],
+        "value": masked(key["value"]),
+        "is_access_profile_managed": key["is_access_profile_managed"],
+    }
+
+
+def governing_copy(state: State, user_id: str, now: datetime) -> Record | None:
+    """The user's copy that would govern a key the user creates, or None (decision 24).
+
+    Only active copies that have not expired qualify. The best-ranked one is a copy of a profile
+    that is the default of one of the user's roles, then the oldest copy.
+    """
+    defaults = {
+        a["access_profile_id"]
+        for a in state.role_attachments
+        if a["is_default"] and a["role_id"] in state.users.get(user_id, {}).get("role_ids", ())
+    }
+    live = [
+        c
+        for c in state.user_copies
+        if c["user_id"] == user_id
+        and c["is_active"]
+        and (c["expires_at"] is None or parse_timestamp(c["expires_at"]) > now)
+    ]
+    return min(live, key=lambda c: (c["parent_profile_id"] not in defaults, c["id"]), default=None)
+
+
+def _is_extra(key: Record, user_id: str) -> bool:
+    """An extra key of the user: issued through access profiles, but by no copy."""
+    return key["user_id"] == user_id and key["copy_id"] is None and bool(key["is_access_profile_managed"])
+
+
+def _key_number(key: Record) -> int:
+    return int(str(key["id"]).rpartition("-")[2])
 
 
 def _budget(template: Record, usage_of: Mapping[str, Record], new_id: NewId, now: datetime, reset: bool) -> Record:

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from mockserver.domain.auth import ApiKey, KeyRing
-from mockserver.domain.copies import new_copy
+from mockserver.domain.copies import new_copy, new_key
 from mockserver.domain.history import audit, record_version
 from mockserver.domain.profiles import NAME_SPACE
 from mockserver.domain.store import Record, State, utc_now
@@ -21,7 +21,7 @@ from mockserver.domain.timeutil import format_timestamp, parse_timestamp
 from mockserver.spec.document import Spec
 from mockserver.spec.fastcheck import first_problem, schema_validator
 
-SEED_KEYS = ("access_profiles", "roles", "users", "role_attachments", "user_copies")
+SEED_KEYS = ("access_profiles", "roles", "users", "role_attachments", "user_copies", "virtual_keys")
 # Stable ids for nested records a fixture leaves out, so every start gives the same ids.
 _FIXTURE_NAMESPACE = uuid.UUID("6f1d3c52-2b0e-4d7a-9c1f-4a5e8b7d2c30")
 
@@ -76,6 +76,7 @@ def load_seed(path: Path, spec: Spec, clock: Callable[[], datetime] = utc_now) -
     _load_people(state, document, path)
     _load_attachments(state, document, path)
     _load_copies(state, document, path, clock())
+    _load_keys(state, document, path)
     return state
 
 
@@ -197,6 +198,35 @@ def _load_copies(state: State, document: dict[str, Any], path: Path, now: dateti
         state.user_copies = tuple({**copy, **changes} if c is copy else c for c in state.user_copies)
 
 
+def _load_keys(state: State, document: dict[str, Any], path: Path) -> None:
+    """Keys that are not a copy's: extra keys issued to a user, and standalone keys assigned directly.
+
+    Each is ``user_id``, ``name``, optional ``description`` and ``is_access_profile_managed`` (false,
+    a standalone key, unless given); ids and values are made as the API makes them, stably.
+    """
+    issued = itertools.count(1)
+
+    def stable_id() -> str:
+        return str(uuid.uuid5(_FIXTURE_NAMESPACE, f"keys/{next(issued)}"))
+
+    for where, raw in _records(document, "virtual_keys", path):
+        user_id = _field(where, raw, "user_id", str)
+        if user_id not in state.users:
+            raise FixtureError(f"{where}: user_id: no user {user_id!r}")
+        name = _field(where, raw, "name", str)
+        if not name:
+            raise FixtureError(f"{where}: name: expected a non-empty name")
+        if any(k["name"] == name for k in state.virtual_keys):
+            raise FixtureError(f"{where}: name: {name!r} is used by another key")
+        description = _field(where, raw, "description", (str, type(None)), None)
+        managed = _field(where, raw, "is_access_profile_managed", bool, False)
+        if managed and not any(c["user_id"] == user_id for c in state.user_copies):
+            raise FixtureError(
+                f"{where}: is_access_profile_managed: user {user_id!r} holds no copy, so no profile can govern the key"
+            )
+        new_key(state, stable_id, user_id, None, name, description, managed=managed)
+
+
 def load_api_keys(path: Path, permissions: frozenset[str]) -> KeyRing:
     """Admin logins and scoped management keys; every scope must be a permission of the spec."""
     document = _read(path)
@@ -223,7 +253,10 @@ def load_api_keys(path: Path, permissions: frozenset[str]) -> KeyRing:
                 raise FixtureError(f"{where}: scopes[{i}]: unknown permission {scope!r}; expected one of {known}")
         if entry["key"] in keys:
             raise FixtureError(f"{where}: key: the same key is given twice")
-        keys[entry["key"]] = ApiKey(entry["name"], entry["key"], frozenset(scopes))
+        user_id = entry.get("user_id")
+        if user_id is not None and (not isinstance(user_id, str) or not user_id):
+            raise FixtureError(f"{where}: user_id: expected the id of the user the key signs in as, got {user_id!r}")
+        keys[entry["key"]] = ApiKey(entry["name"], entry["key"], frozenset(scopes), user_id)
     if not admins and not keys:
         raise FixtureError(f"{path}: no admins and no api_keys; nobody could call the mock")
     return KeyRing(admins, keys)

@@ -138,7 +138,7 @@ def dispatch(mock: Mock, request: Request, pick: Picker) -> Reply:
             stage = None
         else:
             stage = REFUSED_AUTH
-            identity = mock.auth.identify(request.headers.get("Authorization"))
+            identity = mock.auth.identify(request.headers.get("Authorization"), operation.schemes)
             mock.auth.authorize(identity, operation.permission)
             stage = REFUSED_CONTRACT
             call = mock.validator.request(request, operation, path_params)
@@ -352,6 +352,14 @@ def _add_key(mock: Mock, call: Call, who: Identity) -> Answer:
     return Answer(200, mock.copies.add_key(call.path["user_id"], call.body, who.name))
 
 
+def _user_keys(mock: Mock, call: Call, who: Identity) -> Answer:
+    return Answer(200, mock.copies.keys_of(call.path["user_id"]))
+
+
+def _creation_policy(mock: Mock, call: Call, who: Identity) -> Answer:
+    return Answer(200, mock.copies.creation_policy(who.user_id))
+
+
 def _delete_key(mock: Mock, call: Call, who: Identity) -> Answer:
     return Answer(200, mock.copies.delete_key(call.path["user_id"], call.path["vk_id"], who.name))
 
@@ -378,4 +386,7 @@ HANDLERS: dict[str, Handler] = {
     "deleteUserAccessProfileBudgetOverride": _delete_override,
     "addUserAccessProfileVirtualKey": _add_key,
     "deleteUserAccessProfileVirtualKey": _delete_key,
+    "listUserVirtualKeys": _user_keys,
+    "addUserVirtualKey": _add_key,
+    "getMyVirtualKeyCreationPolicy": _creation_policy,
 }

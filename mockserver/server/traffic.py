@@ -51,7 +51,7 @@ def check_request(spec: Spec, validator: Validator, request: Request) -> Request
         checked.refuse(MethodNotAllowed(message, headers={"Allow": route.allow}), REFUSED_ROUTE)
         return checked
     checked.operation = operation
-    credentials = _credentials_problem(request.headers.get("Authorization"))
+    credentials = _credentials_problem(request.headers.get("Authorization"), operation.schemes)
     if credentials is not None:
         checked.refuse(credentials, REFUSED_AUTH)
     try:
@@ -90,10 +90,10 @@ def check_answer(
 _PERMISSIVE = Authenticator()
 
 
-def _credentials_problem(authorization: str | None) -> Unauthorized | None:
-    """Whether the request carries credentials of a scheme the spec declares; the upstream decides if they are good."""
+def _credentials_problem(authorization: str | None, schemes: tuple[str, ...]) -> Unauthorized | None:
+    """Whether the request carries credentials of a scheme the operation accepts (the upstream judges them)."""
     try:
-        _PERMISSIVE.identify(authorization)
+        _PERMISSIVE.identify(authorization, schemes)
     except Unauthorized as error:
         return error
     return None

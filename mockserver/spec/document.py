@@ -37,6 +37,9 @@ class Operation:
     deprecated: bool
     # (location, name) of the parameters whose schema type is integer.
     integer_parameters: tuple[tuple[str, str], ...] = ()
+    # The HTTP authentication schemes the operation accepts (``bearer``, ``basic``), from its
+    # ``security`` or else the document's.
+    schemes: tuple[str, ...] = ("bearer", "basic")
 
     @property
     def is_alias(self) -> bool:
@@ -282,9 +285,17 @@ def _lint(document: dict[str, Any], source: str) -> None:
         raise SpecError(f"{source}: `nullable` is ignored by 3.1 validators; write type: [X, 'null']")
 
 
+def _schemes(document: dict[str, Any], requirements: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The HTTP schemes (lower case) named by a list of security requirements."""
+    defined = document.get("components", {}).get("securitySchemes", {})
+    found = (str(defined.get(name, {}).get("scheme", "")).lower() for item in requirements for name in item)
+    return tuple(dict.fromkeys(scheme for scheme in found if scheme))
+
+
 def _index_operations(document: dict[str, Any], source: str) -> dict[str, Operation]:
     operations: dict[str, Operation] = {}
     successors: dict[str, str] = {}
+    default_schemes = _schemes(document, document.get("security", []))
     for path, item in document.get("paths", {}).items():
         for method in HTTP_METHODS:
             op = item.get(method)
@@ -319,17 +330,19 @@ def _index_operations(document: dict[str, Any], source: str) -> dict[str, Operat
                 integer_parameters=tuple(
                     (p["in"], p["name"]) for p in parameters if p.get("schema", {}).get("type") == "integer"
                 ),
+                schemes=_schemes(document, op["security"]) if "security" in op else default_schemes,
             )
     by_route = {(op.method, op.path): op_id for op_id, op in operations.items()}
     for op_id, successor in successors.items():
         op = operations[op_id]
-        # A deprecated alias names its canonical twin as successor. A successor that this document
-        # does not mount (an operation replaced by one elsewhere) leaves the operation canonical.
+        # A deprecated alias names its canonical twin as successor. An operation of the canonical
+        # family that names a successor was replaced by another operation (addUserAccessProfileVirtualKey
+        # by addUserVirtualKey), mounted here or not: it stays an operation of its own.
+        if op.path.startswith(CANONICAL_PREFIX):
+            continue
         canonical = by_route.get((op.method, successor))
         if canonical is None:
-            if not op.path.startswith(CANONICAL_PREFIX):
-                raise SpecError(f"{source}: {op_id} names successor {successor}, which has no {op.method}")
-            continue
+            raise SpecError(f"{source}: {op_id} names successor {successor}, which has no {op.method}")
         operations[op_id] = Operation(**{**op.__dict__, "canonical_id": canonical})
     return operations
 
