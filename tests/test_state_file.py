@@ -447,3 +447,35 @@ def test_a_read_does_not_wait_for_a_write_being_saved_and_never_sees_it_unsaved(
         release.set()
         writer.join(10)
     assert api.profile(2)["description"] == "being saved"  # published once saved
+
+
+def test_a_history_read_does_not_wait_for_another_sessions_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reads of the file go through connections of their own: a transaction in progress holds none of them."""
+    api = opened(tmp_path / "state.sqlite")
+    other = {"X-Mockserver-Session": "writer"}
+    api.get(f"{CANONICAL}/1", headers=other)  # the session exists: its fixtures are written
+    in_transaction, release = threading.Event(), threading.Event()
+    append = persistence.append_history
+
+    def slow_append(db: sqlite3.Connection, versions: Any, audit: Any, *session: str) -> None:
+        append(db, versions, audit, *session)
+        in_transaction.set()  # the transaction holds its rows, uncommitted, until the test lets go
+        assert release.wait(10)
+
+    monkeypatch.setattr(persistence, "append_history", slow_append)
+    writer = threading.Thread(target=lambda: api.put(f"{CANONICAL}/1", {"description": "x"}, headers=other))
+    writer.start()
+    try:
+        assert in_transaction.wait(10)
+        started = time.monotonic()
+        assert api.get(f"{CANONICAL}/1/versions").status_code == 200
+        assert api.get(f"{CANONICAL}/audit-logs?limit=5").json["total_count"] == 10
+        written = api.get(f"{CANONICAL}/audit-logs", headers=other).json["total_count"]
+        assert time.monotonic() - started < 2
+        assert written == 10  # the session's write in progress is not seen before its commit
+    finally:
+        release.set()
+        writer.join(10)
+    assert api.get(f"{CANONICAL}/audit-logs", headers=other).json["total_count"] == 11

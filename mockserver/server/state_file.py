@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from mockserver.domain.store import Record, StateNotSaved
 from mockserver.spec import jsontext
@@ -163,38 +163,76 @@ def _statements(script: str) -> list[str]:
 
 
 class StateFile:
-    """The one connection to a state file, shared by the views of its sessions, one thread at a time."""
+    """A state file, owned by one process: one connection that writes, shared by the views of its
+    sessions one transaction at a time, and a connection per reading thread.
+
+    - **One owner.** The file is locked with ``flock`` for as long as it is open: the operating system
+      refuses it to any other open of the file (another process, or another app in this one) and lets
+      go when the process ends, even by ``kill -9``.
+    - **Readers beside the writer.** In WAL mode a reader sees the last committed transaction and
+      never waits for the writer, so a read does not queue behind another request's commit and sync.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.lock = threading.RLock()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # No busy wait: a file in use is refused at once.
-            self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=0)
-        except (OSError, sqlite3.Error) as exc:
-            raise StateFileError(f"{path}: cannot open the state file ({exc})") from None
+        self.lock = threading.RLock()  # the writing connection, one transaction at a time
+        self._readers = threading.local()
+        self._opened: list[sqlite3.Connection] = []
         self.closed = False
         try:
-            # Exclusive locking mode: once taken, the lock is held until the connection closes.
-            self.db.execute("PRAGMA locking_mode=EXCLUSIVE")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._owner = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StateFileError(f"{path}: cannot open the state file ({exc})") from None
+        try:
+            fcntl.flock(self._owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._owner)
+            self._refuse_in_use()
+        try:
+            # No busy wait: a file another program holds is refused at once.
+            self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=0)
+        except (OSError, sqlite3.Error) as exc:
+            os.close(self._owner)
+            raise StateFileError(f"{path}: cannot open the state file ({exc})") from None
+        try:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
-            self.db.execute("BEGIN IMMEDIATE")  # takes the lock now, not at the first write
+            self.db.execute("BEGIN IMMEDIATE")  # a program other than a mockserver holding the file is seen now
             self.db.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             self.db.close()
+            os.close(self._owner)
             if "locked" in str(exc):
-                holder = _lock_holder(path)
-                who = f" (pid {holder})" if holder else ""
-                raise StateFileError(
-                    f"{path} is in use by another mockserver{who}; stop it or use --state with another file"
-                ) from None
+                self._refuse_in_use()
             raise StateFileError(f"{path}: cannot use the state file ({exc})") from None
         except sqlite3.DatabaseError as exc:
             self.db.close()
+            os.close(self._owner)
             raise StateFileError(f"{path}: not a mockserver state file ({exc})") from None
+        # Owned now: a wait is for this process's own readers' brief locks of the write-ahead log's index.
+        self.db.execute("PRAGMA busy_timeout=5000")
         self.inode = os.stat(path).st_ino
+
+    def _refuse_in_use(self) -> NoReturn:
+        holder = _lock_holder(self.path)
+        who = f" (pid {holder})" if holder else ""
+        raise StateFileError(
+            f"{self.path} is in use by another mockserver{who}; stop it or use --state with another file"
+        ) from None
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's reading connection (opened on its first read)."""
+        db: sqlite3.Connection | None = getattr(self._readers, "db", None)
+        if db is None:
+            with self.lock:
+                if self.closed:
+                    raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+                db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=5)
+                db.execute("PRAGMA query_only=ON")
+                self._opened.append(db)
+            self._readers.db = db
+        return db
 
     def version(self) -> str | None:
         """The layout the file holds: None when it holds nothing yet."""
@@ -233,14 +271,17 @@ class StateFile:
                 raise StateNotSaved(f"{self.path}: the change was not saved ({exc}); nothing was changed") from exc
 
     def rows(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self.lock:
-            return self.db.execute(sql, parameters).fetchall()
+        """What ``sql`` selects from the last committed state; never waits for a write in progress."""
+        return self._reader().execute(sql, parameters).fetchall()
 
     def close(self) -> None:
         with self.lock:
             if not self.closed:
                 self.closed = True
+                for reader in self._opened:
+                    reader.close()
                 self.db.close()
+                os.close(self._owner)  # the lock goes with it
 
     def prepare(self, fresh: bool) -> None:
         """Bring the file to this layout: carry a version 1 file over; ``fresh``: start it again."""
@@ -333,7 +374,22 @@ def session_column(table: str) -> str:
 
 
 def _lock_holder(path: Path) -> int | None:
-    """The process holding SQLite's lock on ``path``, where the system says (Linux and most Unix)."""
+    """The other process holding ``path``, where the system says: our ``flock`` in /proc/locks (Linux),
+    else SQLite's own lock (a program that holds the file with SQLite)."""
+    try:
+        found = os.stat(path)
+        with open("/proc/locks", encoding="ascii") as locks:
+            for line in locks:
+                fields = line.split()
+                if "->" in fields or len(fields) < 6 or fields[1] != "FLOCK":
+                    continue
+                major, minor, inode = fields[5].split(":")
+                device = os.makedev(int(major, 16), int(minor, 16))
+                pid = int(fields[4])
+                if int(inode) == found.st_ino and device == found.st_dev and pid != os.getpid():
+                    return pid
+    except (OSError, ValueError):
+        pass
     pending_byte = 0x40000000  # where SQLite's unix locks live in the file
     try:
         fd = os.open(path, os.O_RDONLY)
