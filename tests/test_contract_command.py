@@ -73,16 +73,19 @@ def test_a_run_tests_each_path_family_in_a_pass_of_its_own(spec: Spec) -> None:
     passes = plan(spec, ContractSettings(base_url="http://x"))
     assert [family for family, _ in passes] == ["canonical", "deprecated"]
     canonical = set(passes[0][1])
-    # Every operation on profiles (and every read) is planned; changes to users' copies never are.
-    assert len(canonical) == 16 and [len(ids) for _, ids in passes] == [16, 16]
+    # Every operation on profiles (and every read) is planned; changes to users' copies and keys never
+    # are. The deprecated family has no twin of addUserVirtualKey or getMyVirtualKeyCreationPolicy.
+    assert len(canonical) == 18 and [len(ids) for _, ids in passes] == [18, 17]
     assert {"updateAccessProfile", "propagateAccessProfile", "attachRolesToAccessProfile"} <= canonical
-    assert "listUserAccessProfiles" in canonical
+    assert {"listUserAccessProfiles", "listUserVirtualKeys", "getMyVirtualKeyCreationPolicy"} <= canonical
+    assert "listUserVirtualKeysLegacy" in passes[1][1]
     assert not canonical & {
         "detachUserAccessProfile",
         "updateUserAccessProfileBudgetOverride",
         "deleteUserAccessProfileBudgetOverride",
         "addUserAccessProfileVirtualKey",
         "deleteUserAccessProfileVirtualKey",
+        "addUserVirtualKey",
     }
     assert all(op.endswith("Legacy") for op in passes[1][1]) and not any(op.endswith("Legacy") for op in passes[0][1])
     assert len(plan(spec, ContractSettings(base_url="http://x", legacy_paths=False))) == 1
@@ -98,11 +101,13 @@ def test_operations_are_chosen_by_canonical_id_and_read_only_keeps_the_reads(spe
             [
                 "getAccessProfile",
                 "getAccessProfileVersion",
+                "getMyVirtualKeyCreationPolicy",
                 "listAccessProfileAuditLogs",
                 "listAccessProfileAuditLogsById",
                 "listAccessProfileVersions",
                 "listAccessProfiles",
                 "listUserAccessProfiles",
+                "listUserVirtualKeys",
             ],
         )
     ]
@@ -112,6 +117,17 @@ def test_operations_are_chosen_by_canonical_id_and_read_only_keeps_the_reads(spe
         plan(spec, ContractSettings(base_url="http://x", operations=("nope",)))
     with pytest.raises(ContractError, match="no operation left"):
         plan(spec, ContractSettings(base_url="http://x", operations=("updateAccessProfile",), read_only=True))
+
+
+def test_a_run_with_basic_credentials_leaves_out_the_operations_that_take_a_bearer_token_only(spec: Spec) -> None:
+    bearer_only = {"getMyVirtualKeyCreationPolicy"}  # addUserVirtualKey is a change to a user: never planned
+    with_token = {
+        i for _, ids in plan(spec, ContractSettings(base_url="http://x", authorization="Bearer t")) for i in ids
+    }
+    with_basic = {
+        i for _, ids in plan(spec, ContractSettings(base_url="http://x", authorization="Basic YTpi")) for i in ids
+    }
+    assert with_token - with_basic == bearer_only
 
 
 def test_credentials_reach_schemathesis_only_when_given(tmp_path: Path) -> None:

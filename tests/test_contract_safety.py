@@ -216,3 +216,22 @@ def test_changes_to_users_copies_are_never_sent() -> None:
         ("POST", "/api/governance/users/u-1/access-profiles/3/virtual-keys"),
     ):
         assert guard.refusal(method, f"http://api.test{path}", None) is not None
+
+
+def test_a_key_is_minted_only_for_a_user_the_run_made_up() -> None:
+    """A made-up user holds no profile, so the deployment can only refuse the key (404): nothing changes."""
+    ownership = Ownership(token="t", max_name_length=255)
+    guard = Guard(ownership, "http://api.test", ("/api/governance/access-profiles",))
+    made_up = f"{ownership.prefix}c-user"
+    body = json.dumps({"name": f"{ownership.prefix}c-key"})
+    for root in ("/api/governance", "/api"):
+        assert guard.refusal("POST", f"http://api.test{root}/users/{made_up}/virtual-keys", body) is None
+        for user in ("u-erin", "mockserver-contract-other-run-user"):
+            refusal = guard.refusal("POST", f"http://api.test{root}/users/{user}/virtual-keys", body)
+            assert refusal is not None and "made-up users" in refusal
+        # The deprecated way in, and deletes, stay refused even for a made-up user.
+        assert guard.refusal("POST", f"http://api.test{root}/users/{made_up}/access-profiles/1/virtual-keys", body)
+        assert guard.refusal("DELETE", f"http://api.test{root}/users/{made_up}/virtual-keys", None)
+    # The key's name must be the run's too.
+    unmarked = json.dumps({"name": "laptop"})
+    assert guard.refusal("POST", f"http://api.test/api/governance/users/{made_up}/virtual-keys", unmarked)

@@ -172,7 +172,9 @@ def test_a_run_never_changes_users_copies_but_reads_them() -> None:
     spec = Spec.load(bundled_spec())
     ids = {op_id for _, family in plan(spec, ContractSettings(base_url="http://api.test")) for op_id in family}
     assert {"listUserAccessProfiles", "getUserAccessProfilesLegacy", "attachRolesToAccessProfile"} <= ids
+    assert {"listUserVirtualKeys", "listUserVirtualKeysLegacy", "getMyVirtualKeyCreationPolicy"} <= ids
     for never in (
+        "addUserVirtualKey",
         "detachUserAccessProfile",
         "updateUserAccessProfileBudgetOverride",
         "deleteUserAccessProfileBudgetOverride",

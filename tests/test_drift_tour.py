@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from mockserver.drift.tour import Name, Saved, Step, tags, tour
+from mockserver.drift.tour import RUN_USER, Name, Saved, Step, tags, tour
 from mockserver.resources import bundled_spec
 from mockserver.spec.document import Spec
 
@@ -29,7 +29,8 @@ def test_each_step_has_a_title_of_its_own() -> None:
 
 
 def test_a_step_names_only_profiles_an_earlier_step_created() -> None:
-    created: set[str] = set()
+    created: set[str] = {RUN_USER}  # the run's made-up user is there from the start
+    assert not any(step.saves == RUN_USER for step in TOUR)
     for step in TOUR:
         used = set(SAVED_PLACEHOLDER.findall(step.path)) | saved_names(step.body)
         assert used <= created, (step.title, used - created)
@@ -41,11 +42,14 @@ def test_a_step_names_only_profiles_an_earlier_step_created() -> None:
 def test_changes_go_to_the_collection_or_to_the_tours_own_profiles() -> None:
     """The guard refuses anything else; the tour is written so that it never has to."""
     for step in TOUR:
-        if step.changes:
+        if step.changes and step.users:
+            # a user's keys: only minted, and only for the run's made-up user
+            assert (step.method, step.path) == ("POST", "/{" + RUN_USER + "}/virtual-keys"), step.title
+        elif step.changes:
             assert step.path == "" and step.method == "POST" or step.path.startswith("/{"), step.title
         name = step.body.get("name") if isinstance(step.body, dict) else None
-        # a name is the run's (a Name), or blank, which no server stores
-        assert isinstance(name, Name) or name is None or not name.strip(), step.title
+        # a name is the run's (a Name), blank or not a string, which no server stores
+        assert isinstance(name, Name) or not isinstance(name, str) or not name.strip(), step.title
 
 
 def test_the_tour_covers_what_the_mock_decides() -> None:
@@ -73,3 +77,12 @@ def test_the_tour_covers_what_the_mock_decides() -> None:
     assert any("offset" in q and "limit" in q for q in queries) and any(q.get("tags") for q in queries)
     assert {step.auth for step in TOUR} == {"run", "none", "unknown"}
     assert any(step.method == "DELETE" and step.path == "/{copy}" for step in TOUR)
+    # The user's keys and the caller's key-creation policy (contract section 1.1).
+    users = {(step.method, step.path) for step in TOUR if step.users}
+    assert users == {
+        ("GET", "/{user}/virtual-keys"),
+        ("POST", "/{user}/virtual-keys"),
+        ("GET", "/me/vk-creation-policy"),
+    }
+    assert {step.path for step in TOUR if step.canonical_only} == {"/{user}/virtual-keys", "/me/vk-creation-policy"}
+    assert not any(step.canonical_only for step in TOUR if step.method == "GET" and step.path == "/{user}/virtual-keys")

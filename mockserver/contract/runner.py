@@ -153,6 +153,9 @@ def plan(spec: Spec, settings: ContractSettings) -> list[tuple[str, list[str]]]:
         raise ContractError(f"unknown operation {', '.join(unknown)}; choose from {', '.join(sorted(known))}")
     passes = []
     collections = profile_collections(spec)
+    # An operation that does not take the run's kind of credentials (Basic, where upstream takes a
+    # bearer token only) would answer nothing but 401.
+    scheme = (settings.authorization or "").partition(" ")[0].lower()
     for family, deprecated in FAMILIES:
         if deprecated and not settings.legacy_paths:
             continue
@@ -165,6 +168,7 @@ def plan(spec: Spec, settings: ContractSettings) -> list[tuple[str, list[str]]]:
             # Changes outside the profile collections (to users' copies, their budget overrides
             # and keys) would touch real users: a run only reads there.
             and (op.method == "GET" or collection_of(op.path, collections) is not None)
+            and (not scheme or scheme in op.schemes)
         )
         if ids:
             passes.append((family, ids))

@@ -175,6 +175,16 @@ class Guard:
             return f"{where}: the name {name!r} lacks this run's prefix {self.ownership.prefix!r}"
         if path.endswith("/roles") and any(data.get(flag) is True for flag in REACHING_FLAGS):
             return f"{where}: attaching with {' or '.join(REACHING_FLAGS)} would change other profiles or users"
+        user_keys = _USER_KEYS.fullmatch(path)
+        if user_keys is not None:
+            # Minting a key changes a real user; a user id with the run's prefix is one no real user
+            # has, so the deployment can only refuse it (it holds no profile).
+            user_id = unquote(user_keys.group(1))
+            if method != "POST":
+                return f"{where}: the run only mints keys (POST), for users it made up"
+            if self.ownership.marks(user_id):
+                return None
+            return f"{where}: user {user_id!r} is not one of this run's made-up users"
         for collection in self.collections:
             if path in (collection, collection + "/"):
                 if method == "POST":
@@ -200,6 +210,9 @@ class Guard:
             return None
         return target.path[len(root) :] or "/"
 
+
+# A user's keys (addUserVirtualKey), in either family: ``<api root>/users/{user_id}/virtual-keys``.
+_USER_KEYS = re.compile(r"/(?:[^/]+/)*users/([^/]+)/virtual-keys/?")
 
 # Attach-roles flags that reach beyond the run's own profile (a role's default is shared with other
 # profiles; apply_to_existing gives real users copies and keys).

@@ -29,7 +29,7 @@ from mockserver.contract.signals import shielded, stop_on_signals
 from mockserver.drift import report
 from mockserver.drift.compare import Normaliser
 from mockserver.drift.tour import RUN, Step, tour
-from mockserver.drift.walk import COMPARED, NOT_SENT, SKIPPED, Side, StepResult, Walk
+from mockserver.drift.walk import CANONICAL_LETTER, COMPARED, NOT_SENT, SKIPPED, Side, StepResult, Walk
 from mockserver.resources import bundled_spec
 from mockserver.server.app import create_app, spec_for
 from mockserver.settings import Settings
@@ -196,7 +196,7 @@ def _compare(
         )
         walk = Walk(mock, deployment, ownership.prefix, read_only=settings.read_only)
         tour_steps = tour(spec)
-        families = [("canonical paths", collections[0], "c")]
+        families = [("canonical paths", collections[0], CANONICAL_LETTER)]
         if settings.legacy_paths and len(collections) > 1:
             families.append(("deprecated paths", collections[1], "d"))
         for family, collection, letter in families:

@@ -23,6 +23,10 @@ RUN, NO_CREDENTIALS, UNKNOWN_CREDENTIALS = "run", "none", "unknown"
 # What is compared: everything (status, error type and param, fields and values), or the shape
 # only (status and which fields are present), for answers about data the run does not own.
 ALL, SHAPE = "all", "shape"
+# The placeholder of a user id of the run's own (its prefix, the family's letter, "user"): no real
+# user has it, so a key minted for it is refused on both sides and changes nothing. The guard lets
+# a change to a user's keys through only for such an id.
+RUN_USER = "user"
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,10 @@ class Step:
     auth: str = RUN
     compare: str = ALL
     headers: tuple[str, ...] = ()  # answer headers compared too
+    # The path is below the family's users collection (/api/governance/users, /api/users) instead.
+    users: bool = False
+    # Upstream mounts no deprecated twin of this operation: the step is walked on the canonical paths only.
+    canonical_only: bool = False
 
     @property
     def changes(self) -> bool:
@@ -248,6 +256,39 @@ def _steps(name_max: int, tags_max: int, page_max: int) -> tuple[Step, ...]:
             "propagate to a profile without copies: zero counts", "POST", "/{a}/propagate", body={"fields": ["budgets"]}
         ),
         Step("detach a role that is not attached: 404", "DELETE", "/{a}/roles/1"),
+        # -- a user's keys, for a user of the run's own, whom no profile reaches
+        Step("the keys of a user who has none: an empty list", "GET", "/{user}/virtual-keys", users=True),
+        Step(
+            "mint a key for a user who holds no profile: 404",
+            "POST",
+            "/{user}/virtual-keys",
+            body={"name": Name("key")},
+            users=True,
+            canonical_only=True,
+        ),
+        Step(
+            "mint a key named with a number: 400, param name",
+            "POST",
+            "/{user}/virtual-keys",
+            body={"name": 7},
+            users=True,
+            canonical_only=True,
+        ),
+        Step(
+            "the caller's key-creation policy: no profile for an admin or a management key",
+            "GET",
+            "/me/vk-creation-policy",
+            users=True,
+            canonical_only=True,
+        ),
+        Step(
+            "the key-creation policy without credentials: 401",
+            "GET",
+            "/me/vk-creation-policy",
+            users=True,
+            canonical_only=True,
+            auth=NO_CREDENTIALS,
+        ),
         # -- paging and search, over the run's own profiles
         Step("the run's profiles, in ascending id order", "GET", query=PAGE),
         Step("pages of two: the second one", "GET", query={**PAGE, "limit": 2, "offset": 2}),

@@ -17,12 +17,13 @@ from urllib.parse import quote
 from mockserver.contract.http import Answer, Http
 from mockserver.contract.safety import Guard, Ownership
 from mockserver.drift.compare import Difference, Normaliser, differences, lines, shape
-from mockserver.drift.tour import NO_CREDENTIALS, SHAPE, UNKNOWN_CREDENTIALS, Name, Saved, Step
+from mockserver.drift.tour import NO_CREDENTIALS, RUN_USER, SHAPE, UNKNOWN_CREDENTIALS, Name, Saved, Step
 
 UNKNOWN_KEY = "Bearer mockserver-diff-not-a-key"
 _PLACEHOLDER = re.compile(r"\{([^{}/]+)\}")
 # What happened to a step.
 COMPARED, SKIPPED, NOT_SENT = "compared", "skipped", "not sent"
+CANONICAL_LETTER = "c"  # the letter of the canonical family's section (drift.run)
 
 
 @dataclass
@@ -103,6 +104,9 @@ class Walk:
         """Send ``step`` to both sides and compare the answers (or say why it was not sent)."""
         request = describe(step, collection, letter).replace(self.prefix, "<run>-")
         result = StepResult(section, number, step, request)
+        if step.canonical_only and letter != CANONICAL_LETTER:
+            result.outcome, result.reason = SKIPPED, "upstream publishes no deprecated path for this operation"
+            return result
         if self.read_only and step.changes:
             result.outcome, result.reason = SKIPPED, "read-only run"
             return result
@@ -129,14 +133,17 @@ class Walk:
         return result
 
     def _resolve(self, side: Side, step: Step, collection: str, letter: str) -> Sent:
+        family = self.prefix + letter + "-"
+
         def fill(match: re.Match[str]) -> str:
             name = match.group(1)
+            if name == RUN_USER:
+                return name_of(Name(RUN_USER), family)
             if name not in side.profiles:
                 raise Skip(f"profile {{{name}}} was not created on the {side.label}")
             return str(side.profiles[name])
 
-        path = collection + _PLACEHOLDER.sub(fill, step.path)
-        family = self.prefix + letter + "-"
+        path = base_of(step, collection) + _PLACEHOLDER.sub(fill, step.path)
         query = {key: self._value(side, value, family) for key, value in step.query.items()}
         return Sent(path, query, self._value(side, step.body, family))
 
@@ -198,10 +205,15 @@ def saved(side: Side, value: Saved) -> Any:
     return current
 
 
+def base_of(step: Step, collection: str) -> str:
+    """What a step's path is below: the profile collection, or the same family's users collection."""
+    return collection.rsplit("/", 1)[0] + "/users" if step.users else collection
+
+
 def describe(step: Step, collection: str, letter: str) -> str:
     """A step's request as written: method, path with its placeholders, query, body."""
     query = "&".join(f"{key}={_shown(value, letter)}" for key, value in step.query.items())
-    text = f"{step.method} {collection}{step.path}" + (f"?{query}" if query else "")
+    text = f"{step.method} {base_of(step, collection)}{step.path}" + (f"?{query}" if query else "")
     if step.auth == NO_CREDENTIALS:
         text += "  (no credentials)"
     elif step.auth == UNKNOWN_CREDENTIALS:
