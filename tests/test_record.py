@@ -152,6 +152,51 @@ def test_no_virtual_key_or_credential_is_written(tmp_path: Path) -> None:
     assert "sk-bf-" not in text and "****" not in text and TOKEN not in text  # neither whole nor masked
 
 
+def keys_by_name(app: Any, user_id: str) -> dict[str, bool]:
+    """A user's keys as listUserVirtualKeys answers them: name -> is_access_profile_managed."""
+    listed = app.test_client().get(f"{USERS}/{user_id}/virtual-keys", headers=AUTH).json["virtual_keys"]
+    return {k["name"]: k["is_access_profile_managed"] for k in listed}
+
+
+def test_users_keys_are_recorded_and_a_mock_from_the_file_lists_the_same(tmp_path: Path) -> None:
+    upstream = changed_upstream()
+    upstream.test_client().post(f"{USERS}/u-dave/virtual-keys", json={"name": "dave-desktop"}, headers=AUTH)
+    out = tmp_path / "recorded.json"
+    code, printed = recorded(upstream, out, users=("u-erin", "u-alice", "u-heidi"))
+    assert code == 0, printed
+    document = json.loads(out.read_text(encoding="utf-8"))
+    # A copy's key is made by the mock with the copy; the other keys are written, without values.
+    assert document["virtual_keys"] == [
+        {"user_id": "u-alice", "name": "alice-notebook"},
+        {"user_id": "u-dave", "name": "dave-laptop", "is_access_profile_managed": True},  # minted with #20
+        {"user_id": "u-dave", "name": "dave-desktop", "is_access_profile_managed": True},  # and its successor
+        {"user_id": "u-erin", "name": "erin-ci-runner"},
+    ]
+    assert "u-alice" in [u["id"] for u in document["users"]]  # she holds a standalone key, and no copy
+    assert "user u-alice: 1 virtual keys" in printed
+    replayed = create_app(Settings(fixtures=out))
+    for user_id in ("u-alice", "u-dave", "u-erin", "u-heidi"):
+        assert keys_by_name(replayed, user_id) == keys_by_name(upstream, user_id), user_id
+
+
+def test_a_deployment_without_the_key_list_is_recorded_without_users_own_keys(tmp_path: Path) -> None:
+    upstream = create_app(Settings())
+
+    def older(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ["PATH_INFO"].endswith("/virtual-keys"):
+            body = {"is_bifrost_error": False, "status_code": 404, "error": {"message": "no route"}}
+            start_response("404 NOT FOUND", [("Content-Type", "application/json")])
+            return [json.dumps(body).encode()]
+        return upstream(environ, start_response)  # type: ignore[no-any-return]
+
+    out = tmp_path / "recorded.json"
+    code, printed = recorded(older, out, users=("u-erin", "u-dave", "u-grace", "u-frank"))
+    assert code == 0, printed  # not a gap in the recording: the deployment has no such list
+    assert "users' own keys: the deployment does not serve listUserVirtualKeys" in printed
+    assert printed.count("answered HTTP 404") == 1  # asked once, not once per user
+    assert json.loads(out.read_text(encoding="utf-8"))["virtual_keys"] == []
+
+
 def failing(app: Flask, fails: Callable[[str, str], bool]) -> Callable[..., Iterable[bytes]]:
     """``app``, except that requests ``fails(path, query)`` picks are answered 500 in the envelope."""
 

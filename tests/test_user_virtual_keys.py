@@ -236,3 +236,37 @@ def test_a_session_of_a_user_without_copies_has_no_profile(make_app: Any, tmp_pa
     )
     alice = Api(make_app(api_keys=keys), "Bearer alice-s")
     assert alice.get(POLICY).json == {"has_access_profile": False}
+
+
+# -- the inspector: its journal rows and its operation filter ---------------------------------------
+
+
+def test_the_inspector_sees_each_call_under_its_operation(api: Api) -> None:
+    api.get(f"{USERS}/u-erin/virtual-keys")
+    api.get(f"{LEGACY_USERS}/u-erin/virtual-keys")
+    api.post(f"{USERS}/u-alice/virtual-keys", {"name": "alice-laptop"})
+    api.get(POLICY)
+    api.request("GET", POLICY, headers={"Authorization": basic("admin", "x")})
+    entries = api.client.get("/__mock/journal").json["entries"]
+    assert [(e["operation_id"], e["canonical_id"], e["status"], e["refused_by"]) for e in entries] == [
+        ("listUserVirtualKeys", "listUserVirtualKeys", 200, None),
+        ("listUserVirtualKeysLegacy", "listUserVirtualKeys", 200, None),
+        ("addUserVirtualKey", "addUserVirtualKey", 404, "rule"),
+        ("getMyVirtualKeyCreationPolicy", "getMyVirtualKeyCreationPolicy", 200, None),
+        ("getMyVirtualKeyCreationPolicy", "getMyVirtualKeyCreationPolicy", 401, "auth"),
+    ]
+    # The page's operation filter lists the operationIds of the spec it is served with.
+    ids = {
+        op["operationId"]
+        for item in api.client.get("/openapi.json").json["paths"].values()
+        for op in item.values()
+        if "operationId" in op
+    }
+    assert {
+        "listUserVirtualKeys",
+        "listUserVirtualKeysLegacy",
+        "addUserVirtualKey",
+        "getMyVirtualKeyCreationPolicy",
+    } <= ids
+    filtered = api.client.get("/__mock/journal?operation_id=listUserVirtualKeys").json["entries"]
+    assert [e["path"] for e in filtered] == [f"{USERS}/u-erin/virtual-keys", f"{LEGACY_USERS}/u-erin/virtual-keys"]

@@ -1,7 +1,7 @@
 """``mockserver record``: read a deployment with GET requests into a fixture file the mock loads.
 
 It reads every page of the profile list, each profile's detail (its role attachments), versions,
-the audit trail, and the copies of every user it can name. The file is written in the format of
+the audit trail, and the copies and virtual keys of every user it can name. The file is written in the format of
 ``fixtures/default.json``, deterministically: sorted keys and ids, fixed formatting, so a rerun
 gives the same bytes unless the deployment changed. What it could not read, and what the API or
 the fixture format cannot carry, is listed at the end.
@@ -124,13 +124,15 @@ class Recorder:
             versions += count or 0
             self.say(f"profile {index}/{len(listed)} (id {profile_id}): {len(roles)} roles, {count} versions")
         audit_users, audit_rows = self._audit()
-        copies = self._copies(sorted(set(audit_users) | set(self.named_users)))
-        document = self._document(profiles, attachments, copies)
+        named = sorted(set(audit_users) | set(self.named_users))
+        copies = self._copies(named)
+        keys = self._keys(named)
+        document = self._document(profiles, attachments, copies, keys)
         self._carried_notes(document, user_counts, versions, audit_rows, audit_users)
         summary = (
             f"{len(document['access_profiles'])} profiles, {len(document['roles'])} roles, "
             f"{len(document['users'])} users, {len(document['role_attachments'])} role attachments, "
-            f"{len(document['user_copies'])} users' copies"
+            f"{len(document['user_copies'])} users' copies, {len(document['virtual_keys'])} virtual keys"
         )
         return Recording(document, self.left_out, self.not_carried, summary)
 
@@ -239,6 +241,26 @@ class Recorder:
             self.say(f"user {user_id}: {len(found)} copies")
         return copies
 
+    def _keys(self, users: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """Each user's keys (listUserVirtualKeys); none when the deployment does not serve that list."""
+        keys: dict[str, list[dict[str, Any]]] = {}
+        for user_id in users:
+            answer = self._get("listUserVirtualKeys", user_id=user_id)
+            if isinstance(answer, Failure) and answer.status in (404, 405):
+                # The list never answers 404 for a user: the deployment predates the operation.
+                self.not_carried.append(
+                    f"users' own keys: the deployment does not serve listUserVirtualKeys (it {answer}); only the "
+                    "keys of users' copies are made, by the mock"
+                )
+                return {}
+            if isinstance(answer, Failure):
+                self.left_out.append(f"user {user_id!r}: the list of their virtual keys {answer}")
+                continue
+            found = [k for k in answer.body.get("virtual_keys") or [] if isinstance(k, dict)]
+            keys[user_id] = found
+            self.say(f"user {user_id}: {len(found)} virtual keys")
+        return keys
+
     def _problem(self, profile: dict[str, Any]) -> str | None:
         """Why the loader would refuse a profile (checked as the loader checks it), or None."""
         if self._check_profile.is_valid(profile):
@@ -253,6 +275,7 @@ class Recorder:
         profiles: dict[int, dict[str, Any]],
         attachments: list[dict[str, Any]],
         copies: dict[str, list[dict[str, Any]]],
+        keys: dict[str, list[dict[str, Any]]],
     ) -> dict[str, Any]:
         roles: dict[int, str] = {}
         written: list[dict[str, Any]] = []
@@ -299,6 +322,8 @@ class Recorder:
                         "expires_at": copy.get("expires_at") if isinstance(copy.get("expires_at"), str) else None,
                     }
                 )
+        virtual_keys = self._own_keys(keys, copies, {c["user_id"] for c in user_copies})
+        holders.update(k["user_id"] for k in virtual_keys)
         return {
             "access_profiles": [profiles[i] for i in sorted(profiles)],
             "roles": [{"id": i, "name": roles[i], "member_ids": []} for i in sorted(roles)],
@@ -308,7 +333,40 @@ class Recorder:
             ],
             "role_attachments": written,
             "user_copies": user_copies,
+            "virtual_keys": virtual_keys,
         }
+
+    def _own_keys(
+        self, keys: dict[str, list[dict[str, Any]]], copies: dict[str, list[dict[str, Any]]], holding: set[str]
+    ) -> list[dict[str, Any]]:
+        """The keys that are not a copy's: standalone ones, and extra ones of users holding a recorded copy.
+
+        A copy's keys are left to the mock, which makes them with the copy; names must be unique.
+        """
+        written: list[dict[str, Any]] = []
+        names: set[str] = set()
+        for user_id in sorted(keys):
+            of_copies = {i for c in copies.get(user_id, []) for i in c.get("virtual_key_ids") or []}
+            for key in keys[user_id]:
+                name, managed = key.get("name"), key.get("is_access_profile_managed") is True
+                if key.get("id") in of_copies or managed and user_id in self.unread_users:
+                    continue  # the mock makes a copy's keys; unread copies are listed already
+                where = f"user {user_id!r}: virtual key {key.get('id')}"
+                if not isinstance(name, str) or not name:
+                    self.left_out.append(f"{where}: it has no name")
+                    continue
+                if name in names:
+                    self.left_out.append(f"{where}: its name {name!r} is taken by another recorded key")
+                    continue
+                if managed and user_id not in holding:
+                    self.left_out.append(f"{where}: a key governed by profiles, of a user without a recorded copy")
+                    continue
+                names.add(name)
+                entry: dict[str, Any] = {"user_id": user_id, "name": name}
+                if managed:
+                    entry["is_access_profile_managed"] = True
+                written.append(entry)
+        return written
 
     def _carried_notes(
         self,
@@ -341,6 +399,11 @@ class Recorder:
             note(
                 "users' copies: their ids, virtual keys, usage and budget overrides are not in the fixture format; "
                 "the mock makes each copy from its profile with new key values (no key value is written)"
+            )
+        if document["virtual_keys"]:
+            note(
+                "users' own keys: their ids, values and descriptions are not in the fixture format; the mock "
+                "makes them with new values (no key value is written)"
             )
         if document["role_attachments"]:
             note("role attachment ids: the mock numbers attachments in the order of the file")
