@@ -73,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="drop a session after this many seconds without requests (default 3600; 0 never)",
     )
+    serve.add_argument(
+        "--journal-mb",
+        type=int,
+        help="memory the request journals of all sessions may keep together, in MiB (default 64; oldest go first)",
+    )
     serve.add_argument("--state", type=Path, help="keep the whole state in this SQLite file across restarts")
     serve.add_argument("--fresh", action="store_true", default=None, help="with --state: start again from the fixtures")
     serve.add_argument("--clock", help="a fixed time for the mock's clock, e.g. 2026-01-01T00:00:00Z")

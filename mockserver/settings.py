@@ -73,6 +73,9 @@ class Settings:
     # seconds without a request (0: never).
     max_sessions: int = 100
     session_ttl: int = 3600
+    # The request journals of the default state and every session keep at most this many MiB together,
+    # oldest entries dropped first (each also keeps at most its last 1,000 entries).
+    journal_mb: int = 64
     # A SQLite file that keeps the whole state across restarts; `fresh` starts it from the fixtures.
     state: Path | None = None
     fresh: bool = False

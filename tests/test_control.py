@@ -84,14 +84,17 @@ def test_journal_lists_filters_and_clears(api: Api) -> None:
     updates = api.client.get("/__mock/journal?operation_id=updateAccessProfile&status=200").json["entries"]
     assert [e["path"] for e in updates] == ["/api/access-profiles/2"]
     assert api.client.delete("/__mock/journal").json == {"entries": []}
-    assert api.client.get("/__mock/journal").json == {"entries": [], "oldest": 4, "last": 3}
+    cleared = api.client.get("/__mock/journal").json
+    assert cleared == {**cleared, "entries": [], "oldest": 4, "last": 3, "dropped": 0}
+    assert cleared["bounds"] == {"entries": 1000, "bytes": 64 * 1024 * 1024, "bytes_used": 0}
 
 
 def test_journal_reads_only_what_is_newer_than_a_number(api: Api) -> None:
     api.get(f"{CANONICAL}/1")
     first = api.client.get("/__mock/journal").json
     assert (first["oldest"], first["last"], [e["seq"] for e in first["entries"]]) == (1, 1, [1])
-    assert api.client.get("/__mock/journal?after=1").json == {"entries": [], "oldest": 1, "last": 1}
+    newer = api.client.get("/__mock/journal?after=1").json
+    assert (newer["entries"], newer["oldest"], newer["last"]) == ([], 1, 1)
     api.get(f"{CANONICAL}/2")
     api.get(f"{CANONICAL}/999")
     newer = api.client.get("/__mock/journal?after=1").json

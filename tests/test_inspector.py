@@ -288,6 +288,11 @@ def test_the_inspector_in_a_browser() -> None:
         newest = page.locator("#rows tr.row").first
         expect(newest.locator(".method")).to_have_text("DELETE", timeout=1_000)
         expect(page.locator("#rows tr.row")).to_have_count(1_000)
+        # The page says that older requests went, and which bounds the journal keeps.
+        expect(page.locator("#dropped")).to_contain_text(
+            "older requests were dropped: the journal keeps the last 1,000"
+        )
+        expect(page.locator("#dropped")).to_contain_text("64 MiB for all sessions together (--journal-mb)")
         started = time.monotonic()
         page.fill("#filter-text", "/999")
         expect(page.locator("#rows tr.row:visible")).to_have_count(1, timeout=1_000)
@@ -295,6 +300,7 @@ def test_the_inspector_in_a_browser() -> None:
         page.click("#clear-journal")  # DELETE /__mock/journal: the page drops what the journal dropped
         expect(page.locator("#rows tr.row")).to_have_count(0)
         expect(page.locator("#no-requests")).to_be_visible()
+        expect(page.locator("#dropped")).to_be_hidden()  # a clear is not a drop
         assert requests.get(f"{origin}/__mock/journal", timeout=5).json()["entries"] == []
         logged = [
             m.group(1) for m in re.finditer(r"^\S+ (?:GET|PUT|POST|DELETE|HEAD) (\S+)", "".join(served.lines), re.M)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
+import tracemalloc
 from typing import Any
 
 import pytest
 from conftest import CANONICAL, Api
 
-from mockserver.server.journal import BODY_CAP, Entry, Journal, masked
+from mockserver.server.journal import BODY_CAP, ENTRY_OVERHEAD, Budget, Entry, Journal, entry_bytes, masked
 
 
 def entry(path: str = "/x", status: int = 200, **fields: Any) -> Entry:
@@ -159,3 +161,85 @@ def test_a_body_over_the_size_limit_is_kept_only_in_part(make_app: Any) -> None:
     [recorded] = api.mock.journal.entries()
     assert recorded.request_size == len(body) and len(recorded.request_body) == BODY_CAP
     assert recorded.refused_by == "contract"
+
+
+# -- the byte budget --------------------------------------------------------------------------------
+
+
+def test_journals_sharing_a_budget_drop_their_oldest_entries_first() -> None:
+    budget = Budget(limit_bytes=10 * (1000 + ENTRY_OVERHEAD))
+    one, two = Journal(budget=budget), Journal(budget=budget)
+    for n in range(4):
+        one.record(entry(f"/one/{n}", answer_body=b"x" * 1000))
+    for n in range(8):
+        two.record(entry(f"/two/{n}", answer_body=b"x" * 1000))
+    assert budget.used <= budget.limit
+    # Twelve entries of the same size, room for ten: the two oldest of all went, both of `one`.
+    assert [e.path for e in one.entries()] == ["/one/2", "/one/3"]
+    assert len(two) == 8
+    assert (one.dropped, two.dropped) == (2, 0)
+    assert one.window() == (3, 4)  # a reader learns what was dropped, as with the entry bound
+    assert budget.used == sum(entry_bytes(e) for j in (one, two) for e in j.entries())
+    one.clear()
+    assert budget.used == sum(entry_bytes(e) for e in two.entries())
+    two.close()  # a deleted session's journal gives its bytes back
+    assert budget.used == 0
+
+
+def test_an_entry_bound_drop_gives_its_bytes_back() -> None:
+    journal = Journal(size=3)
+    for _ in range(10):
+        journal.record(entry(answer_body=b"y" * 500))
+    assert len(journal) == 3 and journal.dropped == 7
+    assert journal.budget.used == 3 * entry_bytes(journal.entries()[0])
+
+
+def test_the_journal_route_shows_its_bounds_and_what_was_dropped(make_app: Any) -> None:
+    api = Api(make_app(journal_mb=1))
+    for n in range(90):
+        api.post(CANONICAL, {"name": f"profile {n}"})
+    api.client.delete("/__mock/journal")
+    for _ in range(40):  # pages of about 50 kB: 1 MiB keeps about 20
+        assert api.get(f"{CANONICAL}?limit=100").status_code == 200
+    listed = api.client.get("/__mock/journal").json
+    assert listed["bounds"]["bytes"] == 1024 * 1024
+    assert 0 < listed["bounds"]["bytes_used"] <= 1024 * 1024
+    assert listed["dropped"] == 40 - len(listed["entries"]) > 0
+    assert listed["oldest"] == 90 + listed["dropped"] + 1  # the creates were cleared, not dropped
+
+
+def test_many_sessions_reading_long_pages_stay_within_the_journal_budget(make_app: Any) -> None:
+    """The issue's load, scaled down: 8 sessions, each reading pages of ?limit=100 after 100 creates.
+
+    Unbounded, the journals would keep 8 x 40 answers cut at 64 KiB: about 20 MB. With 2 MiB they
+    keep 2 MiB, and the memory the process holds grows by no more than that and what the pages cost.
+    """
+    budget = 2 * 1024 * 1024
+    api = Api(make_app(journal_mb=2))
+    sessions = [{"X-Mockserver-Session": f"worker-{n}"} for n in range(8)]
+    for headers in sessions:
+        for n in range(100):
+            body = {"name": f"{headers['X-Mockserver-Session']} profile {n}", "description": "d" * 200}
+            assert api.post(CANONICAL, body, headers=headers).status_code == 201
+    api.client.delete("/__mock/journal")
+    for headers in sessions:
+        api.client.delete("/__mock/journal", headers=headers)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(40):
+            for headers in sessions:
+                page = api.get(f"{CANONICAL}?limit=100", headers=headers)
+                assert page.status_code == 200 and len(page.data) > 50_000
+        del page
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    registry = api.app.extensions["mockserver.sessions"]
+    journals = [api.mock.journal, *(session.mock.journal for session in registry.all())]
+    kept = sum(entry_bytes(e) for journal in journals for e in journal.entries())
+    assert api.mock.journal.budget.used == kept <= budget
+    assert sum(journal.dropped for journal in journals) > 0
+    assert grown < budget + 1024 * 1024, f"{grown / 1e6:.1f} MB retained"

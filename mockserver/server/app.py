@@ -17,6 +17,7 @@ from mockserver.resources import known_validations, spec_cache
 from mockserver.server import control, docs_page, inspector, routes, session_views
 from mockserver.server.context import Mock, Violation, operations
 from mockserver.server.cors import Cors
+from mockserver.server.journal import Budget, Journal
 from mockserver.server.persistence import SqliteState
 from mockserver.server.prefer import Chaos
 from mockserver.server.sessions import SessionPrefix, Sessions
@@ -60,6 +61,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     for name in ("max_sessions", "session_ttl"):
         if getattr(settings, name) < 0:
             raise SettingsError(f"{name}: expected 0 or more, got {getattr(settings, name)}")
+    if settings.journal_mb < 1:
+        raise SettingsError(f"journal_mb: expected 1 or more, got {settings.journal_mb}")
     persistence = SqliteState(settings.state, fresh=settings.fresh) if settings.state else None
     saved = persistence.load() if persistence is not None and not settings.fresh else None
     store = Store(
@@ -78,6 +81,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         **operations(store, spec),
         auth=Authenticator(keyring),
         validator=Validator(spec, settings.max_body_bytes, settings.validation),
+        journal=Journal(budget=Budget(settings.journal_mb * 1024 * 1024)),  # shared by every session's journal
     )
     mock.validator.report = lambda request, op_id, message: mock.record(
         Violation(op_id, request.method, request.path, None, (message,))

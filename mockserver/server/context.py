@@ -128,12 +128,13 @@ class Mock:
         session: str | None = None,
     ) -> Mock:
         """This mock over another state (a session's): the same spec, validator and auth, with the
-        operations bound to ``store`` and a journal, chaos and violations of its own."""
+        operations bound to ``store`` and a journal, chaos and violations of its own (the journal
+        shares this one's byte budget)."""
         return replace(
             self,
             store=store,
             **operations(store, self.spec),
-            journal=journal if journal is not None else Journal(),
+            journal=journal if journal is not None else Journal(budget=self.journal.budget),
             chaos=chaos,
             violations=violations if violations is not None else Violations(),
             session=session,

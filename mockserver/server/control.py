@@ -178,7 +178,8 @@ def journal() -> Response:
     """The request journal, oldest first; filter with ?operation_id=, ?method=, ?status=, ?after=<seq>.
 
     ``oldest`` and ``last`` are the seqs of the oldest entry kept and of the newest recorded, so a
-    reader that polls with ``after`` knows which of the entries it holds the journal has dropped.
+    reader that polls with ``after`` knows which of the entries it holds the journal has dropped;
+    ``dropped`` counts the entries dropped to stay within ``bounds`` since the journal was last cleared.
     """
     args = request.args
     status = _integer_arg("status")
@@ -186,7 +187,10 @@ def journal() -> Response:
     journal = chosen_mock().journal
     oldest, last = journal.window()
     entries = journal.entries(args.get("operation_id"), method=args.get("method"), status=status, after=after)
-    return json_response(200, {"entries": [e.as_dict() for e in entries], "oldest": oldest, "last": last})
+    bounds = {"entries": journal.size, "bytes": journal.budget.limit, "bytes_used": journal.budget.used}
+    listed = [e.as_dict() for e in entries]
+    answer = {"entries": listed, "oldest": oldest, "last": last, "dropped": journal.dropped, "bounds": bounds}
+    return json_response(200, answer)
 
 
 @bp.get(PREFIX + "journal/<int:seq>")

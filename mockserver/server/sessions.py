@@ -233,6 +233,7 @@ class Sessions:
         if session.file is not None:
             with session.mock.store.exclusive():  # no write of the session is half-way
                 session.file.drop()
+        session.mock.journal.close()  # its entries' bytes go back to the budget
         del self._by_name[session.name]
 
     # -- management --------------------------------------------------------------------------------

@@ -186,6 +186,19 @@
     for (const entry of data.entries) after = Math.max(after, entry.seq);
     after = Math.max(after, data.last);
     updateCounts();
+    showDropped(data);
+  }
+
+  function showDropped(data) {
+    // The journal keeps its newest entries within two bounds; say when older ones went, and why.
+    const note = $("dropped");
+    const dropped = data.dropped || 0;
+    note.hidden = dropped === 0;
+    if (!dropped || !data.bounds) return;
+    const mib = Math.round(data.bounds.bytes / 1048576);
+    note.textContent = dropped.toLocaleString("en") + " older request" + (dropped === 1 ? " was" : "s were") +
+      " dropped: the journal keeps the last " + data.bounds.entries.toLocaleString("en") +
+      " requests of each session, and " + mib + " MiB for all sessions together (--journal-mb).";
   }
 
   for (const id of ["filter-status", "filter-operation"]) $(id).addEventListener("change", applyFilters);
