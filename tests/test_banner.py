@@ -55,8 +55,24 @@ def test_strict_auth_a_control_token_and_a_kept_state(make_app: Callable[..., Fl
         "             --fresh (or POST /__mock/reset) starts again from the fixtures",
     ]
     assert not any("curl" in line for line in shown)  # no key of the file is printed
+    assert not any("brought back" in line for line in shown)  # the file kept no session
     assert banner.lines(mock, URL, restored=False)[-2:] == [
         f"  State      {state}: started from the fixtures, kept across restarts",
+        "             --fresh (or POST /__mock/reset) starts again from the fixtures",
+    ]
+
+
+def test_a_restart_names_the_sessions_it_brought_back(make_app: Callable[..., Flask], tmp_path: Path) -> None:
+    state = tmp_path / "state.sqlite"
+    first = make_app(state=state)
+    for n in range(12):
+        first.test_client().get("/__mock/state/counts", headers={"X-Mockserver-Session": f"worker-{n:02}"})
+    mock_of(first).store.close()
+    shown = banner.lines(mock_of(make_app(state=state)), URL, restored=True)
+    named = ", ".join(f"worker-{n:02}" for n in range(10))
+    assert shown[-3:] == [
+        f"  State      {state}: 10 profiles kept from the last run",
+        f"             12 sessions brought back: {named} and 2 more",
         "             --fresh (or POST /__mock/reset) starts again from the fixtures",
     ]
 

@@ -16,11 +16,13 @@ from pathlib import Path
 
 from mockserver.server import control, docs_page, inspector
 from mockserver.server.context import Mock
+from mockserver.server.persistence import SqliteState
 from mockserver.spec.document import Operation
 
 LISTENING = re.compile(r"listening on (http://\S+)")
 CURL_TOKEN = "dev"  # any bearer token is an admin in permissive mode
 LABEL = 11
+SESSIONS_NAMED = 10  # sessions named after a restart; the rest are counted
 
 
 def announcer(mock: Mock, restored: bool, write: Callable[[str], None]) -> Callable[[str], None]:
@@ -72,11 +74,24 @@ def lines(mock: Mock, url: str, restored: bool = False) -> list[str]:
         out.append(_row("State", f"in memory, {profiles} profiles; lost when the mock stops (--state FILE keeps it)"))
     elif restored:
         out.append(_row("State", f"{_shown(settings.state)}: {profiles} profiles kept from the last run"))
+        out.extend(_row("", line) for line in _sessions_back(mock))
         out.append(_row("", "--fresh (or POST /__mock/reset) starts again from the fixtures"))
     else:
         out.append(_row("State", f"{_shown(settings.state)}: started from the fixtures, kept across restarts"))
         out.append(_row("", "--fresh (or POST /__mock/reset) starts again from the fixtures"))
     return out
+
+
+def _sessions_back(mock: Mock) -> list[str]:
+    """The line naming the sessions the state file brought back (none when it kept none)."""
+    file = mock.store.persistence
+    names = [saved.name for saved in file.sessions()] if isinstance(file, SqliteState) else []
+    if not names:
+        return []
+    shown = ", ".join(names[:SESSIONS_NAMED]) + (
+        f" and {len(names) - SESSIONS_NAMED} more" if len(names) > SESSIONS_NAMED else ""
+    )
+    return [f"{len(names)} session{'s' if len(names) != 1 else ''} brought back: {shown}"]
 
 
 def _row(label: str, text: str) -> str:
