@@ -72,9 +72,11 @@ spec-record: $(STAMP)  ## after changing openapi/: validate the bundled spec and
 	spec = Spec.load(bundled_spec()); spec.validate(); \
 	bundled_validations().write_text("# Written by make spec-record, checked by tests/test_spec.py.\n" + spec.validation_record() + "\n")'
 
-bench: $(STAMP) $(NODE_STAMP)  ## the mock against Prism, plus in-process figures (needs wrk; installed if missing)
+bench: $(STAMP) $(NODE_STAMP)  ## the mock beside Prism, WireMock and Mockoon, plus in-process figures (needs wrk and Java 17; installed if missing)
 	@command -v wrk >/dev/null 2>&1 || $(SUDO) apt-get install -y wrk || \
 		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y wrk; }
+	@command -v java >/dev/null 2>&1 || $(SUDO) apt-get install -y openjdk-17-jre-headless || \
+		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y openjdk-17-jre-headless; }
 	$(BIN)/python bench/bench.py --prism $(PRISM)
 
 clean:

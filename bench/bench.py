@@ -1,7 +1,8 @@
-"""`make bench`: the served mock against Prism on the same spec, and the mock's in-process costs.
+"""`make bench`: the served mock beside its peers (Prism, WireMock, Mockoon), and the mock's in-process costs.
 
 Prints, for GET one profile, GET a 25-item list, a partial PUT and a POST create: requests/s, p50
-and p99 latency of the mock and of Prism (default mode) from alternating wrk runs, and the ratio.
+and p99 latency of the mock and of each peer from alternating wrk runs, and the ratios (WireMock and
+Mockoon serve the mock's own answers, see bench/peers.py; Prism answers from the spec's examples).
 Then the validation cost per request in-process, the cold start to a first answer, the list
 latency with 10, 1,000 and 10,000 stored profiles, and the cost of a write with a state file after
 0, 10,000 and 100,000 earlier writes (and the start time on the longest history), and what a
@@ -23,7 +24,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ request = function()
   return wrk.format("POST", nil, {["Content-Type"] = "application/json", ["Authorization"] = "%(auth)s"}, body)
 end
 """
+PEERS = ("prism", "prism-m", "wiremock", "mockoon")
 SCENARIOS = [
     ("GET one profile", ONE, None),
     ("GET list of 25", f"{LIST}?limit=25", None),
@@ -64,62 +66,126 @@ def main() -> int:
     parser.add_argument("--prism", type=Path, required=True, help="the prism executable")
     parser.add_argument("--seconds", type=int, default=5, help="length of one wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating runs per server and scenario")
+    parser.add_argument("--warmup", type=int, default=10, help="seconds of load each server gets before measuring")
+    parser.add_argument(
+        "--peers", default=",".join(PEERS), help=f"comma-separated, from: {', '.join(PEERS)} (default all)"
+    )
     parser.add_argument(
         "--sections", default=",".join(SECTIONS), help=f"comma-separated, from: {', '.join(SECTIONS)} (default all)"
     )
     args = parser.parse_args()
-    wanted = [s.strip() for s in args.sections.split(",") if s.strip()]
-    unknown = sorted(set(wanted) - set(SECTIONS))
-    if unknown:
-        parser.error(f"unknown section(s): {', '.join(unknown)}")
+    wanted = _listed(parser, args.sections, SECTIONS)
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; wrk -t1 -c10 --latency")
     for section in wanted:
         if section == "served":
-            served(args.prism, args.seconds, args.rounds)
+            served(args.prism, args.seconds, args.rounds, args.warmup, _listed(parser, args.peers, PEERS))
         else:
             SECTIONS[section]()
     return 0
 
 
-# -- served: the mock and Prism side by side ---------------------------------------------------------
+def _listed(parser: argparse.ArgumentParser, text: str, known: Any) -> list[str]:
+    wanted = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = sorted(set(wanted) - set(known))
+    if unknown:
+        parser.error(f"unknown name(s): {', '.join(unknown)}; known: {', '.join(known)}")
+    return wanted
 
 
-def served(prism: Path, seconds: int, rounds: int) -> None:
+# -- served: the mock and its peers side by side ---------------------------------------------------------
+
+
+def served(prism: Path, seconds: int, rounds: int, warmup: int, peers: list[str]) -> None:
+    """Each scenario on the mock as `make serve` runs it and on every peer, the servers taking turns."""
+    from peers import Canned, mockoon_command, wiremock_command, wiremock_version
+
     version = subprocess.run([str(prism), "--version"], capture_output=True, text=True).stdout.strip()
     mock_cmd = [sys.executable, "-m", "mockserver", "serve", "--port", "18080", "--no-watch"]
-    prism_cmd = [str(prism), "mock", str(SPEC), "-h", "127.0.0.1", "-p", "14010"]
-    fast_cmd = [str(prism), "mock", str(SPEC), "-h", "127.0.0.1", "-p", "14011", "-m", "-v", "warn"]
-    with (
-        server(mock_cmd, "http://127.0.0.1:18080") as mock_url,
-        server(prism_cmd, "http://127.0.0.1:14010") as prism_url,
-        server(fast_cmd, "http://127.0.0.1:14011") as fast_url,
-    ):
+    with tempfile.TemporaryDirectory() as folder, ExitStack() as stack:
+        mock_url = stack.enter_context(server(mock_cmd, "http://127.0.0.1:18080"))
         _seed(mock_url)
-        print("\nserved: mockserver (waitress, 8 threads, request log on, as `make serve`; state in memory)")
-        print(f"vs Prism {version} (default mode, and -m -v warn, its production mode), same spec")
-        print(f"median of {rounds} alternating {seconds}-second runs per server\n")
-        header = (
-            f"{'request':<20} {'mock req/s':>10} {'p50':>8} {'p99':>8}  {'prism req/s':>11} {'p50':>8} {'p99':>8}  "
-            f"{'prism -m':>9} {'p50':>8} {'p99':>8}  {'x prism':>7} {'x -m':>6}"
-        )
-        print(header)
-        print("-" * len(header))
+        answers = _canned(mock_url, Canned)
+        commands = {
+            "prism": (f"Prism {version}", [str(prism), "mock", str(SPEC), "-h", "127.0.0.1", "-p", "14010"], 14010),
+            "prism-m": (
+                f"Prism {version} -m -v warn",
+                [str(prism), "mock", str(SPEC), "-h", "127.0.0.1", "-p", "14011", "-m", "-v", "warn"],
+                14011,
+            ),
+            "wiremock": (f"WireMock {wiremock_version()}", wiremock_command(Path(folder, "wm"), 14012, answers), 14012),
+            "mockoon": ("Mockoon CLI", mockoon_command(Path(folder, "mo"), 14013, answers), 14013),
+        }
+        urls = {"mock": mock_url}
+        labels = {"mock": f"mockserver ({_mock_server(mock_url)})"}
+        for key in peers:
+            label, command, port = commands[key]
+            urls[key] = stack.enter_context(server(command, f"http://127.0.0.1:{port}"))
+            labels[key] = label
+        if "mockoon" in labels:
+            labels["mockoon"] = f"Mockoon CLI {_mockoon_version()}"
+        # The JVM compiles its hot paths in the first seconds: every server gets the same warm-up.
+        for url in urls.values():
+            wrk(f"{url}{ONE}", None, warmup)
+        print(f"\nserved: {labels['mock']}, request log on, as `make serve` (state in memory), beside its peers")
+        print("WireMock and Mockoon serve the mock's own answers (status, headers, bytes); Prism the spec's examples")
+        print(f"median of {rounds} alternating {seconds}-second runs per server, after a {warmup}-second warm-up each;")
+        print("'mock x' is the mock's req/s over the row's\n")
         for name, path, lua in SCENARIOS:
-            results: dict[str, list[dict[str, float]]] = {"mock": [], "prism": [], "fast": []}
+            results: dict[str, list[dict[str, float]]] = {key: [] for key in urls}
             for _ in range(rounds):
-                for label, base in (("mock", mock_url), ("prism", prism_url), ("fast", fast_url)):
-                    results[label].append(wrk(f"{base}{path}", lua, seconds))
-            mock, other, fast = (_median(results[k]) for k in ("mock", "prism", "fast"))
-            print(
-                f"{name:<20} {mock['rps']:>10.0f} {_ms(mock['p50']):>8} {_ms(mock['p99']):>8}  "
-                f"{other['rps']:>11.0f} {_ms(other['p50']):>8} {_ms(other['p99']):>8}  "
-                f"{fast['rps']:>9.0f} {_ms(fast['p50']):>8} {_ms(fast['p99']):>8}  "
-                f"{_ratio(mock, other):>7.2f} {_ratio(mock, fast):>6.2f}"
-            )
-            bad = sum(r["errors"] for r in results["mock"])
-            if bad:
-                print(f"{'':<20} ! the mock answered {bad:.0f} requests with a non-2xx status")
+                for key, base in urls.items():
+                    results[key].append(wrk(f"{base}{path}", lua, seconds))
+            medians = {key: _median(runs) for key, runs in results.items()}
+            header = f"{name:<34} {'req/s':>8} {'p50':>8} {'p99':>8} {'mock x':>7}"
+            print(header)
+            print("-" * len(header))
+            for key, row in medians.items():
+                ratio = "" if key == "mock" else f"{_ratio(medians['mock'], row):>7.2f}"
+                print(f"  {labels[key]:<32} {row['rps']:>8.0f} {_ms(row['p50']):>8} {_ms(row['p99']):>8} {ratio}")
+                bad = sum(r["errors"] for r in results[key])
+                if bad:
+                    print(f"  {'':<32} ! {bad:.0f} answers with a non-2xx status")
+            print()
     servers_side_by_side(seconds, rounds)
+
+
+def _canned(base: str, canned: Any) -> list[Any]:
+    """The mock's own answers to the benchmarked requests, for the peers to serve as they are."""
+    found = []
+    for method, path, body in (
+        ("GET", ONE, None),
+        ("GET", f"{LIST}?limit=25", None),
+        ("PUT", ONE, {"description": "bench canned"}),
+        ("POST", LIST, {"name": f"bench canned {uuid.uuid4().hex[:8]}", "tags": ["bench"]}),
+    ):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{base}{path}", data=data, method=method, headers={"Authorization": AUTH})
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(request, timeout=5) as response:
+            found.append(
+                canned(
+                    method,
+                    path.split("?")[0],
+                    int(response.status),
+                    response.headers["Content-Type"],
+                    response.read(),
+                    response.headers.get("Location"),
+                )
+            )
+    return found
+
+
+def _mock_server(base: str) -> str:
+    """Which HTTP server the mock runs on, from its answer's Server header."""
+    with urllib.request.urlopen(urllib.request.Request(f"{base}/__mock/health"), timeout=5) as response:
+        software = str(response.headers.get("Server", ""))
+    return "granian" if "granian" in software.lower() else "waitress"
+
+
+def _mockoon_version() -> str:
+    package = ROOT / "node_modules" / "@mockoon" / "cli" / "package.json"
+    return str(json.loads(package.read_text(encoding="utf-8"))["version"])
 
 
 def _seed(base: str) -> None:
@@ -136,12 +202,10 @@ def servers_side_by_side(seconds: int, rounds: int) -> None:
     apps = [sys.executable, str(ROOT / "bench" / "apps.py")]
     granian = [sys.executable, "-m", "granian", "--interface", "wsgi", "--workers", "1", "--log-level", "warning"]
     serve = [sys.executable, "-m", "mockserver", "serve", "--no-watch", "--port", "{port}", "--threads"]
+    waitress = [*serve[:-1], "--server", "waitress", "--threads"]
     candidates = [
-        ("waitress, 8 threads (serve)", [*serve, "8"], [*apps, "trivial", "{port}", "8"]),
-        ("waitress, 4 threads", [*serve, "4"], [*apps, "trivial", "{port}", "4"]),
-        ("waitress, 16 threads", [*serve, "16"], [*apps, "trivial", "{port}", "16"]),
         (
-            "granian, 8 threads (--server)",
+            "granian, 8 threads (serve)",
             [*serve, "8", "--server", "granian"],
             [*granian, "--blocking-threads", "8", "--port", "{port}", "bench.apps:trivial"],
         ),
@@ -150,10 +214,12 @@ def servers_side_by_side(seconds: int, rounds: int) -> None:
             [*serve, "1", "--server", "granian"],
             [*granian, "--blocking-threads", "1", "--port", "{port}", "bench.apps:trivial"],
         ),
+        ("waitress, 8 threads (fallback)", [*waitress, "8"], [*apps, "trivial", "{port}", "8"]),
+        ("waitress, 16 threads", [*waitress, "16"], [*apps, "trivial", "{port}", "16"]),
     ]
     print("\nservers side by side: GET one profile, the mock and a trivial app (ceiling) on each server")
     print(f"median of {rounds} alternating {seconds}-second runs\n")
-    header = f"{'server':<28} {'mock req/s':>10} {'p50':>8} {'p99':>8}  {'trivial req/s':>13}  {'of ceiling':>10}"
+    header = f"{'server':<30} {'mock req/s':>10} {'p50':>8} {'p99':>8}  {'trivial req/s':>13}  {'of ceiling':>10}"
     print(header)
     print("-" * len(header))
     port = 18100
@@ -169,7 +235,7 @@ def servers_side_by_side(seconds: int, rounds: int) -> None:
                 runs["trivial"].append(wrk(f"{trivial_url}/", None, seconds))
         mock, trivial = _median(runs["mock"]), _median(runs["trivial"])
         print(
-            f"{name:<28} {mock['rps']:>10.0f} {_ms(mock['p50']):>8} {_ms(mock['p99']):>8}  "
+            f"{name:<30} {mock['rps']:>10.0f} {_ms(mock['p50']):>8} {_ms(mock['p99']):>8}  "
             f"{trivial['rps']:>13.0f}  {mock['rps'] / trivial['rps']:>9.0%}"
         )
         port += 2
@@ -189,9 +255,13 @@ def server(command: list[str], base: str, probe: str = ONE) -> Iterator[str]:
         else:
             raise SystemExit(f"{command[0]} did not answer within 60 s")
         yield base
-    finally:
+    finally:  # also on Ctrl-C: every process started here is stopped here
         process.terminate()
-        process.wait(timeout=10)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def call(method: str, url: str, body: Any = None) -> int:
@@ -429,6 +499,7 @@ def persistence() -> None:
         for writes in (0, 10_000, 100_000):
             with_file, without = statistics.median(samples[writes, True]), statistics.median(samples[writes, False])
             print(f"{writes:>15,} {_ms(with_file):>20} {_ms(without):>23} {sizes[writes]:>8.1f}MB")
+        _history_reads({writes: app for (writes, kept), app in apps.items() if kept}, rounds)
         for (_, kept), app in apps.items():
             if kept:
                 app.extensions["mockserver"].store.close()
@@ -438,6 +509,7 @@ def persistence() -> None:
         f"start with a state file holding 100,000 writes (process start to the first 200, median of 3): "
         f"{statistics.median(starts):.2f} s"
     )
+    _reads_beside_writers()
 
 
 def _put_turns(apps: dict[tuple[int, bool], Any], rounds: int) -> dict[tuple[int, bool], list[float]]:
@@ -452,6 +524,93 @@ def _put_turns(apps: dict[tuple[int, bool], Any], rounds: int) -> dict[tuple[int
             samples[key].append(time.perf_counter() - started)
             assert response.status_code == 200, response.json
     return samples
+
+
+HISTORY_READS = {
+    "versions (3 rows)": "{probe}/versions",
+    "audit page, all": f"{LIST}/audit-logs?limit=25",
+    "audit page, action": f"{LIST}/audit-logs?action=update&limit=25",
+    "audit page, profile": "{probe}/audit-logs?limit=25",
+}
+
+
+def _history_reads(apps: dict[int, Any], rounds: int) -> None:
+    """p50 of history reads on state files after 0, 10,000 and 100,000 writes, the files taking turns.
+
+    Each file gets a new profile with three versions, so the versions read returns the same rows
+    whatever the history around it: what changes between columns is only the history's length.
+    """
+    headers = {"Authorization": AUTH}
+    clients = {writes: app.test_client() for writes, app in apps.items()}
+    probes = {}
+    for writes, client in clients.items():
+        created = client.post(LIST, json={"name": "bench history probe"}, headers=headers).json["access_profile"]
+        for n in range(2):
+            client.put(f"{LIST}/{created['id']}", json={"description": f"probe {n}"}, headers=headers)
+        probes[writes] = f"{LIST}/{created['id']}"
+    samples: dict[tuple[str, int], list[float]] = {(name, writes): [] for name in HISTORY_READS for writes in apps}
+    for _ in range(rounds):
+        for name, url in HISTORY_READS.items():
+            for writes, client in clients.items():
+                started = time.perf_counter()
+                response = client.get(url.format(probe=probes[writes]), headers=headers)
+                samples[name, writes].append(time.perf_counter() - started)
+                assert response.status_code == 200, response.json
+    print(f"\nhistory reads with a state file, p50 of {rounds} requests each, the files taking turns")
+    print("(target: within 1.5x of the fresh file)")
+    print(f"{'read':<22}" + "".join(f" {f'after {w:,}':>14}" for w in apps) + f" {'worst / fresh':>14}")
+    for name in HISTORY_READS:
+        p50 = [statistics.median(samples[name, writes]) for writes in apps]
+        print(f"{name:<22}" + "".join(f" {_ms(v):>14}" for v in p50) + f" {max(p50) / p50[0]:>13.2f}x")
+
+
+def _reads_beside_writers(seconds: float = 3.0, rounds: int = 3) -> None:
+    """GET one p50 with a state file, alone and while 4 clients write continuously (target: within 2x)."""
+    import threading
+
+    from mockserver import Settings, create_app
+
+    headers = {"Authorization": AUTH}
+    with tempfile.TemporaryDirectory() as folder:
+        app = create_app(Settings(state=Path(folder, "state.sqlite")))
+        stop = threading.Event()
+        written = [0] * 4
+
+        def write(n: int) -> None:
+            client = app.test_client()
+            while not stop.is_set():
+                response = client.put(f"{LIST}/{n + 2}", json={"description": f"w{written[n]}"}, headers=headers)
+                assert response.status_code == 200, response.json
+                written[n] += 1
+
+        def read() -> list[float]:
+            client, samples = app.test_client(), []
+            until = time.monotonic() + seconds
+            while time.monotonic() < until:
+                started = time.perf_counter()
+                assert client.get(ONE, headers=headers).status_code == 200
+                samples.append(time.perf_counter() - started)
+            return samples
+
+        quiet: list[float] = []
+        busy: list[float] = []
+        for _ in range(rounds):
+            quiet += read()
+            stop.clear()
+            writers = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+            for thread in writers:
+                thread.start()
+            busy += read()
+            stop.set()
+            for thread in writers:
+                thread.join()
+        app.extensions["mockserver"].store.close()
+    alone, beside = statistics.median(quiet), statistics.median(busy)
+    print(
+        f"\nGET one with a state file (in-process, {rounds} alternating rounds of {seconds:.0f} s): p50 alone "
+        f"{_ms(alone)}, while 4 clients write {_ms(beside)} ({beside / alone:.2f}x; target within 2x; "
+        f"{sum(written) / (rounds * seconds):.0f} writes/s)"
+    )
 
 
 # -- sessions: what isolation costs ------------------------------------------------------------------
