@@ -18,7 +18,7 @@ LOCK := requirements.lock
 COMPILE = $(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
 	--generate-hashes --quiet --output-file $(LOCK)
 
-.PHONY: serve test lint check bench clean spec-record lock lock-upgrade screenshot
+.PHONY: serve test lint check bench soak clean spec-record lock lock-upgrade screenshot
 
 # Exactly the locked versions (hashes checked), then the package itself without resolving anything.
 $(STAMP): pyproject.toml $(LOCK)
@@ -78,6 +78,12 @@ bench: $(STAMP) $(NODE_STAMP)  ## the mock beside Prism, WireMock and Mockoon, p
 	@command -v java >/dev/null 2>&1 || $(SUDO) apt-get install -y openjdk-17-jre-headless || \
 		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y openjdk-17-jre-headless; }
 	$(BIN)/python bench/bench.py --prism $(PRISM)
+
+SOAK_SECONDS ?= 180
+
+soak: $(STAMP)  ## mockserver serve --state under a mixed load for SOAK_SECONDS (180): throughput per window, p50/p99, RSS, kill -9 check; then the memory check
+	$(BIN)/python bench/soak.py --seconds $(SOAK_SECONDS)
+	$(BIN)/python bench/soak.py --memory
 
 clean:
 	rm -rf $(VENV) node_modules .bench .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .hypothesis schemathesis-report

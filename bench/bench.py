@@ -5,7 +5,8 @@ and p99 latency of the mock and of each peer from alternating wrk runs, and the 
 Mockoon serve the mock's own answers, see bench/peers.py; Prism answers from the spec's examples).
 Then the validation cost per request in-process, the cold start to a first answer, the list
 latency with 10, 1,000 and 10,000 stored profiles, and the cost of a write with a state file after
-0, 10,000 and 100,000 earlier writes (and the start time on the longest history), and what a
+0, 10,000 and 100,000 earlier writes (and the start time on the longest history), history reads
+(versions, audit pages) after as many writes, GET one while 4 clients write and alone, and what a
 session costs: a request in a session against one without, the session lookup alone, creating a
 session, and the memory of 100 sessions of the default fixtures.
 """
