@@ -401,3 +401,119 @@ def test_the_spec_file_has_no_yaml_alias_to_a_mapping_or_a_sequence() -> None:
         elif isinstance(event, yaml.AliasEvent) and event.anchor in anchored:
             aliased.append(f"*{event.anchor} (line {event.start_mark.line + 1})")
     assert aliased == [], "use a $ref to a component instead of: " + ", ".join(aliased)
+
+
+# -- a spec other people's tools read (style principle 14) ---------------------------------------------
+
+
+def _schemas(node: Any, path: str = "#") -> list[tuple[str, dict[str, Any]]]:
+    """(JSON pointer, node) for every mapping in the document; the schema checks below pick theirs."""
+    found = []
+    if isinstance(node, dict):
+        found.append((path, node))
+        for key, value in node.items():
+            found += _schemas(value, f"{path}/{str(key).replace('/', '~1')}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += _schemas(value, f"{path}/{index}")
+    return found
+
+
+def _is_array(schema: dict[str, Any]) -> bool:
+    kind = schema.get("type")
+    return kind == "array" or (isinstance(kind, list) and "array" in kind)
+
+
+def test_every_array_says_what_its_items_are() -> None:
+    """Specmatic refuses an array schema without `items` ("No items schema defined"), Spectral calls it
+    an error, and code generators fall back to `unknown[]`; an allOf branch that only adds a limit must
+    still say it."""
+    bare = [path for path, node in _schemas(DOC) if _is_array(node) and "items" not in node]
+    assert bare == []
+
+
+PATTERNS = sorted({node["pattern"] for _, node in _schemas(DOC) if isinstance(node.get("pattern"), str)})
+PATTERN_SCHEMAS = [
+    (path, node)
+    for path, node in _schemas(DOC)
+    if isinstance(node.get("pattern"), str) and node.get("type") == "string"
+]
+# Durations, names, blanks, and newlines where Python's `$` and ECMA-262's `$` part ways.
+SAMPLES = ["", "\n", "1h", "1h\n", "\n1h", "1h\n\n", "1h\r", "30d", "30d\n", "0", "-0\n", "1.5h30m", "12µs", "abc",
+           " ", "\t", "\u3000", "\u2028", "\u0085", "a b", " Platform ", "名前", "٣h", "x\n", "\n\n"]  # fmt: skip
+NODE_CHECK = """
+const input = JSON.parse(require("fs").readFileSync(0, "utf8"));
+const Ajv2020 = require(input.root + "/node_modules/ajv/dist/2020").default;
+const ajv = new Ajv2020({strict: false, validateFormats: false});
+const out = {errors: {}, bare: {}, schemas: []};
+for (const p of input.patterns) {
+  try { const re = new RegExp(p, "u"); out.bare[p] = input.samples.map((s) => re.test(s)); }
+  catch (e) { out.errors[p] = String(e); }
+}
+out.schemas = input.schemas.map((schema) => { const v = ajv.compile(schema); return input.samples.map((s) => v(s)); });
+process.stdout.write(JSON.stringify(out));
+"""
+
+
+def _ecma(schemas: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every pattern compiled with `new RegExp(p, "u")` and every schema run by Ajv (JSON Schema 2020-12,
+    ECMA-262 regexes) in Node, on SAMPLES."""
+    import json
+    import shutil
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    node = shutil.which("node")
+    assert node and (root / "node_modules/ajv").is_dir(), "needs node and the Node tools: run `make`"
+    sent = json.dumps({"root": str(root), "patterns": PATTERNS, "samples": SAMPLES, "schemas": schemas})
+    done = subprocess.run([node, "-e", NODE_CHECK], input=sent, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def test_every_pattern_is_ecma_262_and_python_and_their_schemas_accept_the_same_strings() -> None:
+    """JSON Schema's regex dialect is ECMA-262 (with the `u` flag, as Ajv and Java's tools compile it);
+    openapi-core reads the same patterns with Python's `re` and jsonschema-rs (spec.fastcheck) with
+    ECMA's meaning. A bare pattern may differ on one point only, `$` before a final newline (Python
+    matches there): the schema around it then refuses newlines itself, so every schema that holds a
+    pattern accepts exactly the same samples in both dialects."""
+    import re
+
+    ecma = _ecma([node for _, node in PATTERN_SCHEMAS])
+    assert ecma["errors"] == {}
+    # Nor lookarounds or inline flags: tools that generate strings from a pattern (Specmatic) cannot.
+    assert [p for p in PATTERNS if "(?" in p] == []
+    for pattern in PATTERNS:
+        python = [re.search(pattern, sample) is not None for sample in SAMPLES]
+        differ = [s for s, py, js in zip(SAMPLES, python, ecma["bare"][pattern], strict=True) if py != js]
+        assert all(s.endswith("\n") for s in differ) and (not differ or pattern.endswith("$")), (pattern, differ)
+    for (path, schema), js in zip(PATTERN_SCHEMAS, ecma["schemas"], strict=True):
+        python = [OAS31Validator(schema).is_valid(sample) for sample in SAMPLES]
+        assert python == js, path
+    assert any(s == "1h\n" for s in SAMPLES) and len(PATTERN_SCHEMAS) >= 4  # the rotation interval and 3 names
+
+
+def _named(node: dict[str, Any]) -> set[str]:
+    return set(node.get("examples", {}))
+
+
+@BY_ID
+def test_examples_pair_up_by_name_across_request_answer_and_headers(op: Any) -> None:
+    """Example-driven tools (Specmatic) make a test of a request example and the answer example of the
+    same name, and refuse the file when a required header of that answer has no example of that name.
+    So: every request example has a success answer named like it, no error answer shares its name (a
+    tool would expect that error for the same request), and headers name their examples as the body."""
+    operation = raw(op.operation_id)
+    requested: set[str] = set()
+    if "requestBody" in operation:
+        requested = _named(resolve(operation["requestBody"])["content"]["application/json"])
+    for status, ref in operation["responses"].items():
+        response = resolve(ref)
+        body = _named(response.get("content", {}).get("application/json", {}))
+        if status.startswith("2"):
+            assert requested <= body, f"{status}: request examples without an answer: {sorted(requested - body)}"
+        else:
+            assert not requested & body, f"{status} shares example names with the request"
+        for name, header in response.get("headers", {}).items():
+            header = resolve(header)
+            assert "example" not in header, f"{status} {name}: name its examples like the body's"
+            assert _named(header) == body, f"{status} {name}"

@@ -78,18 +78,22 @@ def canned_answer(spec: Spec, operation: Operation, wanted: Directives) -> tuple
                 f"{operation.operation_id}; its examples: {names}",
                 "Prefer",
             )
-        body = examples[wanted.example]["value"]
+        chosen: str | None = wanted.example
     elif examples:
-        body = next(iter(examples.values()))["value"]
+        chosen = next(iter(examples))
     elif "example" in media:
-        body = media["example"]
+        chosen = None
     else:
         raise BadRequest(f"the {status} answer of {operation.operation_id} has no example to send", "Prefer")
-    headers = {
-        name: str(header["example"])
-        for name, header in ((n, spec.resolve_any(h)) for n, h in response.get("headers", {}).items())
-        if "example" in header
-    }
+    body = media["example"] if chosen is None else examples[chosen]["value"]
+    headers: dict[str, str] = {}
+    for name, header in ((n, spec.resolve_any(h)) for n, h in response.get("headers", {}).items()):
+        # A header's examples are named like the body's (the spec pairs them); else its one example.
+        named = {n: spec.resolve_any(e) for n, e in header.get("examples", {}).items()}
+        if named:
+            headers[name] = str(named.get(chosen or "", next(iter(named.values())))["value"])
+        elif "example" in header:
+            headers[name] = str(header["example"])
     return int(status), body, headers
 
 
