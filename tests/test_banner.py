@@ -30,7 +30,7 @@ def in_the_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_the_default_start(make_app: Callable[..., Flask]) -> None:
     assert banner.lines(mock_of(make_app()), URL) == [
-        "  API        http://127.0.0.1:8080/api/governance/  (21 operations; 21 deprecated aliases)",
+        "  API        http://127.0.0.1:8080/api/governance/  (24 operations; 22 deprecated aliases)",
         "  Docs       http://127.0.0.1:8080/docs  (Swagger UI; the spec itself: http://127.0.0.1:8080/openapi.json)",
         "  Inspector  http://127.0.0.1:8080/__mock/  (requests as they arrive, contract violations, state, snapshots)",
         "  Auth       permissive: any Bearer token or Basic login is an admin, e.g.",
