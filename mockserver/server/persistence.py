@@ -5,12 +5,14 @@
   whole whatever the moment of the kill.
 - **A write costs what it changes.** Only the records a write changed are written (the store says
   which), and history rows are appended. Versions and audit rows stay in the file and are read
-  from it when asked for, so neither the start nor memory grows with the history.
-- **One owner.** The connection holds SQLite's exclusive lock for as long as it is open; another
-  process (or app) that opens the file is refused, and the lock goes with the process, even after
-  ``kill -9``.
+  from it when asked for, so neither the start nor memory grows with the history; each read has an
+  index matching its filter and order, and audit counts are kept, so it costs what it returns.
+- **One owner.** The file is locked (``flock``) for as long as it is open; another process (or app)
+  that opens it is refused, and the lock goes with the process, even after ``kill -9``.
+- **Reads beside writes.** History is read through each thread's own connection, which sees the
+  last commit and never waits for a transaction in progress.
 - **Every session in one file.** Each row carries its session's name (``''`` for the default state),
-  and a session's persistence is a view of the file bound to that name: one connection, one lock.
+  and a session's persistence is a view of the file bound to that name (one writing connection).
 - **A write that cannot be saved changes nothing**: the transaction rolls back, the store undoes
   the change in memory, and the caller is told why.
 """
@@ -78,10 +80,11 @@ def _without_history(state: State) -> dict[str, Any]:
 
 class SqliteState:
     """A state file, seen as one session's state: ``SqliteState(path)`` opens the file and is the
-    default session; ``view(name)`` is another session of the same file (one connection, one lock).
+    default session; ``view(name)`` is another session of the same file (``StateFile``: one writing
+    connection and its lock, a reading connection per thread).
 
-    Use each view from one thread at a time (its store's lock guarantees it); the file's own lock
-    keeps the views' transactions apart.
+    Save through each view from one thread at a time (its store's lock guarantees it); the file's own
+    lock keeps the views' transactions apart. Reads need no lock.
     """
 
     def __init__(self, path: Path, fresh: bool = False) -> None:

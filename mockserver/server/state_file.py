@@ -1,7 +1,7 @@
-"""The SQLite file behind ``--state``: its layout, its one connection and lock, its transactions.
+"""The SQLite file behind ``--state``: its layout, its owner lock, its connections, its transactions.
 
-Every table keys its rows by session (``''`` for the default state), so one file and its one lock
-keep every session; ``persistence.SqliteState`` is a session's view of it.
+Every table keys its rows by session (``''`` for the default state), so one file keeps every
+session; ``persistence.SqliteState`` is a session's view of it.
 
 Every history read has an index that matches its filter and its order, and the counts an audit
 page answers are kept in ``history_counts``, updated in the transaction that appends the rows: a page
