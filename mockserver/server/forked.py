@@ -1,10 +1,8 @@
-"""`mockserver serve --server granian`: a Rust HTTP server, with the app in one worker process.
+"""`mockserver serve` on granian (the default on Linux): a Rust HTTP server, the app in one worker process.
 
-`make bench` ("servers side by side") measures the candidates; granian serves the mock about twice
-as fast as waitress on this project's machine, because the HTTP work leaves Python. It is not the
-default because one feature cannot be kept exactly: granian may write the status line and headers
-of an answer whose body fails at once, so ``Prefer: fault=empty`` sometimes sends them before the
-connection closes (a client still sees a broken answer). waitress keeps every feature.
+`make bench` ("servers side by side") measures the candidates: granian serves the mock several times as
+fast as waitress on this project's machine, because the HTTP work leaves Python. Where it cannot run
+(no fork, or granian missing), `mockserver serve` falls back to waitress (``--server auto``, the default).
 
 - **The worker builds the app.** granian forks one worker from this process. The worker calls
   ``build``: it opens the state file (so it holds the file's lock), starts its own threads (log
@@ -14,6 +12,14 @@ connection closes (a client still sees a broken answer). waitress keeps every fe
   ends, even by ``kill -9``: no worker is left holding the port or the state file.
 - **Ctrl-C and SIGTERM** reach granian, which stops the worker gracefully; the worker writes its
   queued log lines as it exits.
+- **The tail.** granian runs the app on ``threads`` blocking threads, which take turns at the
+  interpreter lock. A thread that waits for the lock asks the holder to let go only after the switch
+  interval (5 ms by default), so under load a request waited several intervals: p99 30-60 ms against
+  1 thread's 5-20 ms in one run (wrk -t1 -c10, six alternating rounds). The worker sets a 1 ms interval
+  (``SWITCH_INTERVAL``): p99 9-24 ms in the same run, for about a tenth of the throughput. One thread
+  would do better still, but a delayed answer (``Prefer: delay``, ``--latency``) holds its thread while
+  it waits, so ``--threads`` also says how many answers can wait at once, as on waitress.
+- **``Prefer: fault=empty``** is exact here too: see ``serving.no_answer``.
 - **Only where processes fork** (Linux). The pytest plugin's in-thread server is always waitress.
 """
 
@@ -35,6 +41,7 @@ from typing import Any
 Build = Callable[[str], tuple[Any, list[str]]]  # url -> (the WSGI app, the lines to announce)
 _END = b"\0"  # ends the worker's message on the pipe; an empty message means it could not start
 PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
+SWITCH_INTERVAL = 0.001  # seconds a thread waits for the interpreter lock before it asks for it (see above)
 
 
 def available() -> bool:
@@ -61,6 +68,7 @@ def serve(build: Build, host: str, port: int, threads: int, announce: Callable[[
     def load() -> Any:  # in the worker, forked from this process
         os.close(reader)
         _die_with(parent)
+        sys.setswitchinterval(SWITCH_INTERVAL)
         try:
             app, lines = build(url)
         except BaseException:  # build has said why on stderr
