@@ -53,8 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--server",
         choices=_values(ServerKind),
-        help="HTTP server: waitress (default, every feature) or granian (Linux: about twice the throughput; "
-        "fault=empty may send the status line before it closes)",
+        help="HTTP server: auto (default): granian where it runs (Linux), else waitress; granian (a Rust server, "
+        "several times the throughput; Linux); waitress (pure Python, every system)",
     )
     serve.add_argument(
         "--validation",
@@ -364,9 +364,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _on_granian(kind: ServerKind, available: bool) -> bool:
+    """Whether to serve on granian: asked for (and available), or by default wherever it is available."""
     if kind is ServerKind.GRANIAN and not available:
         raise SettingsError("--server granian runs only where processes fork (Linux); use --server waitress")
-    return kind is ServerKind.GRANIAN
+    return kind is ServerKind.GRANIAN or (kind is ServerKind.AUTO and available)
 
 
 def _say(message: str) -> None:

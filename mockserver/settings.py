@@ -32,8 +32,9 @@ class ValidationMode(StrEnum):
 class ServerKind(StrEnum):
     """Which HTTP server `mockserver serve` runs on (see mockserver.server.forked)."""
 
-    WAITRESS = "waitress"  # every feature, everywhere
-    GRANIAN = "granian"  # about twice the throughput, on Linux; fault=empty may send headers first
+    AUTO = "auto"  # granian where it runs (Linux), waitress elsewhere
+    WAITRESS = "waitress"  # pure Python, every system
+    GRANIAN = "granian"  # a Rust HTTP server, several times the throughput; where processes fork (Linux)
 
 
 class LogFormat(StrEnum):
@@ -89,7 +90,7 @@ class Settings:
     log_format: LogFormat = LogFormat.TEXT
     quiet: bool = False
     # The HTTP server of `mockserver serve` (the pytest plugin's in-thread server is always waitress).
-    server: ServerKind = ServerKind.WAITRESS
+    server: ServerKind = ServerKind.AUTO
 
     def __post_init__(self) -> None:
         # Accept plain strings where a path or an enumerated option is expected (code and markers).

@@ -23,6 +23,13 @@ class Served:
         self.url = url
         self.lines = lines  # everything printed after the URL line, collected while it runs
 
+    def serving_pid(self) -> int:
+        """The process that runs the app (and holds the state file): granian's worker, forked from this
+        process (the default on Linux), or on waitress the process itself."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        found = children.read_text().split() if children.exists() else []
+        return int(found[0]) if len(found) == 1 else self.process.pid
+
     def stop(self, sig: int = signal.SIGINT, timeout: float = 10) -> int:
         if self.process.poll() is None:
             self.process.send_signal(sig)

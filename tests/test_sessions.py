@@ -556,7 +556,7 @@ def test_serve_prints_the_warning_at_start() -> None:
     code = (
         "import mockserver.server.serving as serving; serving.serve = lambda *a, **k: print('SERVED', a[1]); "
         "from mockserver.cli import main; "
-        "raise SystemExit(main(['serve', '--host', '0.0.0.0', '--port', '0', '--no-watch']))"
+        "raise SystemExit(main(['serve', '--host', '0.0.0.0', '--port', '0', '--no-watch', '--server', 'waitress']))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

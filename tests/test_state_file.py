@@ -297,7 +297,7 @@ def test_a_second_process_is_refused_and_the_first_keeps_serving(tmp_path: Path)
         second = run_mockserver("serve", "--port", "0", "--state", str(path))
         assert second.returncode == 2
         assert second.stderr.strip() == (
-            f"mockserver: error: {path} is in use by another mockserver (pid {owner.process.pid}); "
+            f"mockserver: error: {path} is in use by another mockserver (pid {owner.serving_pid()}); "
             "stop it or use --state with another file"
         )
         assert file_bytes(path) == on_disk  # it wrote nothing

@@ -27,6 +27,7 @@ from mockserver.server.journal import (
     keep,
 )
 from mockserver.server.logs import has_secret, log_request, public_path, public_query, requests_log
+from mockserver.server.serving import half_answer, no_answer
 from mockserver.spec.document import Operation, Spec, SpecError
 from mockserver.spec.errors import ApiError, InternalError, MethodNotAllowed, NotFound
 from mockserver.spec.validation import Answer, Call
@@ -62,9 +63,9 @@ def register(app: Flask, mock: Mock, is_control: Callable[[str], bool], pick: Pi
         response = dispatch(mock, Request(environ), pick)
         fault = environ.get(FAULT_KEY)
         if fault == "empty":
-            return _nothing()
+            return no_answer(environ, start_response)
         if fault == "truncate":
-            return _truncated(response, environ, start_response)
+            return half_answer(response.status, response.headers, response.body, environ, start_response)
         return response(environ, start_response)
 
     app.wsgi_app = wsgi  # type: ignore[method-assign]
@@ -126,7 +127,8 @@ def dispatch(mock: Mock, request: Request, pick: Picker) -> Reply:
                 headers={"Allow": route.allow},
             )
         stage = REFUSED_CONTRACT
-        wanted = prefer.parse(request.headers.get("Prefer"), request.args)
+        # Headers straight from the environ: werkzeug's case-insensitive lookup cost more than the check.
+        wanted = prefer.parse(request.environ.get("HTTP_PREFER"), request.args)
         delay_ms = wanted.delay_ms or mock.chaos.latency_ms
         if wanted.fault:
             request.environ[FAULT_KEY] = wanted.fault
@@ -138,7 +140,7 @@ def dispatch(mock: Mock, request: Request, pick: Picker) -> Reply:
             stage = None
         else:
             stage = REFUSED_AUTH
-            identity = mock.auth.identify(request.headers.get("Authorization"), operation.schemes)
+            identity = mock.auth.identify(request.environ.get("HTTP_AUTHORIZATION"), operation.schemes)
             mock.auth.authorize(identity, operation.permission)
             stage = REFUSED_CONTRACT
             call = mock.validator.request(request, operation, path_params)
@@ -220,25 +222,6 @@ def _sent_body(request: Request, limit: int) -> tuple[bytes, int]:
     except Exception:  # a broken or over-long stream: the answer says so; the journal keeps the size
         return b"", length
     return data, len(data)
-
-
-def _nothing() -> Any:
-    """An answer that breaks before anything is written: no status line, no headers.
-
-    Neither server has written a byte when the answer's first part fails and ``start_response`` was
-    never called: waitress closes the connection on ``ClientDisconnected``, granian on any error.
-    """
-    from waitress.channel import ClientDisconnected
-
-    raise ClientDisconnected("fault=empty: closing the connection without an answer")
-    yield b""  # a generator: it fails only when the server asks for its first part
-
-
-def _truncated(response: Reply, environ: dict[str, Any], start_response: Any) -> Any:
-    """The headers and the first half of the body; then the connection breaks."""
-    start_response(response.status, response.headers)
-    yield response.body[: len(response.body) // 2]
-    raise ConnectionAbortedError("fault=truncate: closing the connection in the middle of the body")
 
 
 def _checked(mock: Mock, request: Request, operation: Operation, answer: Answer) -> Answer:
