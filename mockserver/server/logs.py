@@ -64,15 +64,24 @@ def log_request(
     ``requests_log.isEnabledFor(INFO)`` first."""
     if session is not None:
         more["session"] = session
-    requests_log.info(
+    # The record is made here rather than by ``info()``, which would walk the stack for the caller's
+    # file and line (about 5% of the mock's own time for GET one profile, cProfile); no format shows them.
+    record = requests_log.makeRecord(
+        REQUESTS,
+        logging.INFO,
+        __file__,
+        0,
         "%s %s %s %d %.1fms%s%s",
-        method,
-        path,
-        operation_id or "-",
-        status,
-        duration_ms,
-        f" [session {session}]" if session is not None else "",
-        f" - {note}" if note else "",
+        (
+            method,
+            path,
+            operation_id or "-",
+            status,
+            duration_ms,
+            f" [session {session}]" if session is not None else "",
+            f" - {note}" if note else "",
+        ),
+        None,
         extra={
             "request": {
                 "method": method,
@@ -85,6 +94,7 @@ def log_request(
             }
         },
     )
+    requests_log.handle(record)
 
 
 class TextFormatter(logging.Formatter):

@@ -93,6 +93,13 @@ class Spec:
             )
             for t in templates
         ]
+        # A request's route in a dict lookup (a literal template) or among the templates with as many
+        # segments (a parameter never spans a `/`), in the order above: no scan of every pattern.
+        self._literal = {r.template: r for r in self.routes if "{" not in r.template}
+        self._by_depth: dict[int, list[Route]] = {}
+        for route in self.routes:
+            if "{" in route.template:
+                self._by_depth.setdefault(route.template.count("/"), []).append(route)
 
     @classmethod
     def load(cls, path: Path) -> Spec:
@@ -167,7 +174,10 @@ class Spec:
 
     def match(self, path: str) -> tuple[Route, dict[str, str]] | None:
         """The route of a request path and its raw path parameters, or None."""
-        for route in self.routes:
+        literal = self._literal.get(path)
+        if literal is not None:
+            return literal, {}
+        for route in self._by_depth.get(path.count("/"), ()):
             found = route.pattern.fullmatch(path)
             if found:
                 return route, found.groupdict()
