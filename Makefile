@@ -18,7 +18,7 @@ LOCK := requirements.lock
 COMPILE = $(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
 	--generate-hashes --quiet --output-file $(LOCK)
 
-.PHONY: serve test lint check bench soak clean spec-record lock lock-upgrade screenshot
+.PHONY: serve test lint interop check bench soak clean spec-record lock lock-upgrade screenshot
 
 # Exactly the locked versions (hashes checked), then the package itself without resolving anything.
 $(STAMP): pyproject.toml $(LOCK)
@@ -57,12 +57,20 @@ screenshot: $(STAMP)  ## refresh docs/images/inspector.png from a served mock (D
 		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
 	$(BIN)/python docs/screenshot.py
 
-lint: $(STAMP) $(NODE_STAMP)  ## ruff, mypy (strict), the import rules (import-linter) and the declared dependencies (deptry)
-	$(BIN)/ruff check mockserver tests bench docs
-	$(BIN)/ruff format --check mockserver tests bench docs
+lint: $(STAMP) $(NODE_STAMP)  ## ruff, mypy (strict), the import rules (import-linter), the declared dependencies (deptry), and the spec through Spectral and Redocly
+	$(BIN)/ruff check mockserver tests bench docs tools
+	$(BIN)/ruff format --check mockserver tests bench docs tools
 	$(BIN)/mypy
+	$(BIN)/mypy tools
 	$(BIN)/lint-imports
 	$(BIN)/deptry .
+	$(NODE_BIN)/spectral lint --ruleset .spectral.yaml --fail-severity warn openapi/access-profiles.yaml
+	$(NODE_BIN)/redocly lint --config redocly.yaml openapi/access-profiles.yaml
+
+interop: $(STAMP) $(NODE_STAMP)  ## Specmatic (Java 17) loads the spec and runs its contract tests against a served mock, then a summary
+	@command -v java >/dev/null 2>&1 || $(SUDO) apt-get install -y openjdk-17-jre-headless || \
+		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y openjdk-17-jre-headless; }
+	$(BIN)/python tools/interop.py
 
 check: lint test
 
