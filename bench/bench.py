@@ -277,8 +277,8 @@ def call(method: str, url: str, body: Any = None) -> int:
         return int(error.code)
 
 
-def wrk(url: str, lua: str | None, seconds: int) -> dict[str, float]:
-    command = ["wrk", "-t1", "-c10", f"-d{seconds}s", "--latency", "-H", f"Authorization: {AUTH}"]
+def wrk(url: str, lua: str | None, seconds: float, connections: int = 10) -> dict[str, float]:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", f"Authorization: {AUTH}"]
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         if lua:
             # Each run writes its own names: wrk restarts its counter on every run.
@@ -565,52 +565,35 @@ def _history_reads(apps: dict[int, Any], rounds: int) -> None:
         print(f"{name:<22}" + "".join(f" {_ms(v):>14}" for v in p50) + f" {max(p50) / p50[0]:>13.2f}x")
 
 
-def _reads_beside_writers(seconds: float = 3.0, rounds: int = 3) -> None:
-    """GET one p50 with a state file, alone and while 4 clients write continuously (target: within 2x)."""
+def _reads_beside_writers(seconds: int = 5, rounds: int = 3) -> None:
+    """GET one p50 on `mockserver serve --state` (one wrk connection), alone and while another wrk keeps
+    4 connections writing partial PUTs to another profile of the same state (target: within 2x)."""
     import threading
 
-    from mockserver import Settings, create_app
-
-    headers = {"Authorization": AUTH}
     with tempfile.TemporaryDirectory() as folder:
-        app = create_app(Settings(state=Path(folder, "state.sqlite")))
-        stop = threading.Event()
-        written = [0] * 4
-
-        def write(n: int) -> None:
-            client = app.test_client()
-            while not stop.is_set():
-                response = client.put(f"{LIST}/{n + 2}", json={"description": f"w{written[n]}"}, headers=headers)
-                assert response.status_code == 200, response.json
-                written[n] += 1
-
-        def read() -> list[float]:
-            client, samples = app.test_client(), []
-            until = time.monotonic() + seconds
-            while time.monotonic() < until:
-                started = time.perf_counter()
-                assert client.get(ONE, headers=headers).status_code == 200
-                samples.append(time.perf_counter() - started)
-            return samples
-
-        quiet: list[float] = []
-        busy: list[float] = []
-        for _ in range(rounds):
-            quiet += read()
-            stop.clear()
-            writers = [threading.Thread(target=write, args=(n,)) for n in range(4)]
-            for thread in writers:
-                thread.start()
-            busy += read()
-            stop.set()
-            for thread in writers:
-                thread.join()
-        app.extensions["mockserver"].store.close()
-    alone, beside = statistics.median(quiet), statistics.median(busy)
+        state = str(Path(folder, "state.sqlite"))
+        command = [sys.executable, "-m", "mockserver", "serve", "--port", "18300", "--no-watch", "--quiet"]
+        with server([*command, "--state", state], "http://127.0.0.1:18300") as base:
+            kind = _mock_server(base)
+            alone: list[dict[str, float]] = []
+            beside: list[dict[str, float]] = []
+            writes: list[dict[str, float]] = []
+            for _ in range(rounds):
+                alone.append(wrk(f"{base}{ONE}", None, seconds, connections=1))
+                writers = threading.Thread(
+                    target=lambda: writes.append(wrk(f"{base}{LIST}/2", PUT_LUA, seconds + 2, connections=4))
+                )
+                writers.start()
+                time.sleep(1)
+                beside.append(wrk(f"{base}{ONE}", None, seconds, connections=1))
+                writers.join()
+    quiet, busy, written = _median(alone), _median(beside), _median(writes)
     print(
-        f"\nGET one with a state file (in-process, {rounds} alternating rounds of {seconds:.0f} s): p50 alone "
-        f"{_ms(alone)}, while 4 clients write {_ms(beside)} ({beside / alone:.2f}x; target within 2x; "
-        f"{sum(written) / (rounds * seconds):.0f} writes/s)"
+        f"\nGET one on `mockserver serve --state` ({kind}; wrk, 1 connection; median of {rounds} alternating "
+        f"{seconds}-second runs):\n  p50 alone {_ms(quiet['p50'])}, while 4 connections write "
+        f"{_ms(busy['p50'])} ({busy['p50'] / quiet['p50']:.2f}x; target within 2x); "
+        f"p99 {_ms(quiet['p99'])} and {_ms(busy['p99'])}; the writers' PUTs: {written['rps']:.0f}/s, "
+        f"p50 {_ms(written['p50'])}"
     )
 
 
