@@ -568,12 +568,16 @@ def _history_reads(apps: dict[int, Any], rounds: int) -> None:
 def _reads_beside_writers(seconds: int = 5, rounds: int = 3) -> None:
     """GET one p50 on `mockserver serve --state` (one wrk connection), alone and while another wrk keeps
     4 connections writing partial PUTs to another profile of the same state (target: within 2x)."""
+    import socket
     import threading
 
+    with socket.socket() as probe:  # a free port: a fixed one may still be held by a run just ended
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     with tempfile.TemporaryDirectory() as folder:
         state = str(Path(folder, "state.sqlite"))
-        command = [sys.executable, "-m", "mockserver", "serve", "--port", "18300", "--no-watch", "--quiet"]
-        with server([*command, "--state", state], "http://127.0.0.1:18300") as base:
+        command = [sys.executable, "-m", "mockserver", "serve", "--port", str(port), "--no-watch", "--quiet"]
+        with server([*command, "--state", state], f"http://127.0.0.1:{port}") as base:
             kind = _mock_server(base)
             alone: list[dict[str, float]] = []
             beside: list[dict[str, float]] = []
