@@ -500,19 +500,22 @@ def _named(node: dict[str, Any]) -> set[str]:
 def test_examples_pair_up_by_name_across_request_answer_and_headers(op: Any) -> None:
     """Example-driven tools (Specmatic) make a test of a request example and the answer example of the
     same name, and refuse the file when a required header of that answer has no example of that name.
-    So: every request example has a success answer named like it, no error answer shares its name (a
-    tool would expect that error for the same request), and headers name their examples as the body."""
+    So: every request example has a success answer named like it, no error answer shares its name or
+    the name of a parameter's example (a tool would expect that error for the same request), and
+    headers name their examples as the body."""
     operation = raw(op.operation_id)
     requested: set[str] = set()
     if "requestBody" in operation:
         requested = _named(resolve(operation["requestBody"])["content"]["application/json"])
+    parameters = [resolve(p) for p in DOC["paths"][op.path].get("parameters", []) + operation.get("parameters", [])]
+    named_parameters = set().union(*(_named(p) for p in parameters))
     for status, ref in operation["responses"].items():
         response = resolve(ref)
         body = _named(response.get("content", {}).get("application/json", {}))
         if status.startswith("2"):
             assert requested <= body, f"{status}: request examples without an answer: {sorted(requested - body)}"
         else:
-            assert not requested & body, f"{status} shares example names with the request"
+            assert not (requested | named_parameters) & body, f"{status} shares example names with the request"
         for name, header in response.get("headers", {}).items():
             header = resolve(header)
             assert "example" not in header, f"{status} {name}: name its examples like the body's"
