@@ -37,4 +37,5 @@ def test_specmatic_loads_the_spec_and_runs_tests_against_the_served_mock(tmp_pat
     executed = re.search(r"tests executed: (\d+)", done.stdout)
     assert executed is not None and int(executed.group(1)) >= 2, done.stdout  # the list and create
     assert "0  failed otherwise" in done.stdout
+    # The version tools/specmatic-overlay.yaml was written for: on an upgrade, see whether it is still needed.
     assert (tmp_path / "specmatic.log").read_text().startswith("Specmatic Version: v2.55.1")
