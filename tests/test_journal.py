@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 from conftest import CANONICAL, Api
 
+from mockserver import Settings, create_app
 from mockserver.server.journal import BODY_CAP, ENTRY_OVERHEAD, Budget, Entry, Journal, entry_bytes, masked
+from mockserver.settings import SettingsError
 
 
 def entry(path: str = "/x", status: int = 200, **fields: Any) -> Entry:
@@ -243,3 +245,11 @@ def test_many_sessions_reading_long_pages_stay_within_the_journal_budget(make_ap
     assert api.mock.journal.budget.used == kept <= budget
     assert sum(journal.dropped for journal in journals) > 0
     assert grown < budget + 1024 * 1024, f"{grown / 1e6:.1f} MB retained"
+
+
+def test_the_budget_is_read_from_the_environment_and_must_be_positive(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOCKSERVER_JOURNAL_MB", "3")
+    app = create_app(Settings.from_env())
+    assert app.extensions["mockserver"].journal.budget.limit == 3 * 1024 * 1024
+    with pytest.raises(SettingsError, match="journal_mb: expected 1 or more, got 0"):
+        create_app(Settings(journal_mb=0))

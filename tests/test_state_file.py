@@ -479,3 +479,14 @@ def test_a_history_read_does_not_wait_for_another_sessions_commit(
         release.set()
         writer.join(10)
     assert api.get(f"{CANONICAL}/audit-logs", headers=other).json["total_count"] == 11
+
+
+def test_a_file_in_a_folder_with_odd_characters_is_read_and_written(tmp_path: Path) -> None:
+    """Readers open the file by URI: a name with spaces, '?', '#' or '%' is still the same file."""
+    path = tmp_path / "a folder ?#%" / "state file.sqlite"
+    api = opened(path)
+    api.put(f"{CANONICAL}/2", {"description": "odd"})
+    assert api.get(f"{CANONICAL}/2/versions").json["versions"][-1]["description"] == "odd"
+    assert api.get(f"{CANONICAL}/2/audit-logs").json["total_count"] == 2
+    api.mock.store.close()
+    assert sorted(p.name for p in path.parent.iterdir()) == ["state file.sqlite"]  # nothing else made there

@@ -228,8 +228,9 @@ class StateFile:
             with self.lock:
                 if self.closed:
                     raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
-                db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=5)
-                db.execute("PRAGMA query_only=ON")
+                # Read-only: a reader never writes, nor makes a new file where the state file was removed.
+                uri = Path(os.path.abspath(self.path)).as_uri() + "?mode=ro"
+                db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=5)
                 self._opened.append(db)
             self._readers.db = db
         return db
