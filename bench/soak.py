@@ -201,20 +201,42 @@ class Client:
                 self.tally.versions[profile["id"]] = max(known, profile["version"])
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of the process and its descendants (granian's worker), in MB."""
-    total = 0
-    pending = [pid]
+def _tree(pid: int) -> list[int]:
+    """The process and its descendants (granian's worker)."""
+    found, pending = [], [pid]
     while pending:
         current = pending.pop()
+        found.append(current)
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of the process and its descendants, in MB."""
+    total = 0
+    for current in _tree(pid):
         try:
             status = Path(f"/proc/{current}/status").read_text()
             total += int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))  # type: ignore[union-attr]
-            for task in Path(f"/proc/{current}/task").iterdir():
-                pending += [int(c) for c in (task / "children").read_text().split()]
         except (OSError, AttributeError):
             continue
     return total / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) the process and its descendants have used so far."""
+    ticks = 0
+    for current in _tree(pid):
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            continue
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -244,11 +266,15 @@ def served(state: Path, extra: list[str]) -> Iterator[tuple[subprocess.Popen[str
 
 
 def soak(args: argparse.Namespace) -> int:
-    folder = Path(tempfile.mkdtemp(prefix="mockserver-soak-"))
-    state = args.state or folder / "state.sqlite"
+    with tempfile.TemporaryDirectory(prefix="mockserver-soak-") as folder:
+        return _soak(args, args.state or Path(folder, "state.sqlite"))
+
+
+def _soak(args: argparse.Namespace, state: Path) -> int:
     extra = ["--server", args.server] if args.server else []
     tally = Tally()
-    windows: list[tuple[float, int, float]] = []  # (seconds since start, requests in the window, RSS MB)
+    # (seconds since start, requests in the window, RSS MB, the server's CPU ms per request in the window)
+    windows: list[tuple[float, int, float, float]] = []
     with served(state, extra) as (process, host, port):
         setup = Client(-1, host, port, tally, [], args.seed)
         shared = list(range(1, 11))
@@ -272,16 +298,23 @@ def soak(args: argparse.Namespace) -> int:
         for thread in threads:
             thread.start()
         print(f"soak: {args.clients} clients for {args.seconds} s against {state} (pid {process.pid})")
-        print(f"{'t (s)':>6} {'req/s':>8} {'RSS MB':>8}")
+        print("(CPU ms/req: the server's CPU time per request; it rises if the mock slows down, while req/s")
+        print("also falls when other work takes the machine's cores)")
+        print(f"{'t (s)':>6} {'req/s':>8} {'RSS MB':>8} {'CPU ms/req':>11}")
         last = 0
+        used = cpu_seconds(process.pid)
         while True:
             time.sleep(args.window)
             elapsed = time.monotonic() - started
             with tally.lock:
                 done = tally.done
-            windows.append((elapsed, done - last, rss_mb(process.pid)))
-            print(f"{elapsed:>6.0f} {(done - last) / args.window:>8.0f} {windows[-1][2]:>8.0f}", flush=True)
-            last = done
+            now_used = cpu_seconds(process.pid)
+            cost = (now_used - used) * 1e3 / max(done - last, 1)
+            windows.append((elapsed, done - last, rss_mb(process.pid), cost))
+            print(
+                f"{elapsed:>6.0f} {(done - last) / args.window:>8.0f} {windows[-1][2]:>8.0f} {cost:>11.2f}", flush=True
+            )
+            last, used = done, now_used
             if elapsed >= args.seconds or done >= args.max_requests:
                 break
         stop.set()
@@ -297,13 +330,16 @@ def soak(args: argparse.Namespace) -> int:
                 print(f"{op:<11} {len(samples):>9,} {statistics.median(samples) * 1e3:>7.2f}ms {p99 * 1e3:>7.2f}ms")
     failures = []
     span = min(60.0, args.seconds / 3)
-    first = [n for t, n, _ in windows if t <= span + 0.5 * args.window]
-    final = [n for t, n, _ in windows if t > windows[-1][0] - span + 0.5 * args.window]
-    first_rate, last_rate = sum(first) / len(first) / args.window, sum(final) / len(final) / args.window
+    first = [(n, c) for t, n, _, c in windows if t <= span + 0.5 * args.window]
+    final = [(n, c) for t, n, _, c in windows if t > windows[-1][0] - span + 0.5 * args.window]
+    first_rate = sum(n for n, _ in first) / len(first) / args.window
+    last_rate = sum(n for n, _ in final) / len(final) / args.window
+    first_cost, last_cost = statistics.median(c for _, c in first), statistics.median(c for _, c in final)
     ratio = last_rate / first_rate if first_rate else 0.0
     print(
         f"\n{tally.done:,} requests; first {span:.0f} s {first_rate:.0f} req/s, "
-        f"last {span:.0f} s {last_rate:.0f} req/s ({ratio:.0%}; fails below 85%); peak RSS {peak:.0f} MB; "
+        f"last {span:.0f} s {last_rate:.0f} req/s ({ratio:.0%}; fails below 85%); server CPU per request "
+        f"{first_cost:.2f} then {last_cost:.2f} ms; peak RSS {peak:.0f} MB; "
         f"{len(tally.errors)} 5xx or connection errors; other statuses: {dict(tally.unexpected) or 'none'}"
     )
     if ratio < 0.85:
@@ -338,11 +374,15 @@ def kept_after_kill(state: Path, extra: list[str], tally: Tally) -> list[str]:
 
 def memory(args: argparse.Namespace) -> int:
     """8 sessions, each 100 creates then `pages` pages of ?limit=100; RSS sampled all along."""
-    folder = Path(tempfile.mkdtemp(prefix="mockserver-soak-"))
+    with tempfile.TemporaryDirectory(prefix="mockserver-soak-") as folder:
+        return _memory(args, args.state or Path(folder, "state.sqlite"))
+
+
+def _memory(args: argparse.Namespace, state: Path) -> int:
     extra = ["--server", args.server] if args.server else []
     tally = Tally()
     peak = [0.0]
-    with served(args.state or folder / "state.sqlite", extra) as (process, host, port):
+    with served(state, extra) as (process, host, port):
         start_rss = rss_mb(process.pid)
         stop = threading.Event()
 
