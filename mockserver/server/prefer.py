@@ -36,8 +36,13 @@ class Directives:
         return self.code is not None or self.example is not None
 
 
+NONE = Directives()  # what a request without directives asks for (a frozen value, shared)
+
+
 def parse(prefer: str | None, query: Mapping[str, str]) -> Directives:
     """Directives from a ``Prefer`` header and ``__``-prefixed query parameters (which win)."""
+    if not prefer and not (query and any(parameter in query for parameter in _QUERY)):
+        return NONE  # most requests ask for nothing: no parsing
     raw: dict[str, str] = {}
     for part in (prefer or "").replace(";", ",").split(","):
         name, sep, value = part.strip().partition("=")
