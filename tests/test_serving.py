@@ -3,8 +3,9 @@
 The features every server keeps (Prefer, CORS, sessions, the inspector, hot reload, the state file's
 owner, Ctrl-C, SIGTERM and kill -9) are tested through ``serving.serve``, that is on the default
 server, in test_cli, test_granian, test_state_file, test_sessions_http, test_inspector,
-test_persistence and test_logs. Here: the default itself, the fallback, and ``Prefer: fault=empty``
-as every kind of client sees it, on each server.
+test_persistence and test_logs. Here, on the default server and on waitress beside it: which server
+answers, Prefer and CORS, delayed answers waiting at once, both faults read off the socket, and
+``Prefer: fault=empty`` as curl, requests, httpx and a browser's fetch see it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
+import threading
 import time
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -86,6 +88,45 @@ def test_kill_9_of_the_default_server_frees_the_port_and_the_state_file(tmp_path
             p["name"] for p in requests.get(f"{again.url}{CANONICAL}?limit=100", headers=AUTH).json()["access_profiles"]
         ]
         assert "Kept" in names
+
+
+@SERVERS
+def test_prefer_and_cors_on_each_server(server: str) -> None:
+    with on(server) as served:
+        url = f"{served.url}{ONE}"
+        chosen = requests.get(url, headers={**AUTH, "Prefer": "code=404"}, timeout=5)
+        assert chosen.status_code == 404 and chosen.json()["error"]["type"] == "not_found"
+        assert requests.get(f"{url}?__code=401", headers=AUTH, timeout=5).status_code == 401
+        origin = {"Origin": "http://localhost:5173"}
+        preflight = requests.options(
+            url, headers={**origin, "Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": "Prefer"}
+        )
+        assert preflight.status_code == 204
+        assert preflight.headers["Access-Control-Allow-Origin"] == "http://localhost:5173"
+        answer = requests.get(url, headers={**AUTH, **origin}, timeout=5)
+        assert answer.headers["Access-Control-Allow-Origin"] == "http://localhost:5173"
+
+
+@SERVERS
+def test_eight_delayed_answers_wait_at_the_same_time(server: str) -> None:
+    """`--threads` (8) answers can wait out a delay at once: a page's parallel requests are not queued."""
+    with on(server) as served:
+        url = f"{served.url}{ONE}"
+        requests.get(url, headers=AUTH, timeout=5)  # warm
+        statuses: list[int] = []
+
+        def delayed() -> None:
+            statuses.append(requests.get(url, headers={**AUTH, "Prefer": "delay=500"}, timeout=10).status_code)
+
+        workers = [threading.Thread(target=delayed) for _ in range(8)]
+        started = time.monotonic()
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        took = time.monotonic() - started
+        assert statuses == [200] * 8
+        assert 0.5 <= took < 1.5, took  # one after another would take 4 s
 
 
 # -- Prefer: fault=empty: nothing at all is sent --------------------------------------------------------
