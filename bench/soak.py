@@ -6,9 +6,11 @@ The load (issue 22) is what a team's shared mock or a long end-to-end suite send
 - about 60% reads (one profile, a list page, a search, a profile's versions, an audit page), 25%
   partial PUTs, 10% creates and deletes, 5% activate, deactivate or clone;
 - a fifth of the requests in isolated sessions that come and go (each client deletes its session now
-  and then and starts another).
+  and then and starts another);
+- data that stays about the same size (see ``OWN_MOST``), so that what the run measures is the mock.
 
-It prints throughput per window, p50 and p99 by operation and the server's RSS (its process and its
+It prints throughput per window, the server's CPU time per request (steady while the mock is, whatever
+else takes the machine's cores), p50 and p99 by operation and the server's RSS (its process and its
 children), then stops the server with `kill -9`, starts it again on the same file and checks that every
 acknowledged write is there. It fails (exit 1) when the throughput of the last minute is below 85% of
 the first minute's (for runs shorter than three minutes: the last third against the first), on any 5xx
@@ -64,6 +66,11 @@ MIX = {
 }
 SESSION_SHARE = 0.2
 SESSION_LIFE = 300  # requests a client sends in one session (about) before it deletes it and starts another
+# The data stays about the same size, so that a slowdown is the mock's and not a longer answer's: each
+# client keeps at most this many profiles of its own per session (a create beyond it deletes one
+# instead), and reads the versions of its own profiles, whose history stays short. A profile's
+# versions list has no pages: reading one that every PUT lands on costs more each minute, by design.
+OWN_MOST = 10
 
 
 @dataclass
@@ -157,6 +164,8 @@ class Client:
         mine = self.owned[session]
         pool = (self.shared if not session else list(range(1, 11))) + mine
         target = self.random.choice(pool)
+        if op in ("create", "clone") and len(mine) >= OWN_MOST:
+            op = "delete"
         if op == "get":
             return op, "GET", f"{LIST}/{target}", None, (200,)
         if op == "list":
@@ -164,7 +173,7 @@ class Client:
         if op == "search":
             return op, "GET", f"{LIST}?search=soak&limit=25", None, (200,)
         if op == "versions":
-            return op, "GET", f"{LIST}/{target}/versions", None, (200,)
+            return op, "GET", f"{LIST}/{self.random.choice(mine) if mine else target}/versions", None, (200,)
         if op == "audit":
             where = self.random.choice(["", f"/{target}"])
             return op, "GET", f"{LIST}{where}/audit-logs?limit=25", None, (200,)
