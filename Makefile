@@ -13,6 +13,10 @@ PRISM := $(NODE_BIN)/prism
 export REDOCLY_TELEMETRY := off
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo) DEBIAN_FRONTEND=noninteractive
 
+# $(call apt,COMMAND,PACKAGE): install Debian's PACKAGE when COMMAND is missing (refreshing apt's lists only if needed).
+apt = @command -v $(1) >/dev/null 2>&1 || $(SUDO) apt-get install -y $(2) || \
+	{ $(SUDO) apt-get update && $(SUDO) apt-get install -y $(2); }
+
 LOCK := requirements.lock
 # uv writes the lock for every platform (--universal) from pyproject.toml's ranges, with hashes.
 COMPILE = $(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
@@ -47,14 +51,13 @@ serve: $(STAMP)  ## run the mock on http://$(HOST):$(PORT), keeping its state in
 # Where Debian's chromium package puts it; tests/test_docs_page.py launches this one.
 CHROMIUM := /usr/bin/chromium
 
-test: $(STAMP) $(NODE_STAMP)  ## the whole test suite, Schemathesis and the /docs browser test included (installs chromium if missing)
-	@[ -x $(CHROMIUM) ] || $(SUDO) apt-get install -y chromium || \
-		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+test: $(STAMP) $(NODE_STAMP)  ## the whole test suite, Schemathesis and the /docs browser test included (installs chromium and Java if missing)
+	$(call apt,$(CHROMIUM),chromium)
+	$(call apt,java,openjdk-17-jre-headless)
 	$(BIN)/pytest -n auto --dist worksteal  # a worker per core (pytest-xdist); no test depends on the order
 
 screenshot: $(STAMP)  ## refresh docs/images/inspector.png from a served mock (Debian's chromium, as make test)
-	@[ -x $(CHROMIUM) ] || $(SUDO) apt-get install -y chromium || \
-		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+	$(call apt,$(CHROMIUM),chromium)
 	$(BIN)/python docs/screenshot.py
 
 lint: $(STAMP) $(NODE_STAMP)  ## ruff, mypy (strict), the import rules (import-linter), the declared dependencies (deptry), and the spec through Spectral and Redocly
@@ -68,8 +71,7 @@ lint: $(STAMP) $(NODE_STAMP)  ## ruff, mypy (strict), the import rules (import-l
 	$(NODE_BIN)/redocly lint --config redocly.yaml openapi/access-profiles.yaml
 
 interop: $(STAMP) $(NODE_STAMP)  ## Specmatic (Java 17) loads the spec and runs its contract tests against a served mock, then a summary
-	@command -v java >/dev/null 2>&1 || $(SUDO) apt-get install -y openjdk-17-jre-headless || \
-		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y openjdk-17-jre-headless; }
+	$(call apt,java,openjdk-17-jre-headless)
 	$(BIN)/python tools/interop.py
 
 check: lint test
@@ -81,10 +83,8 @@ spec-record: $(STAMP)  ## after changing openapi/: validate the bundled spec and
 	bundled_validations().write_text("# Written by make spec-record, checked by tests/test_spec.py.\n" + spec.validation_record() + "\n")'
 
 bench: $(STAMP) $(NODE_STAMP)  ## the mock beside Prism, WireMock and Mockoon, plus in-process figures (needs wrk and Java 17; installed if missing)
-	@command -v wrk >/dev/null 2>&1 || $(SUDO) apt-get install -y wrk || \
-		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y wrk; }
-	@command -v java >/dev/null 2>&1 || $(SUDO) apt-get install -y openjdk-17-jre-headless || \
-		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y openjdk-17-jre-headless; }
+	$(call apt,wrk,wrk)
+	$(call apt,java,openjdk-17-jre-headless)
 	$(BIN)/python bench/bench.py --prism $(PRISM)
 
 SOAK_SECONDS ?= 180
