@@ -20,6 +20,10 @@ export async function misuse(): Promise<string> {
     params: { path: { profile_id: "one" } }, // expect TS2322: the id is a number
   });
   await client.POST("/api/governance/access-profiles", { body: { tags: ["no-name"] } }); // expect TS2322: name is required
+  await client.PUT("/api/governance/access-profiles/{profile_id}", {
+    params: { path },
+    body: { auto_rotation_interval: true }, // expect TS2322: a duration string or nanoseconds
+  });
   const { data } = await client.GET("/api/governance/access-profiles/{profile_id}", { params: { path } });
   return data?.access_profile.nmae ?? ""; // expect TS2339: no such field
 }
@@ -27,7 +31,6 @@ export async function misuse(): Promise<string> {
 // Not refused, so not listed above (openapi-typescript 7.13, openapi-fetch 0.17): through
 // openapi-fetch's generic body, an unknown field (`is_active: false` in an update; see
 // openapi-ts/openapi-typescript#1769) and a non-object for an all-optional object
-// (`rate_limit: "off"`) pass; and `auto_rotation_interval` accepts anything, because the spec's
-// RotationInterval has an integer branch whose `anyOf` items carry no type, so the generated type
-// is `string | (number | 0 | unknown)`, which is `unknown`. The mock refuses `rate_limit: "off"`
-// with a 400 and ignores unknown fields (docs/behaviour.md).
+// (`rate_limit: "off"`) pass. The mock refuses `rate_limit: "off"` with a 400 and ignores unknown
+// fields (docs/behaviour.md). RotationInterval's integer branches each repeat `type: integer`, so
+// `auto_rotation_interval` is typed `string | number` rather than `unknown`.
