@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 
 from mockserver.domain.fixtures import FixtureError
 from mockserver.domain.store import StateNotSaved
-from mockserver.server.persistence import StateFileError
 from mockserver.settings import LogFormat, ServerKind, Settings, SettingsError, ValidationMode
 from mockserver.spec.document import SpecError
+from mockserver.storage.sqlite import StateFileError
 
 T = TypeVar("T")
 

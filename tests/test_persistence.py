@@ -22,8 +22,8 @@ from flask import Flask
 from serving import ROOT, serve
 
 from mockserver import Settings, create_app
-from mockserver.server.persistence import SqliteState, StateFileError
 from mockserver.server.reload import Reloader
+from mockserver.storage.sqlite import SqliteState, StateFileError
 
 AUTH = {"Authorization": "Bearer keeper"}
 

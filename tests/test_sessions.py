@@ -17,8 +17,8 @@ from flask import Flask
 from werkzeug.test import TestResponse
 
 from mockserver import Settings, create_app
-from mockserver.server.persistence import SqliteState
 from mockserver.server.sessions import Sessions
+from mockserver.storage.sqlite import SqliteState
 
 HEADER = "X-Mockserver-Session"
 TOKEN = {"Authorization": "Bearer control-secret"}

@@ -22,8 +22,9 @@ from serving import run_mockserver, serve
 
 from mockserver import Settings, create_app
 from mockserver.domain.store import State
-from mockserver.server import persistence, state_file
-from mockserver.server.persistence import SqliteHistory, SqliteState, StateFileError
+from mockserver.storage import sqlite as persistence
+from mockserver.storage import sqlite_file as state_file
+from mockserver.storage.sqlite import SqliteHistory, SqliteState, StateFileError
 
 AUTH = {"Authorization": "Bearer keeper"}
 USERS = "/api/governance/users"

@@ -372,7 +372,7 @@ class StateNotSaved(InternalError):
 
 
 class Persistence(Protocol):
-    """Where a store keeps its state between runs (mockserver.server.persistence)."""
+    """Where a store keeps its state between runs: the interface of ``mockserver.storage``'s engines."""
 
     def save(self, changes: Changes) -> None: ...
     def replace(self, state: State) -> State: ...

@@ -1,4 +1,4 @@
-"""The mock on HTTP: the Flask app, its WSGI edge, the control routes and the state file.
+"""The mock on HTTP: the Flask app, its WSGI edge, the control routes, serving and the proxy.
 
 - ``app``: ``create_app(settings)``, the one place that wires the mock.
 - ``routes``: the API's WSGI entry and dispatch table; ``context``: ``Mock``, the per-app state.
@@ -7,13 +7,14 @@
 - ``sessions``: isolated sessions (which one a request names, their bounds); ``session_views``:
   ``/__mock/sessions``.
 - ``prefer``: ``Prefer`` and chaos; ``cors``: the CORS middleware; ``journal``: the request journal.
-- ``persistence``: ``--state`` (SQLite), a session's view of ``state_file`` (the file, its layout and
-  lock); ``reload``: watching the spec and fixture files.
+- ``reload``: watching the spec and fixture files. The state's engines (``--state``) are in
+  ``mockserver.storage``; ``persistence`` is an alias of ``storage.sqlite`` until ``bench/bench.py``
+  imports that instead.
 - ``serving``: waitress in the foreground or on a thread; ``forked``: granian, the app in a forked
   worker (``--server granian``); ``logs``: log lines written by a thread of their own.
 - ``proxy``: ``mockserver proxy``, the same checks on traffic to a real deployment; ``traffic``: what
   the spec says of a request and an upstream answer; ``upstream``: forwarding with requests.
 
-May import: ``domain``, ``spec``, ``settings``, ``resources``. The only package that imports Flask.
+May import: ``storage``, ``domain``, ``spec``, ``settings``, ``resources``. The only package that imports Flask.
 Never the contract runner. (The proxy uses the domain only for the mock's credential rules.)
 """

@@ -18,12 +18,12 @@ from mockserver.server import control, docs_page, inspector, routes, session_vie
 from mockserver.server.context import Mock, Violation, operations
 from mockserver.server.cors import Cors
 from mockserver.server.journal import Budget, Journal
-from mockserver.server.persistence import SqliteState
 from mockserver.server.prefer import Chaos
 from mockserver.server.sessions import SessionPrefix, Sessions
 from mockserver.settings import Settings, SettingsError
 from mockserver.spec.document import Spec, SpecError
 from mockserver.spec.validation import Validator
+from mockserver.storage.sqlite import SqliteState
 
 
 @lru_cache(maxsize=8)

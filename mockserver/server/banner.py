@@ -16,8 +16,8 @@ from pathlib import Path
 
 from mockserver.server import control, docs_page, inspector
 from mockserver.server.context import Mock
-from mockserver.server.persistence import SqliteState
 from mockserver.spec.document import Operation
+from mockserver.storage.sqlite import SqliteState
 
 LISTENING = re.compile(r"listening on (http://\S+)")
 CURL_TOKEN = "dev"  # any bearer token is an admin in permissive mode

@@ -33,9 +33,9 @@ from werkzeug.http import parse_cookie
 from mockserver.domain.store import State, Store
 from mockserver.domain.timeutil import format_timestamp, parse_timestamp
 from mockserver.server.context import Mock, log
-from mockserver.server.persistence import SqliteState
 from mockserver.server.prefer import Chaos
 from mockserver.spec.errors import BadRequest, Gone, NotFound, TooManyRequests
+from mockserver.storage.sqlite import SqliteState
 
 HEADER = "X-Mockserver-Session"
 COOKIE = "mockserver_session"

@@ -1,7 +1,7 @@
 """The SQLite file behind ``--state``: its layout, its owner lock, its connections, its transactions.
 
 Every table keys its rows by session (``''`` for the default state), so one file keeps every
-session; ``persistence.SqliteState`` is a session's view of it.
+session; ``sqlite.SqliteState`` is a session's view of it.
 
 Every history read has an index that matches its filter and its order, and the counts an audit
 page answers are kept in ``history_counts``, updated in the transaction that appends the rows: a page
@@ -22,8 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
-from mockserver.domain.store import Record, StateNotSaved
 from mockserver.spec import jsontext
+from mockserver.storage.base import Record, StateNotSaved
 
 SCHEMA_VERSION = "4"
 DEFAULT = ""  # the session of requests that name none: the mock's one state before sessions existed

@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mockserver.domain.store import RECORD_KINDS, Changes, MemoryHistory, Record, State, utc_now
 from mockserver.domain.timeutil import format_timestamp
-from mockserver.server.state_file import (
+from mockserver.spec import jsontext
+from mockserver.storage.base import RECORD_KINDS, Changes, MemoryHistory, Record, State, utc_now
+from mockserver.storage.sqlite_file import (
     COLUMNS,
     DEFAULT,
     HISTORY_TABLES,
@@ -42,7 +43,6 @@ from mockserver.server.state_file import (
     recount,
     session_column,
 )
-from mockserver.spec import jsontext
 
 __all__ = ["DEFAULT", "SavedSession", "SqliteHistory", "SqliteState", "StateFileError"]
 
