@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from mockserver.domain.fixtures import FixtureError
 from mockserver.domain.store import StateNotSaved
-from mockserver.settings import LogFormat, ServerKind, Settings, SettingsError, ValidationMode
+from mockserver.settings import LogFormat, ServerKind, Settings, SettingsError, ValidationMode, state_path
 from mockserver.spec.document import SpecError
 from mockserver.storage.sqlite import StateFileError
 
@@ -78,7 +78,10 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="memory the request journals of all sessions may keep together, in MiB (default 64; oldest go first)",
     )
-    serve.add_argument("--state", type=Path, help="keep the whole state in this SQLite file across restarts")
+    serve.add_argument(
+        "--state",
+        help="keep the whole state in this SQLite file across restarts (a path: a URL is refused)",
+    )
     serve.add_argument("--fresh", action="store_true", default=None, help="with --state: start again from the fixtures")
     serve.add_argument("--clock", help="a fixed time for the mock's clock, e.g. 2026-01-01T00:00:00Z")
     serve.add_argument(
@@ -336,6 +339,8 @@ def _serve(args: argparse.Namespace) -> int:
     from mockserver.server.logs import configure
 
     try:
+        if args.state is not None:  # a URL never becomes a file name (refused here, before anything starts)
+            args.state = state_path(args.state, "--state")
         # Flags are named after the settings they set; an absent flag leaves the variable or default.
         settings = Settings.from_env(**{f.name: getattr(args, f.name, None) for f in fields(Settings)})
         on_granian = _on_granian(settings.server, forked.available())

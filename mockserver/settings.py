@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from enum import Enum, StrEnum
@@ -19,6 +20,37 @@ _FALSE = {"0", "false", "no", "off"}
 
 class SettingsError(ValueError):
     """A setting has a value the mock cannot use."""
+
+
+# `--state` is a SQLite file's path, or a URL of one of these schemes; any other URL is refused at
+# start, never taken for a file name. PostgreSQL (issue 24) is known but not served yet.
+STATE_SCHEMES = ("postgresql", "postgres")  # postgres:// is libpq's other spelling
+# A scheme and its "//", or what pathlib leaves of them ("postgresql:/host/db"): two characters at
+# least, so that a Windows drive ("C:/state.db") stays a path.
+_STATE_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/")
+# A URL's password (user:PASSWORD@ or ?password=), kept out of every message and log line.
+_PASSWORD = re.compile(r"^([^:]+:/+[^/:@]*):[^@/]*@")
+_PASSWORD_PARAMETER = re.compile(r"(password=)[^&]*", re.IGNORECASE)
+
+
+def state_path(value: str | Path, source: str) -> Path:
+    """The SQLite file ``value`` names; ``SettingsError`` for a URL, named after ``source`` (a flag or variable).
+
+    A value with a URL scheme is refused: ``postgresql://`` (and ``postgres://``) as not supported
+    yet, any other scheme as unknown, the known ones named. Passwords are left out of the message.
+    """
+    text = str(value)
+    found = _STATE_URL.match(text)
+    if found is None:
+        return Path(value)
+    scheme = found.group(1).lower()
+    masked = _PASSWORD_PARAMETER.sub(r"\1***", _PASSWORD.sub(r"\1:***@", text))
+    shown = f"{source}{' ' if source.startswith('--') else '='}{masked!r}"  # --state 'x', MOCKSERVER_STATE='x'
+    plain = "a SQLite file is given by its path, without a scheme (e.g. ./mock.db)"
+    if scheme in STATE_SCHEMES:
+        raise SettingsError(f"{shown}: a state in PostgreSQL is not supported yet; {plain}")
+    known = " and ".join(f"{name}://" for name in STATE_SCHEMES)
+    raise SettingsError(f"{shown}: unknown scheme {scheme!r}; {plain}; known schemes: {known} (not supported yet)")
 
 
 class ValidationMode(StrEnum):
@@ -98,6 +130,9 @@ class Settings:
             value = getattr(self, f.name)
             if isinstance(value, str) and _kind(f.name) is not str:
                 object.__setattr__(self, f.name, _parse(f.name, value))
+        if self.state is not None:
+            # A URL that became a Path on its way here ("postgresql://h/db" is Path "postgresql:/h/db").
+            state_path(self.state, "state")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -137,6 +172,8 @@ def parse_bool(variable: str, raw: str) -> bool:
 
 def _parse(name: str, raw: str) -> Any:
     kind = _kind(name)
+    if name == "state":
+        return state_path(raw, f"{ENV_PREFIX}STATE")
     if kind is bool:
         return parse_bool(f"{ENV_PREFIX}{name.upper()}", raw)
     if kind is int:

@@ -81,6 +81,46 @@ def test_a_bad_setting_is_reported(tmp_path: Path) -> None:
     assert "MOCKSERVER_PORT='eighty': expected an integer" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("how", "refused"),
+    [
+        ("flag", "--state 'postgresql://mock:***@127.0.0.1:5432/mock': a state in PostgreSQL is not supported yet"),
+        ("variable", "MOCKSERVER_STATE='postgresql://mock:***@127.0.0.1:5432/mock': a state in PostgreSQL is not"),
+    ],
+)
+def test_a_postgresql_state_is_refused_at_start_and_never_becomes_a_file(
+    tmp_path: Path, how: str, refused: str
+) -> None:
+    import os
+    import sys
+
+    url = "postgresql://mock:hunter2@127.0.0.1:5432/mock"
+    args, env = (["--state", url], {}) if how == "flag" else ([], {"MOCKSERVER_STATE": url})
+    result = subprocess.run(
+        [sys.executable, "-m", "mockserver", "serve", "--port", "0", *args],
+        cwd=tmp_path,  # where the URL used to become the folders of a SQLite file
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"mockserver: error: {refused}"), result.stderr
+    assert "without a scheme (e.g. ./mock.db)" in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_state_url_of_an_unknown_scheme_is_refused_naming_the_known_ones() -> None:
+    result = run("serve", "--port", "0", "--state", "redis://cache:6379/0")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "mockserver: error: --state 'redis://cache:6379/0': unknown scheme 'redis'; a SQLite file is given by its "
+        "path, without a scheme (e.g. ./mock.db); known schemes: postgresql:// and postgres:// (not supported yet)"
+    )
+    assert not (ROOT / "redis:").exists()
+
+
 def test_a_busy_port_is_reported() -> None:
     with serve() as server:
         port = server.url.rsplit(":", 1)[1]

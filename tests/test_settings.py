@@ -63,3 +63,60 @@ def test_strings_are_accepted_for_paths_and_options() -> None:
     assert settings.fixtures == Path("x.json") and settings.state == Path("s.sqlite")
     assert settings.validation.value == "shadow"
     assert Settings.from_env({"MOCKSERVER_ERROR_RATE": "0.25", "MOCKSERVER_SEED": "3"}).error_rate == 0.25
+
+
+SQLITE_HINT = "a SQLite file is given by its path, without a scheme (e.g. ./mock.db)"
+KNOWN = "known schemes: postgresql:// and postgres:// (not supported yet)"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            "postgresql://mock@127.0.0.1:5432/mock",
+            f"MOCKSERVER_STATE='postgresql://mock@127.0.0.1:5432/mock': a state in PostgreSQL is not supported yet; "
+            f"{SQLITE_HINT}",
+        ),
+        (
+            "postgres://mock:hunter2@db/mock",
+            "MOCKSERVER_STATE='postgres://mock:***@db/mock': a state in PostgreSQL is not supported yet; "
+            f"{SQLITE_HINT}",
+        ),
+        (
+            "postgresql:///mock?host=/run&password=hunter2",
+            "MOCKSERVER_STATE='postgresql:///mock?host=/run&password=***': a state in PostgreSQL is not supported yet; "
+            f"{SQLITE_HINT}",
+        ),
+        (
+            "redis://cache:6379/0",
+            f"MOCKSERVER_STATE='redis://cache:6379/0': unknown scheme 'redis'; {SQLITE_HINT}; {KNOWN}",
+        ),
+        (
+            "sqlite:///tmp/mock.db",
+            f"MOCKSERVER_STATE='sqlite:///tmp/mock.db': unknown scheme 'sqlite'; {SQLITE_HINT}; {KNOWN}",
+        ),
+        ("file:/tmp/mock.db", f"MOCKSERVER_STATE='file:/tmp/mock.db': unknown scheme 'file'; {SQLITE_HINT}; {KNOWN}"),
+    ],
+    ids=["postgresql", "postgres-password-masked", "password-parameter-masked", "redis", "sqlite-url", "file-url"],
+)
+def test_a_state_url_is_refused_never_taken_for_a_file_name(value: str, message: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({"MOCKSERVER_STATE": value})
+    assert str(refused.value) == message
+    assert "hunter2" not in str(refused.value)
+
+
+def test_a_state_url_that_became_a_path_is_refused_too() -> None:
+    # pathlib folds "//" into "/": what code that built a Path from a URL hands over.
+    with pytest.raises(
+        SettingsError, match=r"^state='postgresql:/mock@db/mock': a state in PostgreSQL is not supported"
+    ):
+        Settings(state=Path("postgresql://mock@db/mock"))
+
+
+@pytest.mark.parametrize(
+    "value", ["mock.db", "./state/mock.db", "/tmp/mock.db", "C:/mock.db", "odd:name.db"], ids=lambda v: v
+)
+def test_a_plain_path_stays_the_sqlite_file(value: str) -> None:
+    assert Settings.from_env({"MOCKSERVER_STATE": value}).state == Path(value)
+    assert Settings(state=value).state == Path(value)  # type: ignore[arg-type]
