@@ -50,10 +50,13 @@ serve: $(STAMP)  ## run the mock on http://$(HOST):$(PORT), keeping its state in
 
 # Where Debian's chromium package puts it; tests/test_docs_page.py launches this one.
 CHROMIUM := /usr/bin/chromium
+# Debian's PostgreSQL server programs (not on the PATH); tests/postgres.py starts a cluster of its own with them.
+INITDB := /usr/lib/postgresql/*/bin/initdb
 
-test: $(STAMP) $(NODE_STAMP)  ## the whole test suite, Schemathesis and the /docs browser test included (installs chromium and Java if missing)
+test: $(STAMP) $(NODE_STAMP)  ## the whole test suite, Schemathesis, the /docs browser test and PostgreSQL included (installs chromium, Java and PostgreSQL if missing)
 	$(call apt,$(CHROMIUM),chromium)
 	$(call apt,java,openjdk-17-jre-headless)
+	$(call apt,$(INITDB),postgresql)
 	$(BIN)/pytest -n auto --dist worksteal  # a worker per core (pytest-xdist); no test depends on the order
 
 screenshot: $(STAMP)  ## refresh docs/images/inspector.png from a served mock (Debian's chromium, as make test)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import signal
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from postgres import Cluster, start_cluster
 from werkzeug.test import TestResponse
 
 from mockserver import Mock, Settings, Spec, State, create_app
@@ -174,3 +176,27 @@ def error_of(response: TestResponse) -> dict[str, Any]:
     assert body["status_code"] == response.status_code
     assert body["extra_fields"] == {}
     return body["error"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Cluster]:
+    """A real PostgreSQL server of this test process (each xdist worker has its own), stopped at the end."""
+    cluster = start_cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture
+def postgresql(postgres_cluster: Cluster) -> Iterator[str]:
+    """A new, empty database on the tests' PostgreSQL, as a libpq connection string; dropped after the test."""
+    import psycopg
+    from psycopg import sql
+
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(postgres_cluster.conninfo(), autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield postgres_cluster.conninfo(name)
+    with psycopg.connect(postgres_cluster.conninfo(), autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
