@@ -6,6 +6,8 @@
   file; ``SqliteHistory``, versions and audit rows read from it).
 - ``sqlite_file``: that file itself (``StateFile``): its layout and migrations, its owner lock
   (``flock``), one writing connection and a read-only connection per thread.
+- ``postgresql``: PostgreSQL's layout (``sql/postgresql/schema.sql``) and ``prepare``, which creates or
+  checks it; not served yet (``--state postgresql://`` is refused at start).
 
 Without ``--state`` the state is in memory: a ``Store`` without a persistence, its history a
 ``MemoryHistory`` (see ``base``).

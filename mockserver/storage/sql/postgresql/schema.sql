@@ -1,0 +1,108 @@
+-- mockserver's state in PostgreSQL, layout 1 (issue 24). Not served yet: mockserver.storage.postgresql
+-- creates and checks it.
+--
+-- The tables are the SQLite file's (storage/sqlite_file.py, layout 4), column for column, so the two
+-- engines answer the same queries; every row carries its session's name ('' for the default state).
+-- Added for several processes on one state:
+--   changes         the change log, the single order of every write: a process applies the rows after the
+--                   last seq it has seen (changes_by_session serves "after seq N in session S");
+--   records.row_version  bumped by every write of a record, for a write that checks what it read;
+--   layout_versions one row per layout applied: the newest is the database's layout.
+-- JSON columns are `json`, not `jsonb`: json keeps the text as written, so a record comes back with its
+-- fields in the order the mock wrote them (jsonb would sort them); the columns a query filters on are
+-- columns of their own, as in SQLite.
+-- Run in one transaction, under the advisory lock mockserver.storage.postgresql takes, so that two
+-- instances starting on an empty database create it once.
+
+CREATE TABLE layout_versions (
+    version integer PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE sessions (
+    name text PRIMARY KEY,
+    created_at text NOT NULL,
+    last_used text NOT NULL,
+    counters json NOT NULL,
+    chaos json NOT NULL DEFAULT '{}'
+);
+
+CREATE TABLE records (
+    session text NOT NULL DEFAULT '',
+    kind text NOT NULL,
+    key text NOT NULL,
+    data json NOT NULL,
+    row_version bigint NOT NULL DEFAULT 1,
+    PRIMARY KEY (session, kind, key)
+);
+
+CREATE TABLE versions (
+    session text NOT NULL DEFAULT '',
+    id bigint NOT NULL,
+    profile_id bigint NOT NULL,
+    version integer NOT NULL,
+    data json NOT NULL,
+    PRIMARY KEY (session, id)
+);
+CREATE INDEX versions_by_profile ON versions (session, profile_id, version);
+
+CREATE TABLE audit (
+    session text NOT NULL DEFAULT '',
+    id bigint NOT NULL,
+    profile_id bigint,
+    action text NOT NULL,
+    user_id text,
+    data json NOT NULL,
+    PRIMARY KEY (session, id)
+);
+CREATE INDEX audit_by_profile ON audit (session, profile_id, id);
+CREATE INDEX audit_by_action ON audit (session, action, id);
+CREATE INDEX audit_by_profile_action ON audit (session, profile_id, action, id);
+CREATE INDEX audit_by_user ON audit (session, user_id, id);
+
+CREATE TABLE history_counts (
+    session text NOT NULL DEFAULT '',
+    key text NOT NULL,
+    n bigint NOT NULL,
+    PRIMARY KEY (session, key)
+);
+
+CREATE TABLE snapshots (
+    session text NOT NULL DEFAULT '',
+    name text NOT NULL,
+    created_at text NOT NULL,
+    profiles integer NOT NULL,
+    data json NOT NULL,
+    PRIMARY KEY (session, name)
+);
+
+CREATE TABLE snapshot_versions (
+    session text NOT NULL DEFAULT '',
+    snapshot text NOT NULL,
+    id bigint NOT NULL,
+    profile_id bigint NOT NULL,
+    version integer NOT NULL,
+    data json NOT NULL,
+    PRIMARY KEY (session, snapshot, id)
+);
+
+CREATE TABLE snapshot_audit (
+    session text NOT NULL DEFAULT '',
+    snapshot text NOT NULL,
+    id bigint NOT NULL,
+    profile_id bigint,
+    action text NOT NULL,
+    user_id text,
+    data json NOT NULL,
+    PRIMARY KEY (session, snapshot, id)
+);
+
+CREATE TABLE changes (
+    seq bigserial PRIMARY KEY,
+    session text NOT NULL,
+    data json NOT NULL,
+    at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX changes_by_session ON changes (session, seq);
+
+INSERT INTO layout_versions (version) VALUES (1);
