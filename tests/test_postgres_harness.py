@@ -59,6 +59,21 @@ def _refused(port: int) -> bool:
     return False
 
 
+def test_a_stopped_server_refuses_connections_and_keeps_its_rows_when_started_again() -> None:
+    cluster = start_cluster()  # its own: stopping the shared one would fail other tests of this worker
+    try:
+        with psycopg.connect(cluster.conninfo(), autocommit=True) as db:
+            db.execute("CREATE TABLE kept (n integer)")
+            db.execute("INSERT INTO kept VALUES (42)")
+        cluster.stop()
+        assert _refused(cluster.port)
+        cluster.start()
+        with psycopg.connect(cluster.conninfo()) as db:
+            assert db.execute("SELECT n FROM kept").fetchall() == [(42,)]
+    finally:
+        cluster.close()
+
+
 def test_close_stops_the_server_and_removes_its_folder() -> None:
     cluster = start_cluster()
     assert not _refused(cluster.port)
