@@ -471,7 +471,7 @@ def list_latency() -> None:
 
 def persistence() -> None:
     from mockserver import Settings, create_app
-    from mockserver.server.persistence import SqliteState
+    from mockserver.storage.sqlite import SqliteState
 
     rounds = 400
     print(
