@@ -210,10 +210,13 @@ def servers_side_by_side(seconds: int, rounds: int) -> None:
             [*serve, "8", "--server", "granian"],
             [*granian, "--blocking-threads", "8", "--port", "{port}", "bench.apps:trivial"],
         ),
-        (
-            "granian, 1 thread",
-            [*serve, "1", "--server", "granian"],
-            [*granian, "--blocking-threads", "1", "--port", "{port}", "bench.apps:trivial"],
+        *(
+            (
+                f"granian, {n} thread{'s' if n > 1 else ''}",
+                [*serve, str(n), "--server", "granian"],
+                [*granian, "--blocking-threads", str(n), "--port", "{port}", "bench.apps:trivial"],
+            )
+            for n in (4, 2, 1)  # what delayed answers' threads cost (issue 23)
         ),
         ("waitress, 8 threads (fallback)", [*waitress, "8"], [*apps, "trivial", "{port}", "8"]),
         ("waitress, 16 threads", [*waitress, "16"], [*apps, "trivial", "{port}", "16"]),
