@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import warnings
+from typing import Any
+
 import requests
 
 from mockserver import BackgroundServer, Settings, create_app
@@ -19,3 +23,26 @@ def test_stopping_right_after_requests_leaves_no_thread_failing() -> None:
         with BackgroundServer(app) as server:
             assert keep_alive.get(f"{server.url}/api/governance/access-profiles/1", timeout=10).status_code == 401
         keep_alive.close()
+
+
+def test_stopping_with_a_client_still_connected_leaves_no_spooled_answer_open() -> None:
+    """waitress spools an answer over 1 MiB to a temporary file; a keep-alive client still holds the
+    connection when the server stops, and that file must be closed with it, not left to the garbage
+    collector (whose ResourceWarning then fails whichever test happens to be running)."""
+    big = b"x" * (3 * 1024 * 1024)
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(big)))])
+        return [big]
+
+    client = requests.Session()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        server = BackgroundServer(app).start()
+        answer = client.get(server.url, stream=True, timeout=5)
+        assert answer.raw.read(1024) == b"x" * 1024  # the rest waits in the server's buffer
+        server.stop()  # while the client still holds the connection
+        gc.collect()
+    answer.close()
+    client.close()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []

@@ -44,6 +44,13 @@ class BackgroundServer:
         server = self._server
         while not self._stopping.is_set():
             server.asyncore.loop(timeout=0.05, map=server._map, use_poll=server.adj.asyncore_use_poll, count=1)
+        # A connection a client still keeps open may hold a body or an answer that waitress spooled to a
+        # temporary file (past its overflow sizes); close_all closes sockets only, so close those first.
+        for channel in list(server.active_channels.values()):
+            for request in [channel.request, *channel.requests]:
+                if request is not None:
+                    request.close()
+            channel.handle_close()
         wasyncore.close_all(server._map)
 
     def __enter__(self) -> BackgroundServer:
