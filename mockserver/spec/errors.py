@@ -87,6 +87,14 @@ class InternalError(ApiError):
     type = "internal"
 
 
+class StoreUnavailable(ApiError):
+    """The shared state store (PostgreSQL, or the state file of ``--workers``) cannot be reached: nothing
+    was read or changed, and the mock answers again once the store is back (issue 24)."""
+
+    status = 503
+    type = "state_store_unavailable"
+
+
 STATUS_TABLE: dict[int, type[ApiError]] = {
     cls.status: cls
     for cls in (
@@ -101,6 +109,7 @@ STATUS_TABLE: dict[int, type[ApiError]] = {
         UnsupportedMediaType,
         TooManyRequests,
         InternalError,
+        StoreUnavailable,
     )
 }
 
