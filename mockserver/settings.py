@@ -111,6 +111,9 @@ class Settings:
     journal_mb: int = 64
     # A SQLite file that keeps the whole state across restarts; `fresh` starts it from the fixtures.
     state: Path | None = None
+    # A state in PostgreSQL that any number of mocks share (`--state postgresql://...`, issue 24); `fresh`
+    # starts it from the fixtures too. Never together with `state`.
+    state_url: str | None = None
     fresh: bool = False
     # Deterministic runs: a fixed instant (RFC 3339) as the clock, or ticking from it; sequential ids.
     clock: str | None = None
@@ -123,6 +126,10 @@ class Settings:
     quiet: bool = False
     # The HTTP server of `mockserver serve` (the pytest plugin's in-thread server is always waitress).
     server: ServerKind = ServerKind.AUTO
+    # `mockserver serve --workers N`: N processes serve one port over one shared state (issue 24).
+    workers: int = 1
+    # This process's name in a shared state's journal and violations (None: host name and process id).
+    instance: str | None = None
 
     def __post_init__(self) -> None:
         # Accept plain strings where a path or an enumerated option is expected (code and markers).
