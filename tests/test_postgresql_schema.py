@@ -48,11 +48,31 @@ def test_the_tables_are_the_sqlite_files_plus_the_change_log(postgresql: str, tm
         found = columns(db)
     sqlite = sqlite_columns(tmp_path / "state.sqlite")
     del sqlite["meta"]  # the SQLite file's layout version; PostgreSQL's is layout_versions
+    sqlite.pop("sqlite_sequence", None)  # SQLite's own bookkeeping of AUTOINCREMENT
+    # Columns PostgreSQL has besides: a record's write count and first-write order (SQLite's rowid), and
+    # when a log row was committed.
+    extra = {"records": ["row_version", "seq"], "changes": ["at"]}
     for table, wanted in sqlite.items():
-        assert [c for c in found[table] if c != "row_version"] == wanted, table
-    assert found["records"][-1] == "row_version"
-    assert set(found) - set(sqlite) == {"changes", "layout_versions"}
-    assert found["changes"] == ["seq", "session", "data", "at"]
+        assert [c for c in found[table] if c not in extra.get(table, [])] == wanted, table
+    assert found["records"][-2:] == ["row_version", "seq"]
+    assert set(found) - set(sqlite) <= {"changes", "journal", "violations", "layout_versions"}
+    assert "layout_versions" in found
+    assert found["changes"] == ["session", "n", "data", "at"]
+    assert found["journal"] == ["seq", "session", "instance", "at", "size", "data"]
+    assert found["violations"] == ["seq", "session", "instance", "at", "data"]
+
+
+def test_the_change_log_journal_and_violations_are_searched_by_session_in_order(postgresql: str) -> None:
+    with psycopg.connect(postgresql) as db:
+        engine.prepare(db)
+        indexes = dict(
+            db.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename IN ('changes', 'journal', 'violations')"
+            ).fetchall()
+        )
+    assert indexes["changes_pkey"].endswith("USING btree (session, n)")
+    assert indexes["journal_by_session"].endswith("USING btree (session, seq)")
+    assert indexes["violations_by_session"].endswith("USING btree (session, seq)")
 
 
 def test_preparing_again_changes_nothing_and_keeps_the_rows(postgresql: str) -> None:
@@ -103,8 +123,10 @@ def test_records_keep_their_fields_order_and_the_change_log_its_order(postgresql
         db.execute("INSERT INTO records (session, kind, key, data) VALUES ('', 'profile', '3', %s)", (text,))
         stored = db.execute("SELECT data::text FROM records").fetchone()
         assert stored == (text,)
-        for n in range(3):
-            db.execute("INSERT INTO changes (session, data) VALUES (%s, %s)", ("s", f'{{"n": {n}}}'))
+        for n in range(1, 4):
+            db.execute("INSERT INTO changes (session, n, data) VALUES (%s, %s, %s)", ("s", n, f'{{"n": {n}}}'))
         db.commit()
-        rows = db.execute("SELECT seq, data FROM changes WHERE session = 's' AND seq > %s ORDER BY seq", (1,))
-        assert rows.fetchall() == [(2, {"n": 1}), (3, {"n": 2})]
+        rows = db.execute("SELECT n, data FROM changes WHERE session = 's' AND n > %s ORDER BY n", (1,))
+        assert rows.fetchall() == [(2, {"n": 2}), (3, {"n": 3})]
+        with pytest.raises(psycopg.errors.UniqueViolation):  # one row per n in a session
+            db.execute("INSERT INTO changes (session, n, data) VALUES ('s', 3, '{}')")

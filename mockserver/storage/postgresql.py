@@ -1,31 +1,119 @@
-"""The state in PostgreSQL (``--state postgresql://...``, issue 24): so far, its layout only.
+"""The state in PostgreSQL (``--state postgresql://...``): any number of mock processes share one state.
 
-Not served yet: ``--state postgresql://`` is refused at start (``settings.state_path``). What is here
-is what the engine will stand on:
-
-- ``sql/postgresql/schema.sql``: the SQLite file's tables, column for column, plus the change log
-  (``changes``) and ``layout_versions``. Later layouts come as ``sql/postgresql/migrations/N.sql``,
-  each moving the layout from N-1 to N.
-- ``prepare``: creates the layout in an empty database, or checks the one it finds, in one
-  transaction under an advisory lock, so that instances starting together on an empty database
-  create it once and the others wait, then find it.
+- **The layout** is ``sql/postgresql/schema.sql``: the SQLite file's tables, column for column, plus
+  each session's change log (``changes``), the shared journal and violations, and ``layout_versions``.
+  ``prepare`` creates it in an empty database, or checks the one it finds, in one transaction under an
+  advisory lock, so that instances starting together create it once. Later layouts will come as
+  ``sql/postgresql/migrations/N.sql``, each moving the layout from N-1 to N.
+- **One order per session.** Every write takes its session's advisory lock in its transaction
+  (``pg_advisory_xact_lock`` of a hash of the name), reads the log rows it has not seen, and appends one
+  row (``n`` = the last + 1) beside the rows it changes; the lock makes ``n`` safe and the writes of a
+  session linearizable. Another process applies the rows it missed before it answers (``missed``).
+- **Connections.** One writing connection per process, one transaction at a time (as the SQLite file's
+  writer), and one reading connection per thread (autocommit, read committed) for history, the log
+  and loads, which never wait for a write in progress.
+- **Faults.** A connection that fails (refused, dropped, timed out, the server restarting) is thrown
+  away and the caller gets ``StoreUnavailable`` (503): a write that failed committed nothing, since its
+  transaction died with the connection. The next call connects again, so the mock recovers by itself
+  when PostgreSQL is back. Messages name the server, never a password.
+- **JSON as written.** Columns are ``json``, which keeps the text: a record comes back with its fields
+  in the order the mock wrote them (``jsontext``), and psycopg reads it with ``json.loads``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from mockserver.domain.timeutil import format_timestamp
+from mockserver.spec import jsontext
+from mockserver.spec.errors import StoreUnavailable
+from mockserver.storage.base import RECORD_KINDS, Changes, MemoryHistory, Record, State, StateNotSaved, utc_now
+from mockserver.storage.sqlite_file import (
+    COLUMNS,
+    DEFAULT,
+    HISTORY_TABLES,
+    SESSION_TABLES,
+    VERSIONS_KEY,
+    audit_key,
+    audit_keys,
+    session_column,
+)
+
+__all__ = [
+    "DEFAULT",
+    "LAYOUT_VERSION",
+    "LOG_KEPT",
+    "LayoutError",
+    "LogEntry",
+    "PostgresHistory",
+    "PostgresState",
+    "SavedSession",
+    "prepare",
+]
 
 LAYOUT_VERSION = 1
 # pg_advisory_xact_lock's key for creating or migrating the layout: any fixed number, the same in every
 # instance ("mocksrvr" in ASCII, as an integer).
 LAYOUT_LOCK = int.from_bytes(b"mocksrvr", "big") & 0x7FFF_FFFF_FFFF_FFFF
+LOG_KEPT = 1000  # rows of a session's change log kept; a process further behind loads the session again
+CONNECT_TIMEOUT = 3  # seconds: an unreachable server is a 503 soon, not a request hanging
+_NOT_SAVED = "the change was not saved; nothing was changed"
+T = TypeVar("T")
+AUDIT_FILTERS = ("profile_id", "action", "user_id")
+Connection = psycopg.Connection[Any]
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """A row of a session's change log: its number and what it says (``kind``: write, replace, chaos, dropped)."""
+
+    n: int
+    data: dict[str, Any]
 
 
 class LayoutError(Exception):
     """A database whose layout the mock cannot use."""
+
+
+@dataclass(frozen=True)
+class SavedSession:
+    """A named session as the database keeps it."""
+
+    name: str
+    created_at: str
+    last_used: str
+    chaos: dict[str, Any]
+
+
+def _state_data(found: dict[str, list[Record]], counters: dict[str, int]) -> dict[str, Any]:
+    by_id = lambda record: record["id"]  # noqa: E731 - records of one kind are listed in id order
+    return {
+        "profiles": found["profile"],
+        "versions": [],
+        "audit": [],
+        "role_attachments": sorted(found["role_attachment"], key=by_id),
+        "user_copies": sorted(found["user_copy"], key=by_id),
+        "roles": found["role"],
+        "users": found["user"],
+        "virtual_keys": sorted(found["virtual_key"], key=lambda k: int(k["id"].split("-")[-1])),
+        "counters": counters,
+    }
+
+
+def _without_history(state: State) -> dict[str, Any]:
+    data = state.copy(history=MemoryHistory()).to_dict()
+    del data["versions"], data["audit"]
+    return data
 
 
 def schema_sql() -> str:
@@ -33,7 +121,7 @@ def schema_sql() -> str:
     return (resources.files("mockserver.storage") / "sql" / "postgresql" / "schema.sql").read_text(encoding="utf-8")
 
 
-def layout_version(db: psycopg.Connection[Any]) -> int | None:
+def layout_version(db: Connection) -> int | None:
     """The layout the database holds; None when it holds none (no ``layout_versions`` table)."""
     table = db.execute("SELECT to_regclass('layout_versions')").fetchone()
     if table is None or table[0] is None:
@@ -42,7 +130,7 @@ def layout_version(db: psycopg.Connection[Any]) -> int | None:
     return None if found is None or found[0] is None else int(found[0])
 
 
-def prepare(db: psycopg.Connection[Any]) -> int:
+def prepare(db: Connection) -> int:
     """Create the layout in an empty database or check the one there; the layout version.
 
     ``LayoutError`` when the database holds another layout (a newer mock's, or an unknown one).
@@ -59,3 +147,669 @@ def prepare(db: psycopg.Connection[Any]) -> int:
             "use a mock of that version, or another database"
         )
     return version
+
+
+def session_lock(session: str) -> int:
+    """The advisory lock key of a session's writes: a 64-bit hash of its name, the same in every process."""
+    digest = hashlib.blake2b(session.encode(), digest_size=8, person=b"mock-session").digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def describe(url: str) -> str:
+    """Where the database is, for messages: host, port and database name, never the user's password."""
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "PostgreSQL (a connection string it cannot read)"
+    host = str(params.get("host") or params.get("hostaddr") or "localhost")
+    port = str(params.get("port") or "5432")
+    return f"PostgreSQL at {host}:{port}/{params.get('dbname') or params.get('user') or ''}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0].strip() if text else type(exc).__name__
+
+
+def _lost(db: Connection, exc: BaseException) -> bool:
+    """Whether ``exc`` means the connection (or the server) is gone, rather than one statement failing."""
+    return db.closed or db.broken or isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
+
+
+# -- the database as one process uses it ------------------------------------------------------------------
+
+
+class Database:
+    """One PostgreSQL database: a writing connection shared by every session's view, one transaction at a
+    time, and a reading connection per thread. Connections are made when first needed and again after one
+    failed, so the mock recovers by itself once the server is back.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.where = describe(url)
+        params = conninfo_to_dict(url)
+        self._password = str(params.get("password") or "")
+        # The user's own settings win; these only fill in what the URL leaves out.
+        defaults: dict[str, str | int] = {
+            "connect_timeout": CONNECT_TIMEOUT,
+            "application_name": "mockserver",
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+        }
+        self._conninfo = make_conninfo(url, **{key: value for key, value in defaults.items() if key not in params})
+        self.lock = threading.RLock()  # the writing connection, one transaction at a time
+        self._writer: Connection | None = None
+        self._depth = 0  # transactions open on the writer (the outer one commits; the inner ones join it)
+        self._after: list[Callable[[], None]] = []  # run once the outer transaction committed
+        self._readers = threading.local()
+        self._opened: list[tuple[threading.Thread, Connection]] = []
+        self._opened_lock = threading.Lock()
+        self.closed = False
+
+    # -- errors --------------------------------------------------------------------------------------
+
+    def unavailable(self, exc: BaseException, writing: bool) -> StoreUnavailable:
+        reason = _first_line(exc)
+        if self._password:
+            reason = reason.replace(self._password, "***")
+        what = f"; {_NOT_SAVED}" if writing else ""
+        return StoreUnavailable(f"the state store cannot be reached ({self.where}: {reason}){what}")
+
+    def _not_saved(self, exc: BaseException) -> StateNotSaved:
+        reason = _first_line(exc)
+        if self._password:
+            reason = reason.replace(self._password, "***")
+        return StateNotSaved(f"{self.where}: the change was not saved ({reason}); nothing was changed")
+
+    # -- connections ---------------------------------------------------------------------------------
+
+    def connect(self, autocommit: bool) -> Connection:
+        if self.closed:
+            raise StoreUnavailable(f"the state store was closed ({self.where})")
+        try:
+            db = psycopg.connect(self._conninfo, autocommit=autocommit)
+        except psycopg.Error as exc:
+            raise self.unavailable(exc, writing=not autocommit) from None
+        return db
+
+    def _discard(self, db: Connection) -> None:
+        try:
+            db.close()
+        except psycopg.Error:
+            pass
+
+    def _reader(self) -> tuple[Connection, bool]:
+        """This thread's reading connection, and whether it was made just now."""
+        db: Connection | None = getattr(self._readers, "db", None)
+        if db is not None and not db.closed:
+            return db, False
+        db = self.connect(autocommit=True)
+        # Loads read the records and the log's last row of one moment.
+        db.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        with self._opened_lock:
+            if self.closed:
+                self._discard(db)
+                raise StoreUnavailable(f"the state store was closed ({self.where})")
+            # Threads come and go (a test's, a server's pool): close what the ended ones left open.
+            alive = [(thread, other) for thread, other in self._opened if thread.is_alive() and not other.closed]
+            for thread, other in self._opened:
+                if (thread, other) not in alive:
+                    self._discard(other)
+            self._opened = [*alive, (threading.current_thread(), db)]
+        self._readers.db = db
+        return db, True
+
+    def read(self, work: Callable[[Connection], T]) -> T:
+        """``work`` on this thread's reading connection. A connection found broken (the server restarted
+        since its last use) is replaced once; a failure on a new one is ``StoreUnavailable``."""
+        while True:
+            db, new = self._reader()
+            try:
+                return work(db)
+            except psycopg.Error as exc:
+                if not _lost(db, exc):
+                    raise
+                stale = not new and db.broken
+                self._readers.db = None
+                self._discard(db)
+                if not stale:
+                    raise self.unavailable(exc, writing=False) from None
+
+    def rows(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """What ``sql`` selects from the last committed state; never waits for a write in progress."""
+        return self.read(lambda db: db.execute(sql, parameters).fetchall())
+
+    def _begin(self, key: int) -> Connection:
+        """The writer, in a new transaction that holds the advisory lock ``key``; a writer found broken (the
+        server restarted since the last write) is replaced once, as nothing was done on it yet."""
+        while True:
+            db, new = self._writer, False
+            if db is None or db.closed:
+                db, new = self.connect(autocommit=False), True
+                self._writer = db
+            try:
+                db.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+                return db
+            except psycopg.Error as exc:
+                stale = not new and db.broken
+                self._abort(db)
+                if not stale:
+                    raise self._failed(db, exc) from None
+
+    def _abort(self, db: Connection) -> None:
+        if not db.closed and not db.broken:
+            try:
+                db.rollback()
+                return
+            except psycopg.Error:
+                pass
+        self._discard(db)
+        if db is self._writer:
+            self._writer = None
+
+    def _failed(self, db: Connection, exc: psycopg.Error) -> StoreUnavailable | StateNotSaved:
+        return self.unavailable(exc, writing=True) if _lost(db, exc) else self._not_saved(exc)
+
+    @contextmanager
+    def transaction(self, key: int) -> Iterator[Connection]:
+        """One transaction on the writer, holding the advisory lock ``key``; it commits when the outer block
+        ends. A failure rolls it back (or loses it with the connection) and raises ``StoreUnavailable``
+        (the server cannot be reached) or ``StateNotSaved``; nothing was committed either way."""
+        with self.lock:
+            if self._depth:  # inside another transaction of this thread: join it
+                assert self._writer is not None
+                self._writer.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+                self._depth += 1
+                try:
+                    yield self._writer
+                finally:
+                    self._depth -= 1
+                return
+            db = self._begin(key)
+            self._depth = 1
+            try:
+                yield db
+                db.commit()
+            except BaseException as exc:
+                self._abort(db)
+                if isinstance(exc, psycopg.Error):
+                    raise self._failed(db, exc) from None
+                raise
+            else:
+                for done in self._after:
+                    done()
+            finally:
+                self._depth = 0
+                self._after = []
+
+    def on_commit(self, done: Callable[[], None]) -> None:
+        """Call ``done`` once the transaction in progress has committed (never, if it does not)."""
+        self._after.append(done)
+
+    def prepare(self, fresh: bool) -> None:
+        """Create or check the layout; ``fresh``: start again, every session's state gone (``_wipe``)."""
+        with self.lock:
+            db = self.connect(autocommit=False)
+            self._writer = db
+            try:
+                prepare(db)
+                if fresh:
+                    with db.transaction():
+                        self._wipe(db)
+            except psycopg.Error as exc:
+                self._abort(db)
+                raise (
+                    self.unavailable(exc, writing=False)
+                    if _lost(db, exc)
+                    else LayoutError(f"{self.where}: {_first_line(exc)}")
+                ) from None
+
+    @staticmethod
+    def _wipe(db: Connection) -> None:
+        """Every session's state goes (the default one's snapshots stay, as with a state file); each
+        session's log keeps one row that tells the processes still running: ``dropped``, or ``replace`` for
+        the default state, which the first store to find it empty seeds again."""
+        db.execute("SELECT pg_advisory_xact_lock(%s)", (LAYOUT_LOCK,))
+        for table in _SESSION_TABLES:
+            where = f"{session_column(table)} != ''" if table.startswith("snapshot") else "true"
+            db.execute(f"DELETE FROM {table} WHERE {where}")  # noqa: S608 - fixed names
+        db.execute(
+            "INSERT INTO changes (session, n, data) SELECT session, max(n) + 1, "
+            "CASE WHEN session = '' THEN %s ELSE %s END::json FROM changes GROUP BY session",
+            (jsontext.text({"kind": "replace"}), jsontext.text({"kind": "dropped", "expired": False})),
+        )
+        db.execute("DELETE FROM changes AS c WHERE n < (SELECT max(n) FROM changes WHERE session = c.session)")
+
+    def close(self) -> None:
+        with self.lock, self._opened_lock:
+            if self.closed:
+                return
+            self.closed = True
+            for _, db in self._opened:
+                self._discard(db)
+            self._opened = []
+            if self._writer is not None:
+                self._discard(self._writer)
+                self._writer = None
+
+
+# -- a session's state --------------------------------------------------------------------------------------
+
+# What a session's state is made of; its log (changes) outlives it, to tell other processes it went.
+_SESSION_TABLES = tuple(table for table in SESSION_TABLES if table != "changes")
+LOG_SQL = "SELECT n, data FROM changes WHERE session = %s AND n > %s ORDER BY n"
+# Appends a row to a session's log (n: the last + 1; the session's lock is held) and keeps its last rows.
+APPEND_SQL = (
+    "WITH added AS (INSERT INTO changes (session, n, data) "
+    "SELECT %(session)s, COALESCE(max(n), 0) + 1, %(data)s FROM changes WHERE session = %(session)s RETURNING n), "
+    "pruned AS (DELETE FROM changes WHERE session = %(session)s AND n <= (SELECT n FROM added) - %(kept)s) "
+    "SELECT n FROM added"
+)
+UPSERT_SQL = (
+    "INSERT INTO records (session, kind, key, data) VALUES (%s, %s, %s, %s) ON CONFLICT (session, kind, key) "
+    "DO UPDATE SET data = excluded.data, row_version = records.row_version + 1"
+)
+
+
+class PostgresState:
+    """A PostgreSQL database, seen as one session's state: ``PostgresState(url)`` connects and is the default
+    session; ``view(name)`` is another session of the same database (one ``Database``: one writing
+    connection and a reading connection per thread).
+
+    Other processes write the same state (``shared``): ``writing()`` is a transaction that holds the
+    session's lock and yields what they committed since this view last saw; ``missed()`` asks for it
+    without the lock. Save through each view from one thread at a time (its store's lock guarantees it).
+    """
+
+    shared = True
+
+    def __init__(self, url: str, fresh: bool = False) -> None:
+        self.url = url
+        self._db = Database(url)
+        self._owner = True
+        self._bind(DEFAULT)
+        try:
+            self._db.prepare(fresh)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _bind(self, session: str) -> None:
+        self.session = session
+        self._key = session_lock(session)
+        self._dropped = False
+        # What a new session's row says (the registry of sessions sets them before the first save).
+        self.created_at = ""
+        self.chaos: dict[str, Any] = {}
+        self.now: Callable[[], str] | None = None  # with a clock, each save records when the session was used
+        # The n of the last log row the state in memory holds: set by load(), by a write of this view, and
+        # by the store as it applies the rows writing() and missed() return.
+        self.seen = 0
+
+    def view(self, session: str) -> PostgresState:
+        """The state of another session, in the same database."""
+        other = object.__new__(PostgresState)
+        other.url = self.url
+        other._db = self._db
+        other._owner = False
+        other._bind(session)
+        return other
+
+    def sessions(self) -> list[SavedSession]:
+        """Every named session the database keeps, oldest first."""
+        rows = self._db.rows(
+            "SELECT name, created_at, last_used, chaos FROM sessions WHERE name != '' ORDER BY created_at, name"
+        )
+        return [SavedSession(name, created, used, chaos) for name, created, used, chaos in rows]
+
+    # -- what other processes did ------------------------------------------------------------------
+
+    @contextmanager
+    def writing(self) -> Iterator[list[LogEntry]]:
+        """A transaction holding this session's write lock; yields the log rows after ``seen``, which other
+        processes committed. ``save``, ``replace``, ``restore_snapshot``, ``save_snapshot``, ``set_chaos``
+        and ``drop`` inside it join the transaction, which commits when the block ends; a failure raises
+        ``StateNotSaved`` or ``StoreUnavailable`` having committed nothing, and leaves ``seen`` as the
+        caller set it while applying the rows."""
+        with self._transaction() as db:
+            rows = db.execute(LOG_SQL, (self.session, self.seen)).fetchall()
+            yield [LogEntry(int(n), data) for n, data in rows]
+
+    def missed(self) -> list[LogEntry]:
+        """The log rows after ``seen`` (others' writes), without a lock: one indexed query, [] when none."""
+        return [LogEntry(int(n), data) for n, data in self._db.rows(LOG_SQL, (self.session, self.seen))]
+
+    def _log(self, db: Connection, data: dict[str, Any], kept: int = LOG_KEPT) -> int:
+        found = db.execute(APPEND_SQL, {"session": self.session, "data": jsontext.text(data), "kept": kept}).fetchone()
+        assert found is not None
+        n = int(found[0])
+
+        def committed() -> None:
+            # Caught up under the lock, this row is the next one: seen. Otherwise (a write made outside
+            # writing()) the rows before it are not applied yet, and it comes back with them.
+            if self.seen == n - 1:
+                self.seen = n
+
+        self._db.on_commit(committed)
+        return n
+
+    # -- the live state ----------------------------------------------------------------------------
+
+    def load(self) -> State | None:
+        """The saved state, or None when the database holds none for this session. Its history stays in the
+        database. The log counts as seen up to the moment the state was read."""
+
+        def read(db: Connection) -> tuple[tuple[Any, ...] | None, list[tuple[Any, ...]], int]:
+            with db.transaction():  # repeatable read: the records and the log's last row of one moment
+                row = db.execute("SELECT counters FROM sessions WHERE name = %s", (self.session,)).fetchone()
+                records = (
+                    db.execute(
+                        "SELECT kind, data FROM records WHERE session = %s ORDER BY kind, seq", (self.session,)
+                    ).fetchall()
+                    if row is not None
+                    else []
+                )
+                last = db.execute("SELECT max(n) FROM changes WHERE session = %s", (self.session,)).fetchone()
+            return row, records, int(last[0]) if last is not None and last[0] is not None else 0
+
+        row, records, last = self._db.read(read)
+        self.seen = last
+        if row is None:
+            return None
+        found: dict[str, list[Record]] = {kind: [] for kind in RECORD_KINDS}
+        for kind, data in records:
+            found[kind].append(data)
+        return State.from_dict(_state_data(found, row[0]), history=PostgresHistory(self))
+
+    def save(self, changes: Changes) -> None:
+        """Write one change in one transaction with its log row, or raise and write nothing."""
+        with self._transaction() as db, db.pipeline():
+            db.cursor().executemany(
+                UPSERT_SQL, [(self.session, kind, key, jsontext.text(record)) for kind, key, record in changes.saved]
+            )
+            db.cursor().executemany(
+                "DELETE FROM records WHERE session = %s AND kind = %s AND key = %s",
+                [(self.session, kind, key) for kind, key in changes.removed],
+            )
+            append_history(db, changes.versions, changes.audit, self.session)
+            counters = None if changes.counters is None else jsontext.text(changes.counters)
+            if self.now is not None:
+                db.execute(
+                    "UPDATE sessions SET counters = COALESCE(%s::json, counters), last_used = %s WHERE name = %s",
+                    (counters, self.now(), self.session),
+                )
+            elif counters is not None:
+                db.execute("UPDATE sessions SET counters = %s WHERE name = %s", (counters, self.session))
+            self._log(
+                db,
+                {
+                    "kind": "write",
+                    "saved": [[kind, key, record] for kind, key, record in changes.saved],
+                    "removed": [[kind, key] for kind, key in changes.removed],
+                    "counters": changes.counters,
+                },
+            )
+
+    def replace(self, state: State) -> State:
+        """Make the database hold exactly ``state`` for this session (a start from the fixtures, a reset, a
+        restore). Returns the state to use from now on: the same records, history read from the database.
+        """
+        versions, audit = state.history.rows()
+        with self._transaction() as db, db.pipeline():
+            self._clear(db)
+            db.cursor().executemany(
+                "INSERT INTO records (session, kind, key, data) VALUES (%s, %s, %s, %s)", self._rows(state.records())
+            )
+            append_history(db, versions, audit, self.session)
+            self._set_counters(db, state.counters)
+            self._log(db, {"kind": "replace"})
+        return state.copy(history=PostgresHistory(self))
+
+    def set_chaos(self, chaos: dict[str, Any]) -> None:
+        """Keep the session's chosen chaos."""
+        with self._transaction() as db:
+            db.execute("UPDATE sessions SET chaos = %s WHERE name = %s", (jsontext.text(chaos), self.session))
+            self._log(db, {"kind": "chaos", "chaos": chaos})
+        self.chaos = chaos
+
+    def drop(self, expired: bool = False) -> None:
+        """Delete everything of this session; later saves of this view are refused. The log keeps one row,
+        ``dropped`` (``expired``: for want of requests), which tells the other processes."""
+        with self._transaction() as db:
+            for table in _SESSION_TABLES:
+                db.execute(f"DELETE FROM {table} WHERE {session_column(table)} = %s", (self.session,))  # noqa: S608
+            self._log(db, {"kind": "dropped", "expired": expired}, kept=1)
+        self._dropped = True
+
+    # -- named snapshots: copied inside the database, so even a long history never passes through memory
+
+    def save_snapshot(self, name: str, created_at: str, state: State) -> int:
+        """Keep the state (the records of ``state``, the history in the database) under ``name``."""
+        with self._transaction() as db:
+            self._drop_snapshot(db, name)
+            db.execute(
+                "INSERT INTO snapshots (session, name, created_at, profiles, data) VALUES (%s, %s, %s, %s, %s)",
+                (self.session, name, created_at, len(state.profiles), jsontext.text(_without_history(state))),
+            )
+            for table in ("versions", "audit"):
+                db.execute(
+                    f"INSERT INTO snapshot_{table} (session, snapshot, {COLUMNS[table]}) "  # noqa: S608
+                    f"SELECT session, %s, {COLUMNS[table]} FROM {table} WHERE session = %s",
+                    (name, self.session),
+                )
+        return len(state.profiles)
+
+    def restore_snapshot(self, name: str) -> State | None:
+        """Make the snapshot the live state; None when there is no snapshot of that name."""
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT data FROM snapshots WHERE session = %s AND name = %s", (self.session, name)
+            ).fetchone()
+            if row is None:
+                return None
+            state = State.from_dict({**row[0], "versions": [], "audit": []}, history=PostgresHistory(self))
+            self._clear(db)
+            db.cursor().executemany(
+                "INSERT INTO records (session, kind, key, data) VALUES (%s, %s, %s, %s)", self._rows(state.records())
+            )
+            for table in ("versions", "audit"):
+                db.execute(
+                    f"INSERT INTO {table} (session, {COLUMNS[table]}) "  # noqa: S608 - fixed names
+                    f"SELECT session, {COLUMNS[table]} FROM snapshot_{table} WHERE session = %s AND snapshot = %s",
+                    (self.session, name),
+                )
+            recount(db, self.session)
+            self._set_counters(db, state.counters)
+            self._log(db, {"kind": "replace"})
+        return state
+
+    def delete_snapshot(self, name: str) -> bool:
+        with self._transaction() as db:
+            return self._drop_snapshot(db, name)
+
+    def snapshots(self) -> dict[str, tuple[str, int]]:
+        """Name -> (when it was taken, number of profiles)."""
+        rows = self._db.rows(
+            "SELECT name, created_at, profiles FROM snapshots WHERE session = %s ORDER BY name", (self.session,)
+        )
+        return {name: (created_at, profiles) for name, created_at, profiles in rows}
+
+    def close(self) -> None:
+        """Close the connections (the view that opened them only)."""
+        if self._owner:
+            self._db.close()
+
+    # -- reading history (PostgresHistory) -----------------------------------------------------------
+
+    def query(self, sql: str, parameters: Sequence[Any] = ()) -> list[Record]:
+        """Records (JSON in the one column selected) of this session: ``sql``'s first parameter is the session."""
+        return [data for (data,) in self._db.rows(sql, (self.session, *parameters))]
+
+    def count(self, sql: str, parameters: Sequence[Any] = ()) -> int:
+        """The one number ``sql`` selects (0 when it finds no row)."""
+        found = self._db.rows(sql, (self.session, *parameters))
+        return int(found[0][0]) if found else 0
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        if self._dropped:
+            raise StateNotSaved(f"the session {self.session!r} was deleted; {_NOT_SAVED}")
+        with self._db.transaction(self._key) as db:
+            yield db
+
+    def _clear(self, db: Connection) -> None:
+        for table in ("records", *HISTORY_TABLES):
+            db.execute(f"DELETE FROM {table} WHERE session = %s", (self.session,))  # noqa: S608 - fixed table names
+
+    def _set_counters(self, db: Connection, counters: dict[str, int]) -> None:
+        created = self.created_at or format_timestamp(utc_now())
+        used = self.now() if self.now is not None else created
+        db.execute(
+            "INSERT INTO sessions (name, created_at, last_used, counters, chaos) VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT (name) DO UPDATE SET counters = excluded.counters, last_used = excluded.last_used",
+            (self.session, created, used, jsontext.text(counters), jsontext.text(self.chaos)),
+        )
+
+    def _rows(self, records: Iterator[tuple[str, str, Record]]) -> list[tuple[str, str, str, str]]:
+        return [(self.session, kind, key, jsontext.text(record)) for kind, key, record in records]
+
+    def _drop_snapshot(self, db: Connection, name: str) -> bool:
+        where = (self.session, name)
+        found = db.execute("DELETE FROM snapshots WHERE session = %s AND name = %s", where).rowcount > 0
+        db.execute("DELETE FROM snapshot_versions WHERE session = %s AND snapshot = %s", where)
+        db.execute("DELETE FROM snapshot_audit WHERE session = %s AND snapshot = %s", where)
+        return found
+
+
+# -- history rows and their kept counts -------------------------------------------------------------------
+
+
+def _count(db: Connection, session: str, counts: Counter[str]) -> None:
+    db.cursor().executemany(
+        "INSERT INTO history_counts (session, key, n) VALUES (%s, %s, %s) "
+        "ON CONFLICT (session, key) DO UPDATE SET n = history_counts.n + excluded.n",
+        [(session, key, n) for key, n in counts.items()],
+    )
+
+
+def _audit_counts(rows: Iterable[tuple[int | None, str, str | None, int]]) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for profile_id, action, user_id, n in rows:
+        for key in audit_keys(profile_id, action, user_id):
+            counts[key] += n
+    return counts
+
+
+def append_history(db: Connection, versions: Sequence[Record], audit: Sequence[Record], session: str) -> None:
+    """Append history rows, and count them in the same transaction."""
+    counts = _audit_counts((r["access_profile_id"], r["action"], r["user_id"], 1) for r in audit)
+    if versions:
+        counts[VERSIONS_KEY] = len(versions)
+    _count(db, session, counts)
+    db.cursor().executemany(
+        "INSERT INTO versions (session, id, profile_id, version, data) VALUES (%s, %s, %s, %s, %s)",
+        [(session, r["id"], r["access_profile_id"], r["version"], jsontext.text(r)) for r in versions],
+    )
+    db.cursor().executemany(
+        "INSERT INTO audit (session, id, profile_id, action, user_id, data) VALUES (%s, %s, %s, %s, %s, %s)",
+        [(session, r["id"], r["access_profile_id"], r["action"], r["user_id"], jsontext.text(r)) for r in audit],
+    )
+
+
+def recount(db: Connection, session: str) -> None:
+    """Count a session's history again from its rows (after a whole history was copied in)."""
+    db.execute("DELETE FROM history_counts WHERE session = %s", (session,))
+    found = db.execute(
+        "SELECT profile_id, action, user_id, count(*) FROM audit WHERE session = %s "
+        "GROUP BY profile_id, action, user_id",
+        (session,),
+    ).fetchall()
+    counts = _audit_counts(found)
+    versions = db.execute("SELECT count(*) FROM versions WHERE session = %s", (session,)).fetchone()
+    counts[VERSIONS_KEY] = int(versions[0]) if versions is not None else 0
+    _count(db, session, counts)
+
+
+# Every history read, each with an index that matches its filter and its order
+# (tests/test_postgresql_engine.py checks the plans): a read costs what it returns.
+VERSIONS_SQL = "SELECT data FROM versions WHERE session = %s AND profile_id = %s ORDER BY version"
+VERSION_SQL = "SELECT data FROM versions WHERE session = %s AND profile_id = %s AND version = %s"
+COUNT_SQL = "SELECT n FROM history_counts WHERE session = %s AND key = %s"
+
+
+def audit_page_sql(used: Sequence[str]) -> str:
+    """A page of audit rows, newest first, with these filters (of ``AUDIT_FILTERS``) besides the session."""
+    where = " AND ".join(["session = %s", *(f"{column} = %s" for column in used)])
+    return f"SELECT data FROM audit WHERE {where} ORDER BY id DESC LIMIT %s OFFSET %s"  # noqa: S608 - fixed columns
+
+
+class PostgresHistory:
+    """Version and audit rows in the database; rows of the write in progress wait in memory."""
+
+    def __init__(self, file: PostgresState) -> None:
+        self.file = file
+        self._versions: list[Record] = []
+        self._audit: list[Record] = []
+
+    def add_version(self, row: Record) -> None:
+        self._versions.append(row)
+
+    def add_audit(self, row: Record) -> None:
+        self._audit.append(row)
+
+    def versions(self, profile_id: int) -> list[Record]:
+        # A profile's version numbers rise with its rows' ids, so the index's order is the rows' order.
+        stored = self.file.query(VERSIONS_SQL, (profile_id,))
+        return stored + [row for row in self._versions if row["access_profile_id"] == profile_id]
+
+    def version(self, profile_id: int, number: int) -> Record | None:
+        found = self.file.query(VERSION_SQL, (profile_id, number))
+        pending = [r for r in self._versions if r["access_profile_id"] == profile_id and r["version"] == number]
+        return next(iter(found + pending), None)
+
+    def audit_page(
+        self, profile_id: int | None, action: str | None, user_id: str | None, limit: int, offset: int
+    ) -> tuple[list[Record], int]:
+        filters = {"profile_id": profile_id, "action": action, "user_id": user_id}
+        used = {column: value for column, value in filters.items() if value is not None}
+        # Rows of the write in progress are the newest.
+        pending = [
+            row
+            for row in reversed(self._audit)
+            if all(row["access_profile_id" if c == "profile_id" else c] == v for c, v in used.items())
+        ]
+        first = pending[offset : offset + limit]
+        stored = self.file.query(
+            audit_page_sql(list(used)), (*used.values(), limit - len(first), max(offset - len(pending), 0))
+        )
+        total = self.file.count(COUNT_SQL, (audit_key(profile_id, action, user_id),))
+        return first + stored, total + len(pending)
+
+    def rows(self) -> tuple[list[Record], list[Record]]:
+        versions = self.file.query("SELECT data FROM versions WHERE session = %s ORDER BY id") + self._versions
+        return versions, self.file.query("SELECT data FROM audit WHERE session = %s ORDER BY id") + self._audit
+
+    def sizes(self) -> tuple[int, int]:
+        versions = self.file.count(COUNT_SQL, (VERSIONS_KEY,))
+        audit = self.file.count(COUNT_SQL, (audit_key(None, None, None),))
+        return versions + len(self._versions), audit + len(self._audit)
+
+    def pending(self) -> tuple[list[Record], list[Record]]:
+        return list(self._versions), list(self._audit)
+
+    def mark(self) -> None:
+        self._versions.clear()
+        self._audit.clear()
+
+    def rollback(self) -> None:
+        self.mark()
+
+    def copy(self) -> MemoryHistory:
+        return MemoryHistory.of(*self.rows())
+
+    def reader(self) -> PostgresHistory:
+        return PostgresHistory(self.file)  # the database's rows; the pending ones of a write in progress stay out

@@ -1,12 +1,15 @@
--- mockserver's state in PostgreSQL, layout 1 (issue 24). Not served yet: mockserver.storage.postgresql
--- creates and checks it.
+-- mockserver's state in PostgreSQL, layout 1 (issue 24): mockserver.storage.postgresql creates and checks it.
 --
 -- The tables are the SQLite file's (storage/sqlite_file.py, layout 4), column for column, so the two
 -- engines answer the same queries; every row carries its session's name ('' for the default state).
 -- Added for several processes on one state:
---   changes         the change log, the single order of every write: a process applies the rows after the
---                   last seq it has seen (changes_by_session serves "after seq N in session S");
+--   changes         each session's change log, the single order of its writes: n = 1, 2, 3 ... without gaps,
+--                   appended under the session's advisory lock in the transaction of the write it describes;
+--                   a process applies the rows after the last n it has seen (the primary key serves
+--                   "after n in session S"); each session keeps its last 1,000 rows;
+--   records.seq     the order records were first written in (SQLite's rowid): a session loads in that order;
 --   records.row_version  bumped by every write of a record, for a write that checks what it read;
+--   journal, violations  what every instance answered and every broken message it saw, for the inspector;
 --   layout_versions one row per layout applied: the newest is the database's layout.
 -- JSON columns are `json`, not `jsonb`: json keeps the text as written, so a record comes back with its
 -- fields in the order the mock wrote them (jsonb would sort them); the columns a query filters on are
@@ -33,6 +36,7 @@ CREATE TABLE records (
     key text NOT NULL,
     data json NOT NULL,
     row_version bigint NOT NULL DEFAULT 1,
+    seq bigint GENERATED ALWAYS AS IDENTITY,
     PRIMARY KEY (session, kind, key)
 );
 
@@ -98,11 +102,30 @@ CREATE TABLE snapshot_audit (
 );
 
 CREATE TABLE changes (
+    session text NOT NULL,
+    n bigint NOT NULL,
+    data json NOT NULL,
+    at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (session, n)
+);
+
+CREATE TABLE journal (
     seq bigserial PRIMARY KEY,
     session text NOT NULL,
-    data json NOT NULL,
-    at timestamptz NOT NULL DEFAULT now()
+    instance text NOT NULL,
+    at text NOT NULL,
+    size integer NOT NULL,
+    data json NOT NULL
 );
-CREATE INDEX changes_by_session ON changes (session, seq);
+CREATE INDEX journal_by_session ON journal (session, seq);
+
+CREATE TABLE violations (
+    seq bigserial PRIMARY KEY,
+    session text NOT NULL,
+    instance text NOT NULL,
+    at text NOT NULL,
+    data json NOT NULL
+);
+CREATE INDEX violations_by_session ON violations (session, seq);
 
 INSERT INTO layout_versions (version) VALUES (1);
