@@ -85,9 +85,9 @@ def test_only_what_changed_is_written(tmp_path: Path) -> None:
     db = persistence._db
     written = db.total_changes
     api.put(f"{CANONICAL}/3", {"description": "one change"})
-    # The profile, its new version row, its audit row, the counters, and the history counts it adds to:
-    # versions, and audit rows by no filter, by profile, by action, by both.
-    assert db.total_changes - written == 4 + 5
+    # The profile, its new version row, its audit row, the counters, the history counts it adds to
+    # (versions, and audit rows by no filter, by profile, by action, by both), and its change log row.
+    assert db.total_changes - written == 4 + 5 + 1
     written = db.total_changes
     api.get(f"{CANONICAL}/3")
     api.put(f"{CANONICAL}/3", {"description": "one change"})  # no change: nothing written

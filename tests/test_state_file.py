@@ -96,9 +96,15 @@ def test_a_write_saves_only_what_it_changed(tmp_path: Path) -> None:
     assert isinstance(file, SqliteState)
     written = file._db.total_changes
     api.put(f"{CANONICAL}/3", {"description": "one change"})
-    # The profile, its new version row, its audit row, the counters, and the history counts it adds to:
-    # versions, and audit rows by no filter, by profile, by action, by both.
-    assert file._db.total_changes - written == 4 + 5
+    # The profile, its new version row, its audit row, the counters, the history counts it adds to
+    # (versions, and audit rows by no filter, by profile, by action, by both), and its change log row.
+    assert file._db.total_changes - written == 4 + 5 + 1
+    last = file._db.execute("SELECT n, data FROM changes WHERE session = '' ORDER BY n DESC LIMIT 1").fetchone()
+    logged = json.loads(last[1])
+    assert (logged["kind"], logged["removed"]) == ("write", [])
+    assert [(kind, key, record["description"]) for kind, key, record in logged["saved"]] == [
+        ("profile", "3", "one change")
+    ]
     written = file._db.total_changes
     api.get(f"{CANONICAL}/3")
     api.put(f"{CANONICAL}/3", {"description": "one change"})  # no change: nothing written
@@ -192,7 +198,86 @@ def test_a_state_file_of_version_3_is_carried_over_with_its_counts(tmp_path: Pat
         assert state.counts()["audit_logs"] == expected[""][()]
     file = carried.mock.store.persistence
     assert isinstance(file, SqliteState)
-    assert file._file.version() == state_file.SCHEMA_VERSION == "4"
+    assert file._file.version() == state_file.SCHEMA_VERSION == "5"
+
+
+LAYOUT_5_TABLES = ("changes", "journal", "violations")
+
+
+def test_a_state_file_of_version_4_is_carried_over_and_its_log_starts(tmp_path: Path) -> None:
+    """Layout 5 is layout 4 with the change log, the shared journal and the violations."""
+    path = tmp_path / "v4.sqlite"
+    first = opened(path)
+    first.put(f"{CANONICAL}/2", {"description": "before the upgrade"})
+    first.put(f"{CANONICAL}/1", {"description": "in a session"}, headers={"X-Mockserver-Session": "worker"})
+    first.client.post("/__mock/snapshots/kept")
+    before = {
+        name: first.client.get("/__mock/state", headers={"X-Mockserver-Session": name}).json for name in ("", "worker")
+    }
+    first.mock.store.close()
+    with closing(sqlite3.connect(path)) as db:  # what a version 4 file holds
+        for table in LAYOUT_5_TABLES:
+            db.execute(f"DROP TABLE {table}")
+        db.execute("UPDATE meta SET value = '4' WHERE key = 'schema'")
+        db.commit()
+
+    carried = opened(path)
+    for name in ("", "worker"):
+        assert carried.client.get("/__mock/state", headers={"X-Mockserver-Session": name}).json == before[name]
+    file = carried.mock.store.persistence
+    assert isinstance(file, SqliteState)
+    assert file._file.version() == "5"
+    tables = {name for (name,) in file._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert set(LAYOUT_5_TABLES) <= tables
+    assert carried.client.post("/__mock/snapshots/kept/restore").status_code == 200
+    carried.put(f"{CANONICAL}/3", {"description": "after the upgrade"})
+    logged = [
+        json.loads(data)["kind"]
+        for (data,) in file._db.execute("SELECT data FROM changes WHERE session = '' ORDER BY n")
+    ]
+    assert logged == ["replace", "write"]  # the log starts with the first change after the upgrade
+    carried.mock.store.close()
+    assert opened(path).profile(3)["description"] == "after the upgrade"
+
+
+def test_the_change_log_keeps_its_last_rows_and_says_what_each_change_was(tmp_path: Path) -> None:
+    api = opened(tmp_path / "state.sqlite")
+    file = api.mock.store.persistence
+    assert isinstance(file, SqliteState)
+
+    def log(session: str = "") -> list[tuple[int, dict[str, Any]]]:
+        rows = file._db.execute("SELECT n, data FROM changes WHERE session = ? ORDER BY n", (session,))
+        return [(n, json.loads(data)) for n, data in rows]
+
+    start = log()[-1][0]
+    api.post(CANONICAL, {"name": "Logged"})
+    api.client.put("/__mock/sessions/other", json={"latency_ms": 5})
+    api.client.put("/__mock/sessions/other", json={"latency_ms": 7})
+    api.client.post("/__mock/reset")
+    api.client.delete("/__mock/sessions/other")
+    written, reset = log()[-2:]
+    assert written[0] == start + 1 and written[1]["kind"] == "write" and written[1]["counters"]["profile"] == 11
+    assert [kind for kind, _, _ in written[1]["saved"]] == ["profile"]
+    assert reset == (start + 2, {"kind": "replace"})
+    assert [data for _, data in log("other")] == [{"kind": "dropped", "expired": False}]  # older rows went with it
+    assert log("other")[0][0] == 3  # created (replace), chaos set once more, dropped: the numbers go on
+    for n in range(state_file.LOG_KEPT + 5):
+        api.put(f"{CANONICAL}/1", {"description": f"edit {n}"})
+    kept = log()
+    assert len(kept) == state_file.LOG_KEPT
+    assert [n for n, _ in kept] == list(range(kept[0][0], kept[0][0] + state_file.LOG_KEPT))
+    assert kept[-1][1]["saved"][0][2]["description"] == f"edit {state_file.LOG_KEPT + 4}"
+
+
+def test_the_catch_up_query_searches_the_primary_key(tmp_path: Path) -> None:
+    api = opened(tmp_path / "state.sqlite")
+    every_write(api)
+    file = api.mock.store.persistence
+    assert isinstance(file, SqliteState)
+    for sql, parameters in ((state_file.CATCH_UP_SQL, ("", 3)), (state_file.LAST_SQL, ("",))):
+        plan = " | ".join(row[-1] for row in file._db.execute(f"EXPLAIN QUERY PLAN {sql}", parameters))
+        assert plan.startswith("SEARCH changes USING PRIMARY KEY (session=?"), plan
+        assert "TEMP B-TREE" not in plan, plan
 
 
 def audit_totals(api: Api, session: str) -> dict[tuple[str, ...], int]:

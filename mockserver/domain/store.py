@@ -7,6 +7,10 @@ A write also knows what it changed, without looking at the rest of the state: pr
 changed through ``put_profile`` / ``remove_profile``, history rows are only ever appended, and the
 other collections are tuples that a change replaces whole. So a write can be saved in what it
 costs to change, and undone when it cannot be saved.
+
+The same description of a write is what other processes sharing the state apply (``LogEntry``,
+``State.apply``): every write is a row of its session's change log, and a process catches up with
+the rows it has not seen before it reads or writes (``Store`` in shared mode).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -290,6 +294,40 @@ class State:
         self.history.rollback()
         self.mark()
 
+    def apply(self, data: Mapping[str, Any]) -> None:
+        """Another process's write (the ``data`` of a ``"write"`` log row), made here as it was made there.
+
+        Profiles go through ``put_profile`` / ``remove_profile`` (id order, name index); the collections
+        replaced whole are rebuilt keeping their order: a changed record stays where it was, a new one
+        comes last, as the writer's own change put it. The result is marked: it is saved already.
+        """
+        saved: dict[str, dict[str, Record]] = {}
+        removed: dict[str, set[str]] = {}
+        for kind, key, record in data["saved"]:
+            if kind == _PROFILE:
+                self.put_profile(record)
+            else:
+                saved.setdefault(kind, {})[key] = record
+        for kind, key in data["removed"]:
+            if kind == _PROFILE:
+                if int(key) in self.profiles:
+                    self.remove_profile(int(key))
+            else:
+                removed.setdefault(kind, set()).add(key)
+        for kind, attr in _TUPLES + _MAPPINGS:
+            new, gone = saved.get(kind, {}), removed.get(kind, set())
+            if not new and not gone:
+                continue
+            current = getattr(self, attr)
+            kept = [
+                new.pop(key, record) for key, record in _keyed(current) if key not in gone
+            ]  # changed ones in place; what is left of ``new`` did not exist here
+            kept += new.values()
+            setattr(self, attr, {r["id"]: r for r in kept} if isinstance(current, Mapping) else tuple(kept))
+        if data.get("counters") is not None:
+            self.counters = dict(data["counters"])
+        self.mark()
+
     # -- whole-state operations --------------------------------------------------------------------
 
     def records(self) -> Iterator[tuple[str, str, Record]]:
@@ -371,9 +409,55 @@ class StateNotSaved(InternalError):
     """A write could not be saved (the state file cannot be written); the state is as it was before it."""
 
 
-class Persistence(Protocol):
-    """Where a store keeps its state between runs: the interface of ``mockserver.storage``'s engines."""
+@dataclass(frozen=True)
+class LogEntry:
+    """One row of a session's change log: ``n`` (1, 2, 3 ... in commit order, without gaps) and ``data``.
 
+    ``data["kind"]`` is one of:
+
+    - ``"write"``: ``{"saved": [[kind, key, record], ...], "removed": [[kind, key], ...], "counters": {...} |
+      None}``, a write's ``Changes`` without its history rows (those stay in the history tables);
+    - ``"replace"``: the session's whole state was replaced (reset, restore, a snapshot restored, the
+      session created): load it again;
+    - ``"chaos"``: ``{"chaos": {...}}``, the chaos the session chose;
+    - ``"dropped"``: ``{"expired": bool}``, the session was deleted (or expired).
+    """
+
+    n: int
+    data: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return str(self.data["kind"])
+
+
+# What a store does with each kind of log row it catches up with.
+_STATE_KINDS = frozenset({"write", "replace"})
+
+
+class Persistence(Protocol):
+    """Where a store keeps its state between runs: the interface of ``mockserver.storage``'s engines.
+
+    ``shared``: other processes write this state too. Then every change is a row of the session's
+    change log, and the store catches up before it reads (``missed``) or writes (``writing``):
+
+    - ``seen`` is the ``n`` of the last log row this process's state holds; ``load`` sets it (the
+      last row as of the state it loaded), a write made inside ``writing`` sets it to its own row, and
+      the store to each row it applies.
+    - ``writing()`` is a transaction holding the session's write lock; it yields the rows after
+      ``seen`` that others committed. ``save``, ``replace``, ``restore_snapshot``, ``save_snapshot``,
+      ``set_chaos`` and ``drop`` called inside it join that transaction, which commits when the block
+      ends; on any failure it rolls back, raising ``StateNotSaved`` (or ``StoreUnavailable``), and
+      ``seen`` is as it was after the rows it yielded.
+    - ``missed()`` is the rows after ``seen``, without a lock: one indexed query, ``[]`` when none.
+    """
+
+    shared: bool
+    seen: int
+
+    def writing(self) -> AbstractContextManager[list[LogEntry]]: ...
+    def missed(self) -> list[LogEntry]: ...
+    def load(self) -> State | None: ...
     def save(self, changes: Changes) -> None: ...
     def replace(self, state: State) -> State: ...
     def save_snapshot(self, name: str, created_at: str, state: State) -> int: ...
@@ -395,6 +479,15 @@ class Store:
     take it: they read the state as of the last saved write, a copy of its containers published when
     the write is saved (records are values and are shared). A read never waits for a write, and never
     sees one that is not yet saved.
+
+    With a shared persistence (several processes on one state), a write runs inside the persistence's
+    ``writing()`` transaction: it applies what other processes committed first, so its rules (names,
+    ids, versions) check the current state, and it saves in the same transaction. A read first asks
+    for rows it has not seen (``missed``) and applies them, so it sees every write acknowledged before
+    it began, wherever it was made. Rows that are not about the state (``chaos``, ``dropped``) go to
+    ``events``, which the sessions registry sets. A store that finds no saved state seeds it from
+    ``seed`` inside that transaction (the first process does; the others load it): ``created`` says
+    which.
     """
 
     def __init__(
@@ -415,11 +508,21 @@ class Store:
         # Sequential ids come from a counter of the state, so they continue after a restart.
         self.new_uuid = new_uuid or (self._sequential_uuid if sequential_ids else _random_uuid)
         self.persistence = persistence
+        self.shared = persistence is not None and persistence.shared
+        # Log rows that are not about the state (chaos, dropped), called outside the store's lock.
+        self.events: Callable[[LogEntry], None] | None = None
+        self.dropped = False  # another process deleted this (session's) state: writes are refused
+        self.created = saved is None  # this store seeded its state (False: it found one saved)
         # Named snapshots of the whole state, with the time they were taken (kept by the persistence
         # when there is one, so they need no memory here).
         self._named: dict[str, tuple[State, str]] = {}
         if saved is not None:
             self._state = saved
+        elif persistence is not None and self.shared:
+            with persistence.writing():  # seed once: the first process to find nothing seeds it
+                found = persistence.load()
+                self.created = found is None
+                self._state = persistence.replace(seed.copy()) if found is None else found
         elif persistence is not None:
             self._state = persistence.replace(seed.copy())
         else:
@@ -434,13 +537,83 @@ class Store:
         if self.persistence is not None:
             self._view = self._state.copy(history=self._state.history.reader())
 
+    # -- catching up with other processes (shared persistence only) ----------------------------------
+
+    def catch_up(self) -> None:
+        """Apply what other processes committed since this store last looked (shared mode; else nothing)."""
+        if not self.shared or self._writer == threading.get_ident():
+            return
+        assert self.persistence is not None
+        entries = self.persistence.missed()
+        if not entries:
+            return
+        with self._lock:
+            events = self._apply(entries)
+            self._publish()
+        self._tell(events)
+
+    def _apply(self, entries: list[LogEntry]) -> list[LogEntry]:
+        """Apply log rows not applied yet (under the lock); the rows that are not about the state."""
+        persistence = self.persistence
+        assert persistence is not None
+        events: list[LogEntry] = []
+        for entry in entries:
+            if entry.n <= persistence.seen:  # another thread applied it meanwhile
+                continue
+            kind = entry.kind
+            if entry.n > persistence.seen + 1 or kind == "replace":
+                # Replaced whole, or older rows were pruned before this process read them: load it again.
+                found = persistence.load()  # sets seen: the last row as of what it loaded
+                if found is None:  # the session is gone; its "dropped" row follows
+                    self.dropped = True
+                else:
+                    self._state = found
+                if kind not in _STATE_KINDS:
+                    events.append(entry)
+                persistence.seen = max(persistence.seen, entry.n)
+                continue
+            if kind == "write":
+                self._state.apply(entry.data)
+            else:
+                if kind == "dropped":
+                    self.dropped = True
+                events.append(entry)
+            persistence.seen = entry.n
+        return events
+
+    def _tell(self, events: list[LogEntry]) -> None:
+        if self.events is not None:
+            for entry in events:
+                self.events(entry)
+
+    @contextmanager
+    def _shared_write(self) -> Iterator[State]:
+        """Under the lock: the persistence's write transaction, caught up; yields the state to change."""
+        assert self.persistence is not None
+        events: list[LogEntry] = []
+        try:
+            with self.persistence.writing() as entries:
+                if entries:
+                    events = self._apply(entries)
+                    self._publish()
+                if self.dropped:
+                    raise StateNotSaved("this session was deleted by another process; nothing was changed")
+                yield self._state
+        finally:
+            self._tell(events)
+
+    # -- reading and writing -------------------------------------------------------------------------
+
     @contextmanager
     def atomic(self) -> Iterator[State]:
         """A consistent state to read (never to change: use ``write``).
 
         With a persistence, the state as of the last saved write, without waiting for a write in
-        progress; inside a write (the same thread), the state that write is changing.
+        progress; inside a write (the same thread), the state that write is changing. Shared: every
+        write acknowledged before this call is in it, wherever it was made.
         """
+        if self.shared:
+            self.catch_up()
         view = self._view
         if view is not None and self._writer != threading.get_ident():
             yield view
@@ -463,27 +636,69 @@ class Store:
         """Exclusive access for a read-modify-write: saved (durably, with a persistence) on success,
         undone when the body raises or the save fails."""
         with self._lock:
-            state = self._state
             if self._writing:  # a write inside a write: the outer one saves or undoes both
-                yield state
+                yield self._state
                 return
             self._writing = True
             self._writer = threading.get_ident()
             try:
-                yield state
-                if self.persistence is not None:
-                    changes = state.changes()
-                    if changes:
-                        self.persistence.save(changes)
-            except BaseException:
-                state.rollback()
-                raise
-            else:
-                state.mark()
-                self._publish()
+                if self.shared:
+                    yield from self._write_shared()
+                else:
+                    yield from self._write_alone()
             finally:
                 self._writing = False
                 self._writer = None
+
+    def _write_alone(self) -> Iterator[State]:
+        state = self._state
+        try:
+            yield state
+            if self.persistence is not None:
+                changes = state.changes()
+                if changes:
+                    self.persistence.save(changes)
+        except BaseException:
+            state.rollback()
+            raise
+        state.mark()
+        self._publish()
+
+    def _write_shared(self) -> Iterator[State]:
+        assert self.persistence is not None
+        state: State | None = None
+        try:
+            with self._shared_write() as state:
+                yield state
+                changes = state.changes()
+                if changes:
+                    self.persistence.save(changes)
+        except BaseException:
+            if state is not None:
+                state.rollback()
+            raise
+        state.mark()
+        self._publish()
+
+    @contextmanager
+    def _whole(self) -> Iterator[None]:
+        """A whole-state operation: under the lock, inside the write transaction when shared."""
+        with self._lock:
+            if not self.shared:
+                yield
+                return
+            outer, self._writer = self._writer, threading.get_ident()
+            before: State | None = None
+            try:
+                with self._shared_write() as before:
+                    yield
+            except BaseException:
+                if before is not None and self._state is not before:  # replaced, then not committed
+                    self._state = before
+                    self._publish()
+                raise
+            finally:
+                self._writer = outer
 
     @property
     def seed(self) -> State:
@@ -500,18 +715,19 @@ class Store:
         self.restore(self._seed)
 
     def snapshot(self) -> State:
+        self.catch_up()
         with self._lock:
             return self._state.copy()
 
     def restore(self, snapshot: State) -> None:
-        with self._lock:
+        with self._whole():
             state = snapshot.copy()
             self._state = self.persistence.replace(state) if self.persistence is not None else state
             self._publish()
 
     def save_named(self, name: str, created_at: str) -> int:
         """Keep the current state under a name (replacing one of that name); its number of profiles."""
-        with self._lock:
+        with self._whole():
             if self.persistence is not None:
                 return self.persistence.save_snapshot(name, created_at, self._state)
             self._named[name] = (self._state.copy(), created_at)
@@ -525,7 +741,7 @@ class Store:
             return {name: (created_at, len(state.profiles)) for name, (state, created_at) in self._named.items()}
 
     def restore_named(self, name: str) -> tuple[str, int] | None:
-        with self._lock:
+        with self._whole():
             if self.persistence is not None:
                 restored = self.persistence.restore_snapshot(name)
                 if restored is None:

@@ -15,6 +15,10 @@
   and a session's persistence is a view of the file bound to that name (one writing connection).
 - **A write that cannot be saved changes nothing**: the transaction rolls back, the store undoes
   the change in memory, and the caller is told why.
+- **Several processes on one file** (``--workers``, ``shared``): every change of a session's live
+  state is also a row of its change log, written in the same transaction; a view's ``writing()`` is
+  a ``BEGIN IMMEDIATE`` transaction that first reads the rows the process has not seen, and
+  ``missed()`` reads them for a reader. The parent holds the file's lock (``sqlite_file.hold``).
 """
 
 from __future__ import annotations
@@ -22,39 +26,58 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mockserver.domain.timeutil import format_timestamp
+from mockserver.domain.timeutil import format_timestamp, parse_timestamp
 from mockserver.spec import jsontext
-from mockserver.storage.base import RECORD_KINDS, Changes, MemoryHistory, Record, State, utc_now
+from mockserver.storage.base import (
+    RECORD_KINDS,
+    Changes,
+    LogEntry,
+    MemoryHistory,
+    Record,
+    SavedSession,
+    State,
+    utc_now,
+)
 from mockserver.storage.sqlite_file import (
+    CATCH_UP_SQL,
     COLUMNS,
     DEFAULT,
     HISTORY_TABLES,
+    LAST_SQL,
     SESSION_TABLES,
     VERSIONS_KEY,
     StateFile,
     StateFileError,
     append_history,
     audit_key,
+    hold,
+    log_change,
     recount,
     session_column,
 )
 
-__all__ = ["DEFAULT", "SavedSession", "SqliteHistory", "SqliteState", "StateFileError"]
+__all__ = ["DEFAULT", "SavedSession", "SqliteHistory", "SqliteState", "StateFileError", "hold"]
+_REPLACE = '{"kind":"replace"}'
 
 
-@dataclass(frozen=True)
-class SavedSession:
-    """A named session as the file keeps it."""
+def _entries(rows: Sequence[tuple[Any, ...]]) -> list[LogEntry]:
+    return [LogEntry(int(n), json.loads(data)) for n, data in rows]
 
-    name: str
-    created_at: str
-    last_used: str
-    chaos: dict[str, Any]
+
+def _write_entry(changes: Changes, saved: Sequence[str]) -> str:
+    """A ``"write"`` log row's JSON, reusing each saved record's text (written once for both tables)."""
+    parts = [
+        f"[{jsontext.text(kind)},{jsontext.text(key)},{text}]"
+        for (kind, key, _), text in zip(changes.saved, saved, strict=True)
+    ]
+    removed = jsontext.text([[kind, key] for kind, key in changes.removed])
+    counters = jsontext.text(changes.counters)
+    return f'{{"kind":"write","saved":[{",".join(parts)}],"removed":{removed},"counters":{counters}}}'
 
 
 def _state_data(found: dict[str, list[Record]], counters: dict[str, int]) -> dict[str, Any]:
@@ -87,12 +110,17 @@ class SqliteState:
     lock keeps the views' transactions apart. Reads need no lock.
     """
 
-    def __init__(self, path: Path, fresh: bool = False) -> None:
+    def __init__(self, path: Path, fresh: bool = False, shared: bool = False) -> None:
+        """``shared``: several processes use the file at once, their parent holding it (``hold``)."""
         self.path = path
         self.session = DEFAULT
-        self._file = StateFile(path)
+        self.shared = shared
+        self._file = StateFile(path, held=shared)
         self._owner = True
         self._dropped = False
+        self.seen = 0  # the last change log row this process's state of the session holds
+        self._joined: sqlite3.Connection | None = None  # the transaction of ``writing()``, while it runs
+        self._logged = 0  # the row that transaction appended
         # What a new session's row says (the registry of sessions sets them before the first save).
         self.created_at = ""
         self.chaos: dict[str, Any] = {}
@@ -114,6 +142,9 @@ class SqliteState:
         other.session = session
         other._owner = False
         other._dropped = False
+        other.seen = 0
+        other._joined = None
+        other._logged = 0
         other.created_at = ""
         other.chaos = {}
         other.now = None
@@ -129,23 +160,57 @@ class SqliteState:
     # -- the live state ----------------------------------------------------------------------------
 
     def load(self) -> State | None:
-        """The saved state, or None when the file holds none yet. Its history stays in the file."""
-        row = self._file.rows("SELECT counters FROM sessions WHERE name = ?", (self.session,))
-        if not row:
-            return None
-        found: dict[str, list[Record]] = {kind: [] for kind in RECORD_KINDS}
-        for kind, data in self._file.rows(
-            "SELECT kind, data FROM records WHERE session = ? ORDER BY kind, rowid", (self.session,)
-        ):
-            found[kind].append(json.loads(data))
-        return State.from_dict(_state_data(found, json.loads(row[0][0])), history=SqliteHistory(self))
+        """The saved state, or None when the file holds none yet. Its history stays in the file.
+
+        Read in one transaction, with the last change log row it holds (``seen``), the session's chaos
+        and when it was created.
+        """
+        with self._file.reading() as db:
+            row = db.execute(
+                "SELECT counters, chaos, created_at FROM sessions WHERE name = ?", (self.session,)
+            ).fetchone()
+            self.seen = int(db.execute(LAST_SQL, (self.session,)).fetchone()[0])
+            if row is None:
+                return None
+            found: dict[str, list[Record]] = {kind: [] for kind in RECORD_KINDS}
+            for kind, data in db.execute(
+                "SELECT kind, data FROM records WHERE session = ? ORDER BY kind, rowid", (self.session,)
+            ):
+                found[kind].append(json.loads(data))
+        self.chaos, self.created_at = json.loads(row[1]), row[2]
+        return State.from_dict(_state_data(found, json.loads(row[0])), history=SqliteHistory(self))
+
+    # -- several processes on one file -------------------------------------------------------------
+
+    @contextmanager
+    def writing(self) -> Iterator[list[LogEntry]]:
+        """A transaction holding the file's write lock (``BEGIN IMMEDIATE``), with the change log rows
+        after ``seen``; what this view writes meanwhile joins it, and it commits when the block ends."""
+        with self._transaction() as db:
+            self._joined, self._logged = db, 0
+            try:
+                yield _entries(db.execute(CATCH_UP_SQL, (self.session, self.seen)).fetchall())
+            finally:
+                self._joined = None
+        if self._logged:  # committed: this process's state holds its own row
+            self.seen = max(self.seen, self._logged)
+
+    def missed(self) -> list[LogEntry]:
+        """The change log rows after ``seen`` (one search of the primary key), without waiting for a write."""
+        return _entries(self._file.rows(CATCH_UP_SQL, (self.session, self.seen)))
+
+    def _log(self, db: sqlite3.Connection, data: str) -> None:
+        n = log_change(db, self.session, data)
+        if self._joined is not None:
+            self._logged = n
 
     def save(self, changes: Changes) -> None:
         """Write one change in one durable transaction, or raise ``StateNotSaved`` and write nothing."""
+        saved = [jsontext.text(record) for _, _, record in changes.saved]
         with self._transaction() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO records (session, kind, key, data) VALUES (?, ?, ?, ?)",
-                [(self.session, kind, key, jsontext.text(record)) for kind, key, record in changes.saved],
+                [(self.session, kind, key, text) for (kind, key, _), text in zip(changes.saved, saved, strict=True)],
             )
             db.executemany(
                 "DELETE FROM records WHERE session = ? AND kind = ? AND key = ?",
@@ -161,6 +226,8 @@ class SqliteState:
                 db.execute(
                     "UPDATE sessions SET counters = ? WHERE name = ?", (json.dumps(changes.counters), self.session)
                 )
+            if changes.saved or changes.removed or changes.counters is not None:
+                self._log(db, _write_entry(changes, saved))
 
     def replace(self, state: State) -> State:
         """Make the file hold exactly ``state`` for this session (a start from the fixtures, a reset,
@@ -174,20 +241,46 @@ class SqliteState:
             )
             append_history(db, versions, audit, self.session)
             self._set_counters(db, state.counters)
+            self._log(db, _REPLACE)
         return state.copy(history=SqliteHistory(self))
 
     def set_chaos(self, chaos: dict[str, Any]) -> None:
-        """Keep the session's chosen chaos."""
+        """Keep the session's chosen chaos (a ``"chaos"`` row tells the other processes)."""
         with self._transaction() as db:
             db.execute("UPDATE sessions SET chaos = ? WHERE name = ?", (json.dumps(chaos), self.session))
+            self._log(db, jsontext.text({"kind": "chaos", "chaos": chaos}))
         self.chaos = chaos
 
-    def drop(self) -> None:
-        """Delete everything of this session from the file; later saves of this view are refused."""
+    def drop(self, idle_before: datetime | None = None) -> bool:
+        """Delete everything of this session from the file; later saves of this view are refused.
+
+        A ``"dropped"`` row tells the other processes (the log's older rows go; that one stays, so the
+        log of a session made again goes on from it). ``idle_before``: only when the session was last
+        used (by any process) before then, and the row says it expired; whether it was dropped.
+        """
         with self._transaction() as db:
+            if idle_before is not None:
+                row = db.execute("SELECT last_used FROM sessions WHERE name = ?", (self.session,)).fetchone()
+                if row is not None and _instant(row[0]) >= idle_before:
+                    return False
             for table in SESSION_TABLES:
                 db.execute(f"DELETE FROM {table} WHERE {session_column(table)} = ?", (self.session,))  # noqa: S608
+            n = log_change(db, self.session, jsontext.text({"kind": "dropped", "expired": idle_before is not None}))
+            db.execute("DELETE FROM changes WHERE session = ? AND n < ?", (self.session, n))
         self._dropped = True
+        return True
+
+    def last_used(self) -> datetime | None:
+        """When the session was last used by any process, as the file says; None when it holds no such session."""
+        row = self._file.rows("SELECT last_used FROM sessions WHERE name = ?", (self.session,))
+        return _instant(row[0][0]) if row else None
+
+    def touch(self) -> None:
+        """Record that the session was used now (``now``) without changing it: a read, in shared mode."""
+        if self.now is None:
+            return
+        with self._transaction() as db:
+            db.execute("UPDATE sessions SET last_used = ? WHERE name = ?", (self.now(), self.session))
 
     # -- named snapshots: copied inside the file, so even a long history never passes through memory
 
@@ -227,6 +320,7 @@ class SqliteState:
                 )
             recount(db, self.session)
             self._set_counters(db, state.counters)
+            self._log(db, _REPLACE)
         return state
 
     def delete_snapshot(self, name: str) -> bool:
@@ -258,9 +352,15 @@ class SqliteState:
 
     # -- helpers -----------------------------------------------------------------------------------
 
-    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A transaction of its own, or the one ``writing()`` holds open (which commits when it ends)."""
+        if self._joined is not None:
+            yield self._joined
+            return
         refused = f"the session {self.session!r} was deleted" if self._dropped else None
-        return self._file.transaction(refused)
+        with self._file.transaction(refused) as db:
+            yield db
 
     def _clear(self, db: sqlite3.Connection) -> None:
         for table in ("records", *HISTORY_TABLES):
@@ -284,6 +384,13 @@ class SqliteState:
         db.execute("DELETE FROM snapshot_versions WHERE session = ? AND snapshot = ?", where)
         db.execute("DELETE FROM snapshot_audit WHERE session = ? AND snapshot = ?", where)
         return found
+
+
+def _instant(text: str) -> datetime:
+    try:
+        return parse_timestamp(text)
+    except ValueError:  # a row of a file of layout 1 (no time kept): long ago
+        return datetime.min.replace(tzinfo=utc_now().tzinfo)
 
 
 # Every history read, each with an index that matches its filter and its order (tests/test_state_file.py

@@ -6,6 +6,15 @@ session; ``sqlite.SqliteState`` is a session's view of it.
 Every history read has an index that matches its filter and its order, and the counts an audit
 page answers are kept in ``history_counts``, updated in the transaction that appends the rows: a page
 costs what it returns, however long the history (``tests/test_state_file.py`` checks each plan).
+
+Every change of a session's live state also appends a row to its change log (``changes``: ``n`` 1, 2,
+3 ... per session, in commit order), in the same transaction, so that processes sharing the file
+(``--workers``) apply each other's writes: the rows after the last one a process has seen are one
+search of the primary key. The last ``LOG_KEPT`` rows of a session are kept; a process that saw
+less reloads the session whole.
+
+One process owns the file (``flock``), or, with ``--workers``, the parent (``hold``) owns it for its
+workers, which open it ``held`` and take turns writing with ``BEGIN IMMEDIATE``.
 """
 
 from __future__ import annotations
@@ -23,9 +32,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from mockserver.spec import jsontext
+from mockserver.spec.errors import StoreUnavailable
 from mockserver.storage.base import Record, StateNotSaved
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
+BUSY_MS = 5000  # how long a transaction waits for another connection's (a worker's, a reader's)
+LOG_KEPT = 1000  # rows of a session's change log kept: a process further behind reloads the session
 DEFAULT = ""  # the session of requests that name none: the mock's one state before sessions existed
 # Every table keys its rows by session, so one file (and its one lock) keeps every session.
 _SCHEMA = """
@@ -58,7 +70,21 @@ CREATE TABLE IF NOT EXISTS snapshot_versions (
 CREATE TABLE IF NOT EXISTS snapshot_audit (
     session TEXT NOT NULL DEFAULT '', snapshot TEXT NOT NULL, id INTEGER NOT NULL, profile_id INTEGER,
     action TEXT NOT NULL, user_id TEXT, data TEXT NOT NULL, PRIMARY KEY (session, snapshot, id));
+CREATE TABLE IF NOT EXISTS changes (
+    session TEXT NOT NULL, n INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (session, n)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS journal (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, session TEXT NOT NULL, instance TEXT NOT NULL, at TEXT NOT NULL,
+    size INTEGER NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS journal_by_session ON journal (session, seq);
+CREATE TABLE IF NOT EXISTS violations (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, session TEXT NOT NULL, instance TEXT NOT NULL, at TEXT NOT NULL,
+    data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS violations_by_session ON violations (session, seq);
 """
+# The rows of a session's change log after the last one a process has seen, in order: a search of the
+# primary key (tests/test_state_file.py checks the plan).
+CATCH_UP_SQL = "SELECT n, data FROM changes WHERE session = ? AND n > ? ORDER BY n"
+LAST_SQL = "SELECT COALESCE(MAX(n), 0) FROM changes WHERE session = ?"
 SESSION_TABLES = (
     "records",
     "versions",
@@ -157,9 +183,73 @@ def append_history(
     )
 
 
+def log_change(db: sqlite3.Connection, session: str, data: str) -> int:
+    """Append a row (JSON text ``data``) to the session's change log; its ``n``. Keeps the last ``LOG_KEPT``."""
+    n = int(
+        db.execute(
+            "INSERT INTO changes (session, n, data) SELECT ?, COALESCE(MAX(n), 0) + 1, ? FROM changes "
+            "WHERE session = ? RETURNING n",
+            (session, data, session),
+        ).fetchone()[0]
+    )
+    if n > LOG_KEPT:
+        db.execute("DELETE FROM changes WHERE session = ? AND n <= ?", (session, n - LOG_KEPT))
+    return n
+
+
 def _statements(script: str) -> list[str]:
     # executescript() would commit the transaction in progress; statements run one by one stay inside it.
     return [statement.strip() for statement in script.split(";") if statement.strip()]
+
+
+def hold(path: Path, fresh: bool = False) -> int:
+    """Own the state file for processes this one starts (``mockserver serve --workers``): its ``flock``.
+
+    The workers open it with ``StateFile(path, held=True)`` (the lock is this process's, inherited or
+    not: it is what refuses another mockserver). The layout is prepared here, once, before any worker
+    opens the file; ``fresh``: every named session goes, and the default state is emptied, so that the
+    first worker to start seeds it from the fixtures (its snapshots stay). Returns the descriptor
+    that holds the lock; closing it (or the end of this process) lets go.
+    """
+    fd = _owned(path)
+    try:
+        file = StateFile(path, held=True)
+        try:
+            file.prepare(fresh)
+            if fresh:
+                with file.transaction() as db:
+                    for table in ("records", *HISTORY_TABLES, "changes"):
+                        db.execute(f"DELETE FROM {table} WHERE session = ''")  # noqa: S608 - fixed names
+                    db.execute("DELETE FROM sessions WHERE name = ''")
+        finally:
+            file.close()
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _owned(path: Path) -> int:
+    """A descriptor of ``path`` holding its ``flock`` (``StateFileError`` naming the holder when in use)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StateFileError(f"{path}: cannot open the state file ({exc})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        _refuse_in_use(path)
+    return fd
+
+
+def _refuse_in_use(path: Path) -> NoReturn:
+    holder = _lock_holder(path)
+    who = f" (pid {holder})" if holder else ""
+    raise StateFileError(
+        f"{path} is in use by another mockserver{who}; stop it or use --state with another file"
+    ) from None
 
 
 class StateFile:
@@ -168,32 +258,29 @@ class StateFile:
 
     - **One owner.** The file is locked with ``flock`` for as long as it is open: the operating system
       refuses it to any other open of the file (another process, or another app in this one) and lets
-      go when the process ends, even by ``kill -9``.
+      go when the process ends, even by ``kill -9``. ``held``: the lock is already held for this
+      process by the one that started it (``hold``), and several processes share the file; each
+      transaction starts with ``BEGIN IMMEDIATE``, which waits (up to ``BUSY_MS``) for another's.
     - **Readers beside the writer.** In WAL mode a reader sees the last committed transaction and
       never waits for the writer, so a read does not queue behind another request's commit and sync.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, held: bool = False) -> None:
         self.path = path
+        self.held = held
         self.lock = threading.RLock()  # the writing connection, one transaction at a time
         self._readers = threading.local()
         self._opened: list[sqlite3.Connection] = []
         self.closed = False
+        self._owner: int | None = None if held else _owned(path)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._owner = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise StateFileError(f"{path}: cannot open the state file ({exc})") from None
-        try:
-            fcntl.flock(self._owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(self._owner)
-            self._refuse_in_use()
-        try:
-            # No busy wait: a file another program holds is refused at once.
-            self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=0)
+            # Owned: no busy wait, a file another program holds is refused at once. Held: other workers
+            # write it too, and each waits its turn.
+            self.db = sqlite3.connect(
+                path, check_same_thread=False, isolation_level=None, timeout=BUSY_MS / 1000 if held else 0
+            )
         except (OSError, sqlite3.Error) as exc:
-            os.close(self._owner)
+            self._let_go()
             raise StateFileError(f"{path}: cannot open the state file ({exc})") from None
         try:
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -202,24 +289,21 @@ class StateFile:
             self.db.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             self.db.close()
-            os.close(self._owner)
-            if "locked" in str(exc):
-                self._refuse_in_use()
+            self._let_go()
+            if "locked" in str(exc) and not held:
+                _refuse_in_use(path)
             raise StateFileError(f"{path}: cannot use the state file ({exc})") from None
         except sqlite3.DatabaseError as exc:
             self.db.close()
-            os.close(self._owner)
+            self._let_go()
             raise StateFileError(f"{path}: not a mockserver state file ({exc})") from None
         # Owned now: a wait is for this process's own readers' brief locks of the write-ahead log's index.
-        self.db.execute("PRAGMA busy_timeout=5000")
+        self.db.execute(f"PRAGMA busy_timeout={BUSY_MS}")
         self.inode = os.stat(path).st_ino
 
-    def _refuse_in_use(self) -> NoReturn:
-        holder = _lock_holder(self.path)
-        who = f" (pid {holder})" if holder else ""
-        raise StateFileError(
-            f"{self.path} is in use by another mockserver{who}; stop it or use --state with another file"
-        ) from None
+    def _let_go(self) -> None:
+        if self._owner is not None:
+            os.close(self._owner)  # the lock goes with it
 
     def _reader(self) -> sqlite3.Connection:
         """This thread's reading connection (opened on its first read)."""
@@ -230,7 +314,9 @@ class StateFile:
                     raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
                 # Read-only: a reader never writes, nor makes a new file where the state file was removed.
                 uri = Path(os.path.abspath(self.path)).as_uri() + "?mode=ro"
-                db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=5)
+                db = sqlite3.connect(
+                    uri, uri=True, check_same_thread=False, isolation_level=None, timeout=BUSY_MS / 1000
+                )
                 self._opened.append(db)
             self._readers.db = db
         return db
@@ -238,20 +324,16 @@ class StateFile:
     def version(self) -> str | None:
         """The layout the file holds: None when it holds nothing yet."""
         try:
-            tables = {name for (name,) in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if not tables:
-                return None
-            row = (
-                self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() if "meta" in tables else None
-            )
+            return _layout(self.db)
         except sqlite3.DatabaseError as exc:
             self.close()
             raise StateFileError(f"{self.path}: not a mockserver state file ({exc})") from None
-        return str(row[0]) if row is not None else "unknown"
 
     @contextmanager
     def transaction(self, refused: str | None = None) -> Iterator[sqlite3.Connection]:
-        """One durable transaction; any failure rolls it back and raises ``StateNotSaved``."""
+        """One durable transaction; any failure rolls it back and raises ``StateNotSaved`` (for a file
+        another worker kept busy past ``BUSY_MS``, ``StoreUnavailable``); an exception of the block
+        itself rolls it back and goes on as it is."""
         with self.lock:
             if refused is not None:
                 raise StateNotSaved(f"{refused}; {_NOT_SAVED}")
@@ -266,14 +348,34 @@ class StateFile:
                 db.execute("BEGIN IMMEDIATE")
                 yield db
                 db.execute("COMMIT")
-            except (sqlite3.Error, OSError) as exc:
+            except BaseException as exc:
                 if db.in_transaction:
-                    db.execute("ROLLBACK")
+                    try:
+                        db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass  # a failed COMMIT may have ended the transaction already
+                if not isinstance(exc, sqlite3.Error | OSError):
+                    raise
+                if self.held and isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                    raise StoreUnavailable(
+                        f"{self.path}: another worker kept the state file busy for {BUSY_MS // 1000} s; "
+                        "nothing was changed, try again"
+                    ) from exc
                 raise StateNotSaved(f"{self.path}: the change was not saved ({exc}); nothing was changed") from exc
 
     def rows(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """What ``sql`` selects from the last committed state; never waits for a write in progress."""
         return self._reader().execute(sql, parameters).fetchall()
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """This thread's reading connection inside one read transaction: every query sees one commit."""
+        db = self._reader()
+        db.execute("BEGIN")
+        try:
+            yield db
+        finally:
+            db.execute("COMMIT")
 
     def close(self) -> None:
         with self.lock:
@@ -282,92 +384,93 @@ class StateFile:
                 for reader in self._opened:
                     reader.close()
                 self.db.close()
-                os.close(self._owner)  # the lock goes with it
+                self._let_go()
 
     def prepare(self, fresh: bool) -> None:
-        """Bring the file to this layout: carry a version 1 file over; ``fresh``: start it again."""
-        version = self.version()
-        if version == "1" and not fresh:
-            self._migrate_from_1()
-            return
-        if version == "3" and not fresh:
-            self._migrate_from_3()
-            return
-        if version not in (None, SCHEMA_VERSION):
-            if not fresh:
-                raise StateFileError(f"{self.path}: written by another version of mockserver; start with --fresh")
-            self._wipe()
+        """Bring the file to this layout: carry a file of layout 1, 3 or 4 over; ``fresh``: start it again.
+
+        One transaction, which looks at the layout again once it holds the write lock: workers that
+        open a file together prepare it once.
+        """
+        self.version()  # a file that is not a state file is refused here, by name
         with self.transaction() as db:
+            version = _layout(db)
+            if fresh and version not in (None, "4", SCHEMA_VERSION):  # another layout: start it again, empty
+                tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+                for table in tables:
+                    if table != "sqlite_sequence":
+                        db.execute(f'DROP TABLE IF EXISTS "{table}"')
+            elif version == "1":
+                self._migrate_from_1(db)
+            elif version == "3":
+                self._migrate_from_3(db)
+            elif version not in (None, "4", SCHEMA_VERSION):
+                raise StateFileError(f"{self.path}: written by another version of mockserver; start with --fresh")
+            # Layout 5 is 4 and the change log, the journal and the violations: the statements make what is missing.
             for statement in _statements(_SCHEMA):
                 db.execute(statement)
             self._set_meta(db, "schema", SCHEMA_VERSION)
             if fresh:  # every named session goes; the default state starts again (its snapshots stay)
-                for table in SESSION_TABLES:
+                for table in (*SESSION_TABLES, "changes"):
                     db.execute(f"DELETE FROM {table} WHERE {session_column(table)} != ''")  # noqa: S608
 
     @staticmethod
     def _set_meta(db: sqlite3.Connection, key: str, value: str) -> None:
         db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
-    def _wipe(self) -> None:
-        """--fresh over a file of another layout: start it again, empty."""
-        with self.transaction() as db:
-            tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-            for table in tables:
-                db.execute(f'DROP TABLE IF EXISTS "{table}"')
-
-    def _migrate_from_3(self) -> None:
+    def _migrate_from_3(self, db: sqlite3.Connection) -> None:
         """Version 3 counted audit rows with COUNT(*) on every page; version 4 keeps the counts."""
-        with self.transaction() as db:
-            for statement in _statements(_SCHEMA):
-                db.execute(statement)
-            sessions = "SELECT name FROM sessions UNION SELECT session FROM versions UNION SELECT session FROM audit"
-            for (session,) in db.execute(sessions).fetchall():
-                recount(db, session)
-            self._set_meta(db, "schema", SCHEMA_VERSION)
+        for statement in _statements(_SCHEMA):
+            db.execute(statement)
+        sessions = "SELECT name FROM sessions UNION SELECT session FROM versions UNION SELECT session FROM audit"
+        for (session,) in db.execute(sessions).fetchall():
+            recount(db, session)
 
-    def _migrate_from_1(self) -> None:
+    def _migrate_from_1(self, db: sqlite3.Connection) -> None:
         """Version 1 kept history rows among the records, whole states as snapshots, and no sessions."""
-        with self.transaction() as db:
-            db.execute("ALTER TABLE records RENAME TO v1_records")
-            db.execute("ALTER TABLE snapshots RENAME TO v1_snapshots")
-            row = db.execute("SELECT value FROM meta WHERE key = 'counters'").fetchone()
-            for statement in _statements(_SCHEMA):
-                db.execute(statement)
-            history = {
-                kind: [
-                    json.loads(data) for (data,) in db.execute("SELECT data FROM v1_records WHERE kind = ?", (kind,))
-                ]
-                for kind in ("version", "audit")
-            }
+        db.execute("ALTER TABLE records RENAME TO v1_records")
+        db.execute("ALTER TABLE snapshots RENAME TO v1_snapshots")
+        row = db.execute("SELECT value FROM meta WHERE key = 'counters'").fetchone()
+        for statement in _statements(_SCHEMA):
+            db.execute(statement)
+        history = {
+            kind: [json.loads(data) for (data,) in db.execute("SELECT data FROM v1_records WHERE kind = ?", (kind,))]
+            for kind in ("version", "audit")
+        }
+        db.execute(
+            "INSERT INTO records (session, kind, key, data) "
+            "SELECT '', kind, key, data FROM v1_records WHERE kind NOT IN ('version', 'audit') ORDER BY rowid"
+        )
+        append_history(db, history["version"], history["audit"])
+        if row is not None:
+            db.execute("INSERT INTO sessions (name, created_at, last_used, counters) VALUES ('', '', '', ?)", (row[0],))
+        for name, created_at, data in db.execute("SELECT name, created_at, data FROM v1_snapshots").fetchall():
+            whole = json.loads(data)
+            rest = {key: value for key, value in whole.items() if key not in ("versions", "audit")}
             db.execute(
-                "INSERT INTO records (session, kind, key, data) "
-                "SELECT '', kind, key, data FROM v1_records WHERE kind NOT IN ('version', 'audit') ORDER BY rowid"
+                "INSERT INTO snapshots (session, name, created_at, profiles, data) VALUES ('', ?, ?, ?, ?)",
+                (name, created_at, len(whole["profiles"]), jsontext.text(rest)),
             )
-            append_history(db, history["version"], history["audit"])
-            if row is not None:
-                db.execute(
-                    "INSERT INTO sessions (name, created_at, last_used, counters) VALUES ('', '', '', ?)", (row[0],)
-                )
-            for name, created_at, data in db.execute("SELECT name, created_at, data FROM v1_snapshots").fetchall():
-                whole = json.loads(data)
-                rest = {key: value for key, value in whole.items() if key not in ("versions", "audit")}
-                db.execute(
-                    "INSERT INTO snapshots (session, name, created_at, profiles, data) VALUES ('', ?, ?, ?, ?)",
-                    (name, created_at, len(whole["profiles"]), jsontext.text(rest)),
-                )
-                db.executemany(
-                    f"INSERT INTO snapshot_versions (session, snapshot, {VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-                    [(DEFAULT, name, *version_row(DEFAULT, r)[1:]) for r in whole["versions"]],
-                )
-                db.executemany(
-                    f"INSERT INTO snapshot_audit (session, snapshot, {AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(DEFAULT, name, *audit_row(DEFAULT, r)[1:]) for r in whole["audit"]],
-                )
-            db.execute("DROP TABLE v1_records")
-            db.execute("DROP TABLE v1_snapshots")
-            db.execute("DELETE FROM meta WHERE key = 'counters'")
-            self._set_meta(db, "schema", SCHEMA_VERSION)
+            db.executemany(
+                f"INSERT INTO snapshot_versions (session, snapshot, {VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                [(DEFAULT, name, *version_row(DEFAULT, r)[1:]) for r in whole["versions"]],
+            )
+            db.executemany(
+                f"INSERT INTO snapshot_audit (session, snapshot, {AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(DEFAULT, name, *audit_row(DEFAULT, r)[1:]) for r in whole["audit"]],
+            )
+        db.execute("DROP TABLE v1_records")
+        db.execute("DROP TABLE v1_snapshots")
+        db.execute("DELETE FROM meta WHERE key = 'counters'")
+
+
+def _layout(db: sqlite3.Connection) -> str | None:
+    """The layout a file holds (``meta``'s schema): None when it holds no table yet, "unknown" without one."""
+    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not tables:
+        return None
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() if "meta" in tables else None
+    return str(row[0]) if row is not None else "unknown"
 
 
 def session_column(table: str) -> str:
