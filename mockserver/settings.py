@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from enum import Enum, StrEnum
@@ -22,8 +23,8 @@ class SettingsError(ValueError):
     """A setting has a value the mock cannot use."""
 
 
-# `--state` is a SQLite file's path, or a URL of one of these schemes; any other URL is refused at
-# start, never taken for a file name. PostgreSQL (issue 24) is known but not served yet.
+# `--state` is a SQLite file's path, or a URL of one of these schemes (a state in PostgreSQL that any
+# number of mocks share); any other URL is refused at start, never taken for a file name.
 STATE_SCHEMES = ("postgresql", "postgres")  # postgres:// is libpq's other spelling
 # A scheme and its "//", or what pathlib leaves of them ("postgresql:/host/db"): two characters at
 # least, so that a Windows drive ("C:/state.db") stays a path.
@@ -33,24 +34,39 @@ _PASSWORD = re.compile(r"^([^:]+:/+[^/:@]*):[^@/]*@")
 _PASSWORD_PARAMETER = re.compile(r"(password=)[^&]*", re.IGNORECASE)
 
 
-def state_path(value: str | Path, source: str) -> Path:
-    """The SQLite file ``value`` names; ``SettingsError`` for a URL, named after ``source`` (a flag or variable).
+def masked(url: str) -> str:
+    """``url`` with its password (``user:PASSWORD@``, ``?password=``) replaced by ``***``."""
+    return _PASSWORD_PARAMETER.sub(r"\1***", _PASSWORD.sub(r"\1:***@", url))
 
-    A value with a URL scheme is refused: ``postgresql://`` (and ``postgres://``) as not supported
-    yet, any other scheme as unknown, the known ones named. Passwords are left out of the message.
+
+def state_target(value: str | Path, source: str) -> Path | str:
+    """What ``--state`` names: a SQLite file (a ``Path``) or a PostgreSQL URL (the ``str`` itself).
+
+    A URL of another scheme is refused (``SettingsError``, named after ``source``, a flag or a variable),
+    naming the schemes known; so is a URL that was turned into a ``Path`` on its way here (pathlib folds
+    its "//", so it is no longer the URL it was). Passwords are left out of every message.
     """
     text = str(value)
     found = _STATE_URL.match(text)
     if found is None:
         return Path(value)
     scheme = found.group(1).lower()
-    masked = _PASSWORD_PARAMETER.sub(r"\1***", _PASSWORD.sub(r"\1:***@", text))
-    shown = f"{source}{' ' if source.startswith('--') else '='}{masked!r}"  # --state 'x', MOCKSERVER_STATE='x'
-    plain = "a SQLite file is given by its path, without a scheme (e.g. ./mock.db)"
+    shown = f"{source}{' ' if source.startswith('--') else '='}{masked(text)!r}"  # --state 'x', MOCKSERVER_STATE='x'
     if scheme in STATE_SCHEMES:
-        raise SettingsError(f"{shown}: a state in PostgreSQL is not supported yet; {plain}")
+        if isinstance(value, Path) or not text.lower().startswith(f"{scheme}://"):
+            raise SettingsError(f"{shown}: not a URL; give a PostgreSQL state as {scheme}://USER@HOST:PORT/DATABASE")
+        return text
     known = " and ".join(f"{name}://" for name in STATE_SCHEMES)
-    raise SettingsError(f"{shown}: unknown scheme {scheme!r}; {plain}; known schemes: {known} (not supported yet)")
+    plain = "a SQLite file is given by its path, without a scheme (e.g. ./mock.db)"
+    raise SettingsError(f"{shown}: unknown scheme {scheme!r}; {plain}; known schemes: {known}")
+
+
+def state_path(value: str | Path, source: str) -> Path:
+    """The SQLite file ``value`` names; ``SettingsError`` for any URL (where only a file will do)."""
+    target = state_target(value, source)
+    if isinstance(target, str):
+        raise SettingsError(f"{source}={masked(target)!r}: a SQLite file's path is expected here, not a URL")
+    return target
 
 
 class ValidationMode(StrEnum):
@@ -137,9 +153,33 @@ class Settings:
             value = getattr(self, f.name)
             if isinstance(value, str) and _kind(f.name) is not str:
                 object.__setattr__(self, f.name, _parse(f.name, value))
-        if self.state is not None:
+        if isinstance(self.state, str):  # a PostgreSQL URL given as the state (a flag, a variable, code)
+            if self.state_url is not None and self.state_url != self.state:
+                raise SettingsError("state and state_url name two different states; give one of them")
+            object.__setattr__(self, "state_url", self.state)
+            object.__setattr__(self, "state", None)
+        elif self.state is not None:
             # A URL that became a Path on its way here ("postgresql://h/db" is Path "postgresql:/h/db").
             state_path(self.state, "state")
+        if self.state_url is not None:
+            if not isinstance(state_target(self.state_url, "state_url"), str):
+                raise SettingsError(f"state_url={self.state_url!r}: expected a postgresql:// URL")
+            if self.state is not None:
+                raise SettingsError("state and state_url name two different states; give one of them")
+        if self.workers < 1:
+            raise SettingsError(f"workers: expected 1 or more, got {self.workers}")
+
+    @property
+    def state_shown(self) -> str | None:
+        """Where the state is kept, as messages and the banner may show it (a URL's password masked)."""
+        if self.state_url is not None:
+            return masked(self.state_url)
+        return None if self.state is None else str(self.state)
+
+    @property
+    def instance_name(self) -> str:
+        """This process's name in a shared state: ``instance``, or the host's name and this process's id."""
+        return self.instance or f"{socket.gethostname()}:{os.getpid()}"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -150,7 +190,11 @@ class Settings:
             raw = env.get(ENV_PREFIX + f.name.upper())
             if raw is not None and raw != "":
                 values[f.name] = _parse(f.name, raw)
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if "state" in given or "state_url" in given:  # a state given explicitly replaces the variable's, file or URL
+            values.pop("state", None)
+            values.pop("state_url", None)
+        values.update(given)
         return replace(cls(), **values)
 
 
@@ -180,7 +224,7 @@ def parse_bool(variable: str, raw: str) -> bool:
 def _parse(name: str, raw: str) -> Any:
     kind = _kind(name)
     if name == "state":
-        return state_path(raw, f"{ENV_PREFIX}STATE")
+        return state_target(raw, f"{ENV_PREFIX}STATE")
     if kind is bool:
         return parse_bool(f"{ENV_PREFIX}{name.upper()}", raw)
     if kind is int:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mockserver.resources import bundled_fixtures, bundled_spec
-from mockserver.settings import Settings, SettingsError
+from mockserver.settings import Settings, SettingsError, masked
 
 
 def test_defaults_are_safe() -> None:
@@ -66,52 +66,98 @@ def test_strings_are_accepted_for_paths_and_options() -> None:
 
 
 SQLITE_HINT = "a SQLite file is given by its path, without a scheme (e.g. ./mock.db)"
-KNOWN = "known schemes: postgresql:// and postgres:// (not supported yet)"
+KNOWN = "known schemes: postgresql:// and postgres://"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["postgresql://mock@127.0.0.1:5432/mock", "postgres://mock:hunter2@db/mock", "postgresql:///mock?host=/run"],
+    ids=["postgresql", "postgres", "socket"],
+)
+def test_a_postgresql_url_is_the_state_url_never_a_file(value: str) -> None:
+    settings = Settings.from_env({"MOCKSERVER_STATE": value})
+    assert (settings.state, settings.state_url) == (None, value)
+    assert Settings(state=value).state_url == value  # type: ignore[arg-type]
+
+
+def test_a_state_given_explicitly_replaces_the_variables_file_or_url() -> None:
+    env = {"MOCKSERVER_STATE": "postgresql://mock@db/mock"}
+    assert Settings.from_env(env, state=Path("mock.db")) == Settings(state=Path("mock.db"))
+    assert Settings.from_env({"MOCKSERVER_STATE": "mock.db"}, state="postgres://db/m").state_url == "postgres://db/m"
+    with pytest.raises(SettingsError, match="state and state_url name two different states"):
+        Settings(state=Path("mock.db"), state_url="postgresql://db/mock")
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://mock:hunter2@db:5432/mock", "postgresql://mock:***@db:5432/mock"),
+        ("postgres://:hunter2@db/mock", "postgres://:***@db/mock"),
+        (
+            "postgresql:///mock?host=/run&password=hunter2&sslmode=off",
+            "postgresql:///mock?host=/run&password=***&sslmode=off",
+        ),
+        ("postgresql://mock@db/mock", "postgresql://mock@db/mock"),
+    ],
+    ids=["user-password", "password-only", "parameter", "none"],
+)
+def test_where_the_state_is_shows_no_password(url: str, shown: str) -> None:
+    assert masked(url) == shown
+    assert Settings(state_url=url).state_shown == shown
+    assert "hunter2" not in repr(shown)
 
 
 @pytest.mark.parametrize(
     ("value", "message"),
     [
         (
-            "postgresql://mock@127.0.0.1:5432/mock",
-            f"MOCKSERVER_STATE='postgresql://mock@127.0.0.1:5432/mock': a state in PostgreSQL is not supported yet; "
-            f"{SQLITE_HINT}",
-        ),
-        (
-            "postgres://mock:hunter2@db/mock",
-            "MOCKSERVER_STATE='postgres://mock:***@db/mock': a state in PostgreSQL is not supported yet; "
-            f"{SQLITE_HINT}",
-        ),
-        (
-            "postgresql:///mock?host=/run&password=hunter2",
-            "MOCKSERVER_STATE='postgresql:///mock?host=/run&password=***': a state in PostgreSQL is not supported yet; "
-            f"{SQLITE_HINT}",
-        ),
-        (
             "redis://cache:6379/0",
             f"MOCKSERVER_STATE='redis://cache:6379/0': unknown scheme 'redis'; {SQLITE_HINT}; {KNOWN}",
+        ),
+        (
+            "redis://user:hunter2@cache:6379/0",
+            f"MOCKSERVER_STATE='redis://user:***@cache:6379/0': unknown scheme 'redis'; {SQLITE_HINT}; {KNOWN}",
         ),
         (
             "sqlite:///tmp/mock.db",
             f"MOCKSERVER_STATE='sqlite:///tmp/mock.db': unknown scheme 'sqlite'; {SQLITE_HINT}; {KNOWN}",
         ),
         ("file:/tmp/mock.db", f"MOCKSERVER_STATE='file:/tmp/mock.db': unknown scheme 'file'; {SQLITE_HINT}; {KNOWN}"),
+        (
+            "postgresql:/mock:hunter2@db/mock",
+            "MOCKSERVER_STATE='postgresql:/mock:***@db/mock': not a URL; give a PostgreSQL state as "
+            "postgresql://USER@HOST:PORT/DATABASE",
+        ),
     ],
-    ids=["postgresql", "postgres-password-masked", "password-parameter-masked", "redis", "sqlite-url", "file-url"],
+    ids=["redis", "redis-password-masked", "sqlite-url", "file-url", "one-slash"],
 )
-def test_a_state_url_is_refused_never_taken_for_a_file_name(value: str, message: str) -> None:
+def test_a_state_url_of_another_scheme_is_refused_never_taken_for_a_file_name(value: str, message: str) -> None:
     with pytest.raises(SettingsError) as refused:
         Settings.from_env({"MOCKSERVER_STATE": value})
     assert str(refused.value) == message
     assert "hunter2" not in str(refused.value)
 
 
-def test_a_state_url_that_became_a_path_is_refused_too() -> None:
-    # pathlib folds "//" into "/": what code that built a Path from a URL hands over.
-    with pytest.raises(
-        SettingsError, match=r"^state='postgresql:/mock@db/mock': a state in PostgreSQL is not supported"
-    ):
+def test_a_state_url_that_became_a_path_is_refused() -> None:
+    # pathlib folds "//" into "/": what code that built a Path from a URL hands over is no longer the URL.
+    with pytest.raises(SettingsError, match=r"^state='postgresql:/mock@db/mock': not a URL; give a PostgreSQL"):
         Settings(state=Path("postgresql://mock@db/mock"))
+
+
+def test_a_state_url_must_be_postgresql() -> None:
+    with pytest.raises(SettingsError, match=r"^state_url='redis://cache/0': unknown scheme 'redis'"):
+        Settings(state_url="redis://cache/0")
+
+
+def test_workers_are_one_or_more_and_an_instance_defaults_to_host_and_process() -> None:
+    import os
+    import socket
+
+    assert Settings.from_env({"MOCKSERVER_WORKERS": "3", "MOCKSERVER_INSTANCE": "eu-1"}).workers == 3
+    assert Settings.from_env({"MOCKSERVER_INSTANCE": "eu-1"}).instance_name == "eu-1"
+    assert Settings().instance_name == f"{socket.gethostname()}:{os.getpid()}"
+    with pytest.raises(SettingsError, match="workers: expected 1 or more, got 0"):
+        Settings.from_env({"MOCKSERVER_WORKERS": "0"})
 
 
 @pytest.mark.parametrize(
