@@ -100,7 +100,7 @@ def test_the_same_knobs_work_as_query_parameters(api: Api) -> None:
 @pytest.mark.parametrize(
     ("prefer", "message"),
     [
-        ("code=418", "code=418 is not documented for getAccessProfile; documented: 200, 400, 401, 403, 404, 500"),
+        ("code=418", "code=418 is not documented for getAccessProfile; documented: 200, 400, 401, 403, 404, 500, 503"),
         (
             "example=nope",
             "example='nope' is not an example of the 200 answer of getAccessProfile; its examples: detail",

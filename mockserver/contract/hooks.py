@@ -122,12 +122,22 @@ def _sent(body: Any) -> bytes | None:
         return None
 
 
+STORE_UNAVAILABLE = 503
+# Said once however many requests got it: the run proved nothing about them, so it is incomplete (exit 2).
+STORE_UNAVAILABLE_ERROR = (
+    "the deployment answered 503 (its state store could not be reached) to some requests; "
+    "they were not tested: run again once it is back"
+)
+
+
 @schemathesis.hook
 def after_call(context: schemathesis.HookContext, case: schemathesis.Case[Any], response: Any) -> None:
-    """Keep track of the profiles the run creates and deletes."""
+    """Keep track of the profiles the run creates and deletes, and of answers that tested nothing."""
     session = active()
     if session is None:
         return
+    if response.status_code == STORE_UNAVAILABLE:
+        session.results.add_error(STORE_UNAVAILABLE_ERROR)
     operation = session.operation(case.method, case.operation.path)
     if operation is None:
         return

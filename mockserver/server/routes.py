@@ -29,7 +29,7 @@ from mockserver.server.journal import (
 from mockserver.server.logs import has_secret, log_request, public_path, public_query, requests_log
 from mockserver.server.serving import half_answer, no_answer
 from mockserver.spec.document import Operation, Spec, SpecError
-from mockserver.spec.errors import ApiError, InternalError, MethodNotAllowed, NotFound
+from mockserver.spec.errors import ApiError, InternalError, MethodNotAllowed, NotFound, StoreUnavailable
 from mockserver.spec.validation import Answer, Call
 
 Handler = Callable[[Mock, Call, Identity], Answer]
@@ -112,6 +112,7 @@ def dispatch(mock: Mock, request: Request, pick: Picker) -> Reply:
     delay_ms = 0
     stage: str | None = REFUSED_SESSION  # the check in progress, for the journal
     refused: ApiError | None = None
+    unavailable: StoreUnavailable | None = None
     try:
         # A refused session is answered before routing, so by no operation's contract.
         mock = pick(request.environ)
@@ -147,6 +148,14 @@ def dispatch(mock: Mock, request: Request, pick: Picker) -> Reply:
             stage = REFUSED_RULE
             answer = HANDLERS[operation.canonical_id](mock, call, identity)
             stage = None
+    except StoreUnavailable as error:
+        # Not a refusal of the request: the shared state could not be read or written (at any step,
+        # the catch-up on other processes' writes included). Every operation declares this 503, so the
+        # answer is checked against the operation the path names even when it failed before routing.
+        unavailable = error
+        answer = error_answer(error)
+        if operation is None:
+            operation = _operation_of(mock, request)
     except ApiError as error:
         refused = error
         answer = error_answer(error)
@@ -173,6 +182,7 @@ def dispatch(mock: Mock, request: Request, pick: Picker) -> Reply:
     sent, sent_size = _sent_body(request, mock.settings.max_body_bytes)
     answered = response.body
     refused_by = stage if refused is not None else None
+    failed = refused or unavailable
     mock.journal.record(
         Entry(
             method=request.method,
@@ -183,8 +193,8 @@ def dispatch(mock: Mock, request: Request, pick: Picker) -> Reply:
             status=answer.status,
             duration_ms=duration,
             refused_by=refused_by,
-            error=refused.message if refused is not None else None,
-            param=refused.param if refused is not None else None,
+            error=failed.message if failed is not None else None,
+            param=failed.param if failed is not None else None,
             time=arrived,
             request_headers=environ_headers(request.environ),
             request_body=keep(sent),
@@ -196,13 +206,19 @@ def dispatch(mock: Mock, request: Request, pick: Picker) -> Reply:
     )
     if requests_log.isEnabledFor(logging.INFO):
         operation_id = operation.operation_id if operation else None
-        reason = refused.message if refused is not None else None
+        reason = failed.message if failed is not None else None
         path = public_path(request.path, query) if secret else request.full_path.rstrip("?")
         log_request(request.method, path, operation_id, response.status_code, duration, reason, mock.session)
     return response
 
 
 FAULT_KEY = "mockserver.fault"
+
+
+def _operation_of(mock: Mock, request: Request) -> Operation | None:
+    """The operation ``request`` names (None: no path or method of the spec)."""
+    found = mock.spec.match(request.path)
+    return None if found is None else found[0].operations.get(request.method)
 
 
 def _sent_body(request: Request, limit: int) -> tuple[bytes, int]:
