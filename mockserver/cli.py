@@ -16,8 +16,9 @@ from typing import Any, TypeVar
 
 from mockserver.domain.fixtures import FixtureError
 from mockserver.domain.store import StateNotSaved
-from mockserver.settings import LogFormat, ServerKind, Settings, SettingsError, ValidationMode, state_path
+from mockserver.settings import LogFormat, ServerKind, Settings, SettingsError, ValidationMode, state_target
 from mockserver.spec.document import SpecError
+from mockserver.spec.errors import StoreUnavailable
 from mockserver.storage.sqlite import StateFileError
 
 T = TypeVar("T")
@@ -80,9 +81,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--state",
-        help="keep the whole state in this SQLite file across restarts (a path: a URL is refused)",
+        metavar="FILE|URL",
+        help="keep the whole state across restarts: in this SQLite file (a path), or in PostgreSQL "
+        "(postgresql://USER@HOST:PORT/DATABASE), which any number of mocks share; other URLs are refused",
     )
-    serve.add_argument("--fresh", action="store_true", default=None, help="with --state: start again from the fixtures")
+    serve.add_argument(
+        "--fresh",
+        action="store_true",
+        default=None,
+        help="with --state (a file or PostgreSQL): start the state again from the fixtures",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="serve with N processes on one port over one shared state (default 1; granian only): the --state "
+        "file or database, or else a temporary file removed when the mock stops",
+    )
+    serve.add_argument(
+        "--instance",
+        metavar="NAME",
+        help="this mock's name in a shared state's journal and violations (default HOST:PID; with --workers N, "
+        "the workers are NAME-1 ... NAME-N)",
+    )
     serve.add_argument("--clock", help="a fixed time for the mock's clock, e.g. 2026-01-01T00:00:00Z")
     serve.add_argument(
         "--clock-ticking", action="store_true", default=None, help="with --clock: let time run from that instant"
@@ -339,11 +360,13 @@ def _serve(args: argparse.Namespace) -> int:
     from mockserver.server.logs import configure
 
     try:
-        if args.state is not None:  # a URL never becomes a file name (refused here, before anything starts)
-            args.state = state_path(args.state, "--state")
+        if args.state is not None:  # a file or a PostgreSQL URL; another URL is refused here, before anything starts
+            args.state = state_target(args.state, "--state")
         # Flags are named after the settings they set; an absent flag leaves the variable or default.
         settings = Settings.from_env(**{f.name: getattr(args, f.name, None) for f in fields(Settings)})
         on_granian = _on_granian(settings.server, forked.available())
+        if settings.workers > 1 and not on_granian:
+            raise SettingsError(_WORKERS_NEED_GRANIAN if forked.available() else _WORKERS_NEED_FORK)
     except SettingsError as exc:
         print(f"mockserver: error: {exc}", file=sys.stderr)
         return 2
@@ -355,17 +378,23 @@ def _serve(args: argparse.Namespace) -> int:
             print(warning, file=sys.stderr, flush=True)
         try:
             if on_granian:
-                # The worker process builds the app (and so owns the state file); see server/forked.py.
-                return forked.serve(
-                    lambda url: _worker_app(settings, url), settings.host, settings.port, settings.threads, _say
-                )
+                return _serve_on_granian(settings)
             return _serve_on_waitress(settings)
+        except StateFileError as exc:  # the state file is in use (--workers N: held by this process)
+            print(f"mockserver: error: {exc}", file=sys.stderr)
+            return 2
         except OSError as exc:
             host, port = settings.host, settings.port
             print(f"mockserver: error: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
             return 2
     finally:
         writer.stop()
+
+
+_WORKERS_NEED_GRANIAN = "--workers N (more than 1) runs on granian only; leave out --server waitress (or --workers)"
+_WORKERS_NEED_FORK = (
+    "--workers N (more than 1) needs granian, which runs only where processes fork (Linux); leave out --workers"
+)
 
 
 def _on_granian(kind: ServerKind, available: bool) -> bool:
@@ -383,12 +412,14 @@ def _built(settings: Settings) -> tuple[Any, bool]:
     """The app, and whether it took up a kept state; ``SystemExit(2)`` after saying why it cannot start."""
     from mockserver.server.app import create_app
 
-    # Whether the start takes up a kept state (the banner says so); create_app makes the file.
-    restored = settings.state is not None and settings.state.exists() and not settings.fresh
+    restored = _kept(settings)  # asked before create_app makes the file
     try:
         app = create_app(settings)
     except (SettingsError, SpecError, FixtureError, StateFileError, StateNotSaved) as exc:
         print(f"mockserver: error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    except StoreUnavailable as exc:  # the database of --state postgresql://... (its message shows no password)
+        print(f"mockserver: error: {exc.message}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
     if settings.watch:
         from mockserver.server.reload import Reloader
@@ -401,18 +432,100 @@ def _built(settings: Settings) -> tuple[Any, bool]:
     return app, restored
 
 
-def _worker_app(settings: Settings, url: str) -> tuple[Any, list[str]]:
-    """In granian's worker: its own log writer (written out as the worker exits), the app, the banner."""
+def _serve_on_granian(settings: Settings) -> int:
+    """granian's workers build the app (one of them owns the state file); see server/forked.py.
+
+    With ``--workers N``, this process first gets the state they share ready: it holds the SQLite file
+    (or makes a temporary one), and builds the app once, so that the layout, ``--fresh`` and the seed
+    happen once and not in N racing workers; the workers then start from what it left.
+    """
+    from dataclasses import replace
+
+    from mockserver.server import forked
+
+    restored = _kept(settings)  # asked before the file is made
+    with forked.shared_state(settings) as shared:
+        if shared.workers > 1:
+            try:
+                _prepare(shared)
+            except SystemExit:
+                return 2
+            shared = replace(shared, fresh=False)
+        temporary = settings.state is None and shared.state is not None
+
+        def build(url: str, number: int) -> tuple[Any, list[str]]:
+            return _worker_app(shared, url, number, restored, temporary)
+
+        return forked.serve(
+            build,
+            shared.host,
+            shared.port,
+            shared.threads,
+            _say,
+            workers=shared.workers,
+            started=lambda ready: _started(shared, ready),
+        )
+
+
+def _kept(settings: Settings) -> bool:
+    """Whether the start takes up a state kept by an earlier run (the banner says so)."""
+    return settings.state is not None and settings.state.exists() and not settings.fresh
+
+
+def _prepare(settings: Settings) -> None:
+    """Build the app once here, before the workers start, then let go of its state; ``SystemExit(2)``
+    after saying why the mock cannot start."""
+    from mockserver.server.app import create_app
+
+    try:
+        app = create_app(settings)
+    except (SettingsError, SpecError, FixtureError, StateFileError, StateNotSaved) as exc:
+        print(f"mockserver: error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    except StoreUnavailable as exc:  # the database of --state postgresql://... (its message shows no password)
+        print(f"mockserver: error: {exc.message}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    mock = app.extensions["mockserver"]
+    mock.store.close()
+    mock.journal.close()  # in a shared state, its connections to the shared log
+
+
+def instance_of(settings: Settings, number: int, pid: int) -> str:
+    """Worker ``number``'s name in the shared state: ``--instance`` (NAME-k with several workers), or
+    the host's name and the worker's process id."""
+    if settings.instance is None:
+        import socket
+
+        return f"{socket.gethostname()}:{pid}"
+    return settings.instance if settings.workers == 1 else f"{settings.instance}-{number}"
+
+
+def _worker_app(settings: Settings, url: str, number: int, restored: bool, temporary: bool) -> tuple[Any, list[str]]:
+    """In a granian worker: its own log writer (written out as the worker exits), the app, the banner."""
     import multiprocessing.util
+    from dataclasses import replace
 
     from mockserver.server import banner
     from mockserver.server.logs import configure
 
+    settings = replace(settings, instance=instance_of(settings, number, os.getpid()))
     writer = configure(sys.stderr, settings.log_format, settings.quiet)
     multiprocessing.util.Finalize(writer, writer.stop, exitpriority=10)
-    app, restored = _built(settings)
-    lines = banner.lines(app.extensions["mockserver"], url, restored=restored)
+    app, _ = _built(settings)
+    lines = banner.lines(app.extensions["mockserver"], url, restored=restored, temporary=temporary)
     return app, [f"mockserver listening on {url}  (Ctrl-C to stop)", "", *lines, ""]
+
+
+def _started(settings: Settings, ready: list[Any]) -> str:
+    """What ``mockserver serve`` announces once its workers are ready: the first one's lines, and with
+    several, a line naming them."""
+    from mockserver.server import banner
+
+    lines = list(ready[0].lines)
+    if len(ready) > 1:
+        names = [instance_of(settings, worker.number, worker.pid) for worker in ready]
+        lines[-1:-1] = [banner.workers_row(names)]
+    return "\n".join(lines)
 
 
 def _serve_on_waitress(settings: Settings) -> int:

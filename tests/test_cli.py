@@ -81,44 +81,77 @@ def test_a_bad_setting_is_reported(tmp_path: Path) -> None:
     assert "MOCKSERVER_PORT='eighty': expected an integer" in result.stderr
 
 
-@pytest.mark.parametrize(
-    ("how", "refused"),
-    [
-        ("flag", "--state 'postgresql://mock:***@127.0.0.1:5432/mock': a state in PostgreSQL is not supported yet"),
-        ("variable", "MOCKSERVER_STATE='postgresql://mock:***@127.0.0.1:5432/mock': a state in PostgreSQL is not"),
-    ],
-)
-def test_a_postgresql_state_is_refused_at_start_and_never_becomes_a_file(
-    tmp_path: Path, how: str, refused: str
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])  # nothing listens there once the probe is closed
+
+
+@pytest.mark.parametrize("how", ["flag", "variable"])
+def test_a_postgresql_state_that_cannot_be_reached_stops_the_start_without_its_password(
+    tmp_path: Path, how: str
 ) -> None:
     import os
     import sys
 
-    url = "postgresql://mock:hunter2@127.0.0.1:5432/mock"
+    url = f"postgresql://mock:hunter2@127.0.0.1:{_closed_port()}/mock"
     args, env = (["--state", url], {}) if how == "flag" else ([], {"MOCKSERVER_STATE": url})
     result = subprocess.run(
         [sys.executable, "-m", "mockserver", "serve", "--port", "0", *args],
-        cwd=tmp_path,  # where the URL used to become the folders of a SQLite file
+        cwd=tmp_path,  # where the URL once became the folders of a SQLite file
         env={**os.environ, **env},
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=60,
     )
-    assert result.returncode == 2
-    assert result.stderr.startswith(f"mockserver: error: {refused}"), result.stderr
-    assert "without a scheme (e.g. ./mock.db)" in result.stderr
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("mockserver: error: "), result.stderr
+    assert "Traceback" not in result.stderr
     assert "hunter2" not in result.stderr + result.stdout
+    assert "listening" not in result.stdout
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_postgresql_state_is_served_and_the_banner_shows_where_without_the_password(postgresql: str) -> None:
+    info = dict(part.split("=", 1) for part in postgresql.split())
+    where = f"{info['host']}:{info['port']}/{info['dbname']}"
+    url = f"postgresql://{info['user']}:hunter2@{where}"  # the tests' server trusts: any password does
+    with serve("--state", url, "--no-watch") as server:
+        created = requests.post(f"{server.url}{CANONICAL}", json={"name": "Kept in PostgreSQL"}, headers=AUTH)
+        assert created.status_code == 201, created.text
+        assert server.stop(signal.SIGTERM) == 0
+    output = "".join(server.lines)
+    assert f"postgresql://{info['user']}:***@{where}" in output
+    assert "hunter2" not in output
+    with serve("--state", url, "--no-watch") as again:
+        profile_id = created.json()["access_profile"]["id"]
+        assert requests.get(f"{again.url}{CANONICAL}/{profile_id}", headers=AUTH, timeout=10).status_code == 200
+
+
 def test_a_state_url_of_an_unknown_scheme_is_refused_naming_the_known_ones() -> None:
-    result = run("serve", "--port", "0", "--state", "redis://cache:6379/0")
+    result = run("serve", "--port", "0", "--state", "redis://cache:hunter2@cache:6379/0")
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        "mockserver: error: --state 'redis://cache:6379/0': unknown scheme 'redis'; a SQLite file is given by its "
-        "path, without a scheme (e.g. ./mock.db); known schemes: postgresql:// and postgres:// (not supported yet)"
+        "mockserver: error: --state 'redis://cache:***@cache:6379/0': unknown scheme 'redis'; a SQLite file is given "
+        "by its path, without a scheme (e.g. ./mock.db); known schemes: postgresql:// and postgres://"
     )
     assert not (ROOT / "redis:").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "refused"),
+    [
+        (["--workers", "2", "--server", "waitress"], "--workers N (more than 1) runs on granian only"),
+        (["--workers", "0"], "workers: expected 1 or more, got 0"),
+    ],
+    ids=["waitress", "zero"],
+)
+def test_workers_that_cannot_run_are_refused(args: list[str], refused: str) -> None:
+    result = run("serve", "--port", "0", *args)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"mockserver: error: {refused}"), result.stderr
 
 
 def test_a_busy_port_is_reported() -> None:
@@ -132,5 +165,6 @@ def test_a_busy_port_is_reported() -> None:
 def test_help_lists_the_options() -> None:
     result = run("serve", "--help")
     assert result.returncode == 0
-    for option in ("--host", "--port", "--fixtures", "--api-keys", "--spec", "--strict", "MOCKSERVER_"):
+    for option in ("--host", "--port", "--fixtures", "--api-keys", "--spec", "--strict", "--workers", "--instance"):
         assert option in result.stdout
+    assert "MOCKSERVER_" in result.stdout and "postgresql://" in result.stdout

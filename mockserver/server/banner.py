@@ -37,8 +37,9 @@ def announcer(mock: Mock, restored: bool, write: Callable[[str], None]) -> Calla
     return announce
 
 
-def lines(mock: Mock, url: str, restored: bool = False) -> list[str]:
-    """The block's lines. ``restored``: the state file held a state when the mock started."""
+def lines(mock: Mock, url: str, restored: bool = False, temporary: bool = False) -> list[str]:
+    """The block's lines. ``restored``: the state file held a state when the mock started;
+    ``temporary``: the state file is the one ``--workers N`` made for its workers."""
     base = url.replace("//0.0.0.0:", "//127.0.0.1:")  # a link to the wildcard address is no link
     settings = mock.settings
     operations = [op for op in mock.spec.operations.values() if not op.is_alias]
@@ -70,7 +71,15 @@ def lines(mock: Mock, url: str, restored: bool = False) -> list[str]:
         )
     out.append(_row("Spec", f"{_shown(settings.spec)}  ({described})"))
     out.append(_row("Fixtures", f"{_shown(settings.fixtures)}  ({seeded} profiles)"))
-    if settings.state is None:
+    if settings.state_url is not None:
+        out.append(_row("State", f"{settings.state_shown}: shared by every mock given this URL, kept across restarts"))
+        out.append(_row("", "--fresh (or POST /__mock/reset) starts it again from the fixtures"))
+    elif temporary:
+        out.append(
+            _row("State", f"shared by the {settings.workers} workers, {profiles} profiles; lost when the mock stops")
+        )
+        out.append(_row("", "(a temporary SQLite file; --state FILE keeps it)"))
+    elif settings.state is None:
         out.append(_row("State", f"in memory, {profiles} profiles; lost when the mock stops (--state FILE keeps it)"))
     elif restored:
         out.append(_row("State", f"{_shown(settings.state)}: {profiles} profiles kept from the last run"))
@@ -80,6 +89,11 @@ def lines(mock: Mock, url: str, restored: bool = False) -> list[str]:
         out.append(_row("State", f"{_shown(settings.state)}: started from the fixtures, kept across restarts"))
         out.append(_row("", "--fresh (or POST /__mock/reset) starts again from the fixtures"))
     return out
+
+
+def workers_row(names: list[str]) -> str:
+    """The line naming the worker processes of ``mockserver serve --workers N``, as the journal names them."""
+    return _row("Workers", f"{len(names)} processes on one port, one state: {', '.join(names)}")
 
 
 def _sessions_back(mock: Mock) -> list[str]:
