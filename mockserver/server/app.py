@@ -23,7 +23,7 @@ from mockserver.server.sessions import SessionPrefix, Sessions
 from mockserver.settings import Settings, SettingsError
 from mockserver.spec.document import Spec, SpecError
 from mockserver.spec.validation import Validator
-from mockserver.storage.sqlite import SqliteState
+from mockserver.storage.engines import open_state
 
 
 @lru_cache(maxsize=8)
@@ -63,8 +63,10 @@ def create_app(settings: Settings | None = None) -> Flask:
             raise SettingsError(f"{name}: expected 0 or more, got {getattr(settings, name)}")
     if settings.journal_mb < 1:
         raise SettingsError(f"journal_mb: expected 1 or more, got {settings.journal_mb}")
-    persistence = SqliteState(settings.state, fresh=settings.fresh) if settings.state else None
-    saved = persistence.load() if persistence is not None and not settings.fresh else None
+    persistence = open_state(settings)
+    # Shared (workers, PostgreSQL): the store loads the state, or seeds it if no process has yet.
+    shared = persistence is not None and persistence.shared
+    saved = persistence.load() if persistence is not None and not settings.fresh and not shared else None
     store = Store(
         load_seed(settings.fixtures, spec, clock),
         clock=clock,

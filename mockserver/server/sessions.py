@@ -13,6 +13,18 @@ and chaos. With a state file, each session is a view of the one file, bound to i
 
 Looking up a session costs one dict lookup under a lock; everything else happens when a session
 is created, expired or deleted.
+
+**Several processes on one state** (``--workers``, PostgreSQL: the engine is ``shared``). Each
+process keeps the sessions it has served; the state engine is where they all are:
+
+- a session another process created is loaded from the engine on first use, never made again from
+  the fixtures; creating one is one transaction (the first process seeds it, the others load it);
+- before a session is used, its store catches up with the engine's change log, and what is not
+  about the state comes to ``_event``: its chaos changed, or it was deleted (or expired) elsewhere,
+  and then this process lets it go too (a later request is told as if it had been dropped here);
+- a session expires only when no process has used it for the TTL: writes record the time in the
+  engine, and reads every tenth of the TTL at most (``touch``), and the expiring process checks
+  that time in the same transaction that deletes it.
 """
 
 from __future__ import annotations
@@ -21,7 +33,7 @@ import math
 import re
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,12 +42,12 @@ from typing import Any
 from flask import current_app
 from werkzeug.http import parse_cookie
 
-from mockserver.domain.store import State, Store
+from mockserver.domain.store import LogEntry, State, StateNotSaved, Store
 from mockserver.domain.timeutil import format_timestamp, parse_timestamp
 from mockserver.server.context import Mock, log
 from mockserver.server.prefer import Chaos
-from mockserver.spec.errors import BadRequest, Gone, NotFound, TooManyRequests
-from mockserver.storage.sqlite import SqliteState
+from mockserver.spec.errors import BadRequest, Gone, NotFound, StoreUnavailable, TooManyRequests
+from mockserver.storage.base import Engine
 
 HEADER = "X-Mockserver-Session"
 COOKIE = "mockserver_session"
@@ -93,15 +105,17 @@ class Session:
     created_at: float
     last_used: float
     chosen: dict[str, Any] = field(default_factory=dict)  # the chaos it chose; the server's for the rest
-    file: SqliteState | None = None
+    file: Engine | None = None
+    touched: float = 0.0  # shared: when this process last told the engine it was used
 
 
 class Sessions:
     """Every named session of one app, bounded in number and dropped after ``ttl`` idle seconds."""
 
-    def __init__(self, base: Mock, file: SqliteState | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, base: Mock, file: Engine | None = None, clock: Callable[[], float] = time.time) -> None:
         self.base = base
         self.file = file
+        self.shared = file is not None and file.shared
         self.clock = clock
         self.max_sessions = base.settings.max_sessions
         self.ttl = base.settings.session_ttl
@@ -110,6 +124,8 @@ class Sessions:
         self._expired: OrderedDict[str, float] = OrderedDict()  # name -> when it was dropped
         self._started = clock()  # idle time counts while this process runs
         self._next_sweep = self._started + _SWEEP_EVERY
+        # Shared: sessions another process dropped, (session, expired, when), let go at the next look.
+        self._gone: deque[tuple[Session, bool, float]] = deque()
 
     # -- the request path --------------------------------------------------------------------------
 
@@ -125,18 +141,80 @@ class Sessions:
         name, where = found
         now = self.clock()
         with self._lock:
+            self._settle()
             if now >= self._next_sweep:
                 self._sweep(now)
             session = self._by_name.get(name)
-            if session is not None:
-                if not self._is_expired(session, now):
-                    session.last_used = now
-                    return session.mock
-                self._expire(session, now)
-            # Only a name not seen yet is checked: every session held has a good one.
-            return self._create(check_name(name, where), where, now, api).mock
+            if session is not None and self._is_expired(session, now) and self._expire(session, now):
+                session = None
+            if session is None:
+                # Only a name not seen yet is checked: every session held has a good one.
+                session = self._create(check_name(name, where), where, now, api)
+            session.last_used = now
+            if not self.shared:
+                return session.mock
+        # Shared: up to date with the other processes (outside the registry's lock: this may wait for the
+        # engine); one another process deleted meanwhile is looked up again.
+        if self._current(session, now):
+            return session.mock
+        return self.pick(environ, api)
+
+    def _current(self, session: Session, now: float) -> bool:
+        """Shared: catch the session's store up; False when another process dropped the session.
+
+        A read tells the engine the session was used, once a tenth of the TTL at most (a write does
+        every time), so that no process expires a session another one keeps using.
+        """
+        store = session.mock.store
+        store.catch_up()
+        if store.dropped:
+            with self._lock:
+                self._settle()
+            return False
+        if self.ttl and session.file is not None and now - session.touched >= self.ttl / 10:
+            session.touched = now
+            try:
+                session.file.touch()
+            except (StateNotSaved, StoreUnavailable) as exc:  # the request's own work will say so if it matters
+                log.warning("session %s: its last use was not recorded (%s)", session.name, exc)
+        return True
+
+    def _event(self, session: Session, entry: LogEntry) -> None:
+        """A change log row of another process that is not about the state (called outside any lock)."""
+        if entry.kind == "chaos":
+            session.chosen = dict(entry.data["chaos"])
+            session.mock.chaos = self._chaos(session.chosen)
+            if session.file is not None:
+                session.file.chaos = session.chosen
+        elif entry.kind == "dropped":
+            self._gone.append((session, bool(entry.data.get("expired")), self.clock()))
+
+    def _settle(self) -> None:
+        """Let go of the sessions other processes dropped (under the lock)."""
+        while self._gone:
+            session, expired, at = self._gone.popleft()
+            if self._by_name.get(session.name) is session:
+                session.mock.journal.close()
+                del self._by_name[session.name]
+                if expired:
+                    self._remember_expired(session.name, at)
+
+    def _adopt(self, name: str, now: float) -> Session | None:
+        """Shared: the session another process made, loaded from the engine; None when it has none."""
+        if not self.shared or name in self._by_name:
+            return self._by_name.get(name)
+        assert self.file is not None
+        view = self.file.view(name)
+        saved = view.load()
+        if saved is None:
+            return None
+        self._expired.pop(name, None)
+        return self._new(name, now, view.chaos, view=view, saved=saved)
 
     def _create(self, name: str, where: str, now: float, api: bool) -> Session:
+        adopted = self._adopt(name, now)
+        if adopted is not None:
+            return adopted
         dropped_at = self._expired.pop(name, None)
         if api and dropped_at is not None:
             raise Gone(
@@ -173,16 +251,25 @@ class Sessions:
             headers,
         )
 
-    def _new(self, name: str, now: float, chosen: dict[str, Any], load: bool = False) -> Session:
-        """A session from the fixtures, or (``load``) as the state file keeps it."""
-        view = None
-        saved: State | None = None
-        if self.file is not None:
+    def _new(
+        self,
+        name: str,
+        now: float,
+        chosen: dict[str, Any],
+        view: Engine | None = None,
+        saved: State | None = None,
+    ) -> Session:
+        """A session from the fixtures, or (``saved``, through ``view``) as the engine keeps it.
+
+        Shared, without ``saved``: the store seeds the session in the engine unless another process
+        has (``store.created``); then it is that one, with its chaos.
+        """
+        if self.file is not None and view is None:
             view = self.file.view(name)
             view.created_at = _iso(now)
             view.chaos = chosen
+        if view is not None:
             view.now = lambda: _iso(self.clock())
-            saved = view.load() if load else None
         base = self.base
         store = Store(
             base.store.seed,
@@ -191,7 +278,13 @@ class Sessions:
             saved=saved,
             sequential_ids=base.settings.sequential_ids,
         )
+        if view is not None and (saved is not None or not store.created):
+            chosen = view.chaos
         session = Session(name, base.over(store, self._chaos(chosen), session=name), now, now, dict(chosen), view)
+        # Made here, the engine has its time of use; found made elsewhere, the first use here records one.
+        session.touched = now if saved is None and store.created else 0.0
+        if self.shared:
+            store.events = lambda entry: self._event(session, entry)
         self._by_name[name] = session
         return session
 
@@ -212,7 +305,10 @@ class Sessions:
             return
         for session in list(self._by_name.values()):
             if self._is_expired(session, now):
-                self._expire(session, now)
+                try:
+                    self._expire(session, now)
+                except (StateNotSaved, StoreUnavailable) as exc:  # not this request's session: try again later
+                    log.warning("session %s could not be expired (%s)", session.name, exc)
 
     def _idle_since(self, session: Session) -> float:
         """When the session was last used, or when this process started if that is later."""
@@ -222,17 +318,36 @@ class Sessions:
         """Whether the session has been idle for ``ttl`` seconds (never, without a ttl)."""
         return bool(self.ttl) and now - self._idle_since(session) >= self.ttl
 
-    def _expire(self, session: Session, now: float) -> None:
-        self._drop(session)
-        self._expired[session.name] = now
+    def _expire(self, session: Session, now: float) -> bool:
+        """Drop an idle session; whether it was. Shared: not when another process used it within the
+        TTL (the engine says when, in the transaction that would delete it): this one then counts
+        from that time."""
+        if self.shared and session.file is not None:
+            with session.mock.store.exclusive():
+                dropped = session.file.drop(idle_before=datetime.fromtimestamp(now - self.ttl, UTC))
+            if not dropped:
+                used = session.file.last_used()
+                session.last_used = max(session.last_used, used.timestamp() if used is not None else now)
+                return False
+            self._forget(session)
+        else:
+            self._drop(session)
+        self._remember_expired(session.name, now)
+        log.info("session %s expired after %d s without requests; its state was dropped", session.name, self.ttl)
+        return True
+
+    def _remember_expired(self, name: str, at: float) -> None:
+        self._expired[name] = at
         while len(self._expired) > _EXPIRED_KEPT:
             self._expired.popitem(last=False)
-        log.info("session %s expired after %d s without requests; its state was dropped", session.name, self.ttl)
 
     def _drop(self, session: Session) -> None:
         if session.file is not None:
             with session.mock.store.exclusive():  # no write of the session is half-way
                 session.file.drop()
+        self._forget(session)
+
+    def _forget(self, session: Session) -> None:
         session.mock.journal.close()  # its entries' bytes go back to the budget
         del self._by_name[session.name]
 
@@ -241,14 +356,22 @@ class Sessions:
     def create(self, name: str, chosen: dict[str, Any]) -> tuple[Session, bool]:
         """The session ``name`` with this chaos (created, or its chaos changed); whether it was created."""
         now = self.clock()
+        self._refresh(name, now)
         with self._lock:
+            self._settle()
             session = self._by_name.get(name)
-            if session is None or self._is_expired(session, now):
-                if session is not None:
-                    self._expire(session, now)
+            if session is not None and self._is_expired(session, now) and self._expire(session, now):
+                session = None
+            if session is None:
                 self._expired.pop(name, None)
-                self._make_room(now, "name")
-                return self._new(name, now, chosen), True
+                if self.shared and self.file is not None:  # made, or found made by another process
+                    self._make_room(now, "name")
+                    session = self._new(name, now, chosen)
+                    if session.mock.store.created:
+                        return session, True
+                else:
+                    self._make_room(now, "name")
+                    return self._new(name, now, chosen), True
             if session.file is not None:
                 with session.mock.store.exclusive():
                     session.file.set_chaos(chosen)
@@ -260,13 +383,18 @@ class Sessions:
     def get(self, name: str) -> Session | None:
         """The live session of that name (an idle one past its time is dropped first)."""
         now = self.clock()
+        self._refresh(name, now)
         with self._lock:
+            self._settle()
             self._sweep(now)
-            return self._by_name.get(name)
+            return self._by_name.get(name) or self._adopt(name, now)
 
     def delete(self, name: str) -> bool:
+        now = self.clock()
+        self._refresh(name, now)
         with self._lock:
-            session = self._by_name.get(name)
+            self._settle()
+            session = self._by_name.get(name) or self._adopt(name, now)
             if session is None:
                 return False
             self._drop(session)
@@ -274,11 +402,29 @@ class Sessions:
             return True
 
     def all(self) -> list[Session]:
-        """Every live session, by name."""
+        """Every live session, by name (shared: every process's)."""
         now = self.clock()
+        saved = []
+        if self.shared and self.file is not None:
+            for name in [s.name for s in list(self._by_name.values())]:
+                self._refresh(name, now)
+            saved = self.file.sessions()
         with self._lock:
+            self._settle()
             self._sweep(now)
+            if self.shared:
+                for found in saved:
+                    self._adopt(found.name, now)
             return sorted(self._by_name.values(), key=lambda s: s.name)
+
+    def _refresh(self, name: str, now: float) -> None:
+        """Shared: the session held under that name, caught up (so one dropped elsewhere is let go)."""
+        session = self._by_name.get(name) if self.shared else None
+        if session is not None:
+            session.mock.store.catch_up()
+            if session.mock.store.dropped:
+                with self._lock:
+                    self._settle()
 
     def __len__(self) -> int:
         return len(self._by_name)
@@ -310,7 +456,11 @@ class Sessions:
         with self._lock:
             for saved in self.file.sessions():
                 created = _instant(saved.created_at, self._started)
-                session = self._new(saved.name, created, saved.chaos, load=True)
+                view = self.file.view(saved.name)
+                state = view.load()
+                if state is None:  # deleted by another process meanwhile
+                    continue
+                session = self._new(saved.name, created, saved.chaos, view=view, saved=state)
                 session.last_used = _instant(saved.last_used, created)
             if len(self._by_name) > self.max_sessions:
                 log.warning(
