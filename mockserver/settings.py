@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from enum import Enum, StrEnum
@@ -128,8 +127,9 @@ class Settings:
     # A SQLite file that keeps the whole state across restarts; `fresh` starts it from the fixtures.
     state: Path | None = None
     # A state in PostgreSQL that any number of mocks share (`--state postgresql://...`, issue 24); `fresh`
-    # starts it from the fixtures too. Never together with `state`.
-    state_url: str | None = None
+    # starts it from the fixtures too. Never together with `state`. Out of the repr, which would show
+    # its password; `state_shown` is the URL as it may be shown.
+    state_url: str | None = field(default=None, repr=False)
     fresh: bool = False
     # Deterministic runs: a fixed instant (RFC 3339) as the clock, or ticking from it; sequential ids.
     clock: str | None = None
@@ -175,11 +175,6 @@ class Settings:
         if self.state_url is not None:
             return masked(self.state_url)
         return None if self.state is None else str(self.state)
-
-    @property
-    def instance_name(self) -> str:
-        """This process's name in a shared state: ``instance``, or the host's name and this process's id."""
-        return self.instance or f"{socket.gethostname()}:{os.getpid()}"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

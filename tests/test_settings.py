@@ -104,6 +104,7 @@ def test_a_state_given_explicitly_replaces_the_variables_file_or_url() -> None:
 def test_where_the_state_is_shows_no_password(url: str, shown: str) -> None:
     assert masked(url) == shown
     assert Settings(state_url=url).state_shown == shown
+    assert "hunter2" not in repr(Settings(state_url=url))
     assert "hunter2" not in repr(shown)
 
 
@@ -149,13 +150,10 @@ def test_a_state_url_must_be_postgresql() -> None:
         Settings(state_url="redis://cache/0")
 
 
-def test_workers_are_one_or_more_and_an_instance_defaults_to_host_and_process() -> None:
-    import os
-    import socket
-
-    assert Settings.from_env({"MOCKSERVER_WORKERS": "3", "MOCKSERVER_INSTANCE": "eu-1"}).workers == 3
-    assert Settings.from_env({"MOCKSERVER_INSTANCE": "eu-1"}).instance_name == "eu-1"
-    assert Settings().instance_name == f"{socket.gethostname()}:{os.getpid()}"
+def test_workers_are_one_or_more_and_an_instance_is_a_name() -> None:
+    settings = Settings.from_env({"MOCKSERVER_WORKERS": "3", "MOCKSERVER_INSTANCE": "eu-1"})
+    assert (settings.workers, settings.instance) == (3, "eu-1")
+    assert (Settings().workers, Settings().instance) == (1, None)
     with pytest.raises(SettingsError, match="workers: expected 1 or more, got 0"):
         Settings.from_env({"MOCKSERVER_WORKERS": "0"})
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import requests
 from conftest import CANONICAL
-from serving import Served, run_mockserver, serve
+from serving import ROOT, Served, run_mockserver, serve
 
 from mockserver.server import forked
 
@@ -208,3 +208,22 @@ def test_two_workers_over_postgresql_share_its_state(postgresql: str) -> None:
             assert {fresh_get(profile_url).json()["access_profile"]["version"] for _ in range(4)} == {n + 1}
         assert fresh_get(f"{server.url}{CANONICAL}").json()["total_count"] == 11
         assert server.stop(signal.SIGTERM) == 0
+
+
+def test_each_worker_applies_an_edit_of_the_spec(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text((ROOT / "openapi" / "access-profiles.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    with serve("--workers", "2", "--spec", str(spec), timeout=60) as server:
+        url = f"{server.url}{CANONICAL}/1"
+
+        def put_three_tags() -> int:
+            with requests.Session() as session:
+                answer = session.put(url, json={"tags": ["a", "b", "c"]}, headers={**AUTH, "Connection": "close"})
+                return answer.status_code
+
+        assert put_three_tags() == 200
+        spec.write_text(spec.read_text(encoding="utf-8").replace("maxItems: 50", "maxItems: 2"), encoding="utf-8")
+        stat = spec.stat()
+        os.utime(spec, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+        assert until(lambda: sum(line.count("spec reloaded") for line in server.lines) == 2)  # once per worker
+        assert {put_three_tags() for _ in range(20)} == {400}
