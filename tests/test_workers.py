@@ -176,12 +176,14 @@ def test_workers_need_granian() -> None:
 def test_a_start_that_fails_says_why_once_and_leaves_nothing(tmp_path: Path) -> None:
     broken = tmp_path / "broken.json"
     broken.write_text('{"access_profiles": [{"id": 1}]}', encoding="utf-8")
-    before = set(Path(os.environ.get("TMPDIR", "/tmp")).glob("mockserver-workers-*"))
-    result = run_mockserver("serve", "--port", "0", "--workers", "2", "--fixtures", str(broken), timeout=60)
+    temporary = tmp_path / "tmp"  # where the temporary state goes (TMPDIR), this test's alone
+    temporary.mkdir()
+    env = {**os.environ, "TMPDIR": str(temporary)}
+    result = run_mockserver("serve", "--port", "0", "--workers", "2", "--fixtures", str(broken), env=env, timeout=60)
     assert result.returncode == 2
     assert result.stderr.count("access_profiles[0]: name: this field is required") == 1, result.stderr
     assert "listening" not in result.stdout
-    assert set(Path(os.environ.get("TMPDIR", "/tmp")).glob("mockserver-workers-*")) <= before
+    assert list(temporary.iterdir()) == []
 
 
 def test_a_busy_port_is_reported_before_any_worker_starts() -> None:
