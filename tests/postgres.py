@@ -247,6 +247,10 @@ class Proxy:
     def close(self) -> None:
         """Stop accepting and drop every connection."""
         try:
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread (close alone does not)
+        except OSError:
+            pass
+        try:
             self._listener.close()
         finally:
             self.cut()
