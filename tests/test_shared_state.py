@@ -360,3 +360,22 @@ def test_a_single_process_asks_for_no_log_rows(tmp_path: Path, monkeypatch: pyte
     assert asked == []
     assert api.mock.store.shared is False
     api.mock.store.close()
+
+
+def test_a_file_another_worker_keeps_busy_is_a_503_and_changes_nothing(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_file, "BUSY_MS", 200)
+    a = worker(path)
+    before = whole(a)
+    with sqlite3.connect(path, isolation_level=None) as stuck:
+        stuck.execute("BEGIN IMMEDIATE")  # a worker that holds the write lock, and holds it
+        refused = a.put(f"{CANONICAL}/1", {"description": "waited too long"})
+        assert refused.status_code == 503
+        assert refused.json["error"]["type"] == "state_store_unavailable"
+        assert "busy" in refused.json["error"]["message"] and "nothing was changed" in refused.json["error"]["message"]
+        assert a.get(f"{CANONICAL}/1").status_code == 200  # reads go on
+        stuck.execute("ROLLBACK")
+    assert whole(a) == before
+    assert a.put(f"{CANONICAL}/1", {"description": "once it is free"}).status_code == 200
+    a.mock.store.close()
