@@ -168,8 +168,7 @@ class Sessions:
         store = session.mock.store
         store.catch_up()
         if store.dropped:
-            with self._lock:
-                self._settle()
+            self._let_go(session)
             return False
         if self.ttl and session.file is not None and now - session.touched >= self.ttl / 10:
             session.touched = now
@@ -423,8 +422,14 @@ class Sessions:
         if session is not None:
             session.mock.store.catch_up()
             if session.mock.store.dropped:
-                with self._lock:
-                    self._settle()
+                self._let_go(session)
+
+    def _let_go(self, session: Session) -> None:
+        """A session another process dropped: no longer held here (its ``dropped`` row said how)."""
+        with self._lock:
+            self._settle()
+            if self._by_name.get(session.name) is session:
+                self._forget(session)
 
     def __len__(self) -> int:
         return len(self._by_name)
