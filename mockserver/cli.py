@@ -83,7 +83,8 @@ def _parser() -> argparse.ArgumentParser:
         "--state",
         metavar="FILE|URL",
         help="keep the whole state across restarts: in this SQLite file (a path), or in PostgreSQL "
-        "(postgresql://USER@HOST:PORT/DATABASE), which any number of mocks share; other URLs are refused",
+        "(postgresql://USER@HOST:PORT/DATABASE; a password is better kept in PGPASSWORD or ~/.pgpass), which any "
+        "number of mocks share; other URLs are refused",
     )
     serve.add_argument(
         "--fresh",
@@ -444,27 +445,35 @@ def _serve_on_granian(settings: Settings) -> int:
     from mockserver.server import forked
 
     restored = _kept(settings)  # asked before the file is made
-    with forked.shared_state(settings) as shared:
-        if shared.workers > 1:
-            try:
-                _prepare(shared)
-            except SystemExit:
-                return 2
-            shared = replace(shared, fresh=False)
-        temporary = settings.state is None and shared.state is not None
+    if settings.workers > 1:
+        # Until granian takes the signals over, SIGTERM stops the start as Ctrl-C does, through the
+        # cleanup of shared_state (which removes a temporary file).
+        signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with forked.shared_state(settings) as shared:
+            if shared.workers > 1:
+                try:
+                    _prepare(shared)
+                except SystemExit:
+                    return 2
+                shared = replace(shared, fresh=False)
+            temporary = settings.state is None and shared.state is not None
 
-        def build(url: str, number: int) -> tuple[Any, list[str]]:
-            return _worker_app(shared, url, number, restored, temporary)
+            def build(url: str, number: int) -> tuple[Any, list[str]]:
+                return _worker_app(shared, url, number, restored, temporary)
 
-        return forked.serve(
-            build,
-            shared.host,
-            shared.port,
-            shared.threads,
-            _say,
-            workers=shared.workers,
-            started=lambda ready: _started(shared, ready),
-        )
+            return forked.serve(
+                build,
+                shared.host,
+                shared.port,
+                shared.threads,
+                _say,
+                workers=shared.workers,
+                started=lambda ready: _started(shared, ready),
+            )
+    except KeyboardInterrupt:  # stopped before granian started
+        _say("mockserver stopped")
+        return 0
 
 
 def _kept(settings: Settings) -> bool:

@@ -229,3 +229,26 @@ def test_each_worker_applies_an_edit_of_the_spec(tmp_path: Path) -> None:
         os.utime(spec, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
         assert until(lambda: sum(line.count("spec reloaded") for line in server.lines) == 2)  # once per worker
         assert {put_three_tags() for _ in range(20)} == {400}
+
+
+@pytest.mark.parametrize("after", [0.5, 1.0, 1.5, 3.0])
+def test_sigterm_at_any_moment_of_the_start_leaves_no_temporary_file(tmp_path: Path, after: float) -> None:
+    import subprocess
+    import sys
+
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mockserver", "serve", "--port", "0", "--workers", "2", "--no-watch"],
+        cwd=ROOT,
+        env={**os.environ, "TMPDIR": str(temporary)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    time.sleep(after)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode in (0, -signal.SIGTERM), output  # -SIGTERM: before anything was made
+    assert "Traceback" not in output
+    assert list(temporary.iterdir()) == []
