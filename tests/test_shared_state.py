@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import CANONICAL, Api
+from test_state_file import every_write
 from werkzeug.test import TestResponse
 
 from mockserver import Settings, create_app
@@ -104,6 +105,34 @@ def test_every_write_through_one_app_is_read_through_the_other(two: tuple[Api, A
     # Ids go on from the shared counters, whichever app hands them out.
     assert b.post(CANONICAL, {"name": "Next"}).json["access_profile"]["id"] == new_id + 1
     assert a.post(CANONICAL, {"name": "After"}).json["access_profile"]["id"] == new_id + 2
+
+
+def test_every_kind_of_write_is_made_in_the_other_app_as_it_was_made(two: tuple[Api, Api]) -> None:
+    """Each collection in the same order, each counter the same: the other app applied the log rows."""
+    a, b = two
+    b.get(CANONICAL)  # b is up to date now, and will apply every row that follows
+    every_write(a)
+    assert whole(b) == whole(a)
+    assert b.mock.store.persistence is not None and b.mock.store.persistence.seen == log_of(path_of(a))[-1][0]
+    later = worker(path_of(a))  # and as a worker started now loads it
+    assert whole(later) == whole(a)
+    later.mock.store.close()
+
+
+def test_a_process_further_behind_than_the_kept_log_loads_the_state_again(
+    two: tuple[Api, Api], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = two
+    monkeypatch.setattr(sqlite_file, "LOG_KEPT", 5)
+    b.get(CANONICAL)
+    held = b.mock.store._state
+    for k in range(12):
+        a.put(f"{CANONICAL}/{1 + k % 3}", {"description": f"edit {k}"})
+    assert len(log_of(path_of(a))) == 5
+    assert whole(b) == whole(a)
+    assert b.mock.store._state is not held  # loaded whole: the rows it had not seen were gone
+    a.put(f"{CANONICAL}/4", {"description": "one more"})
+    assert b.profile(4)["description"] == "one more"
 
 
 def test_concurrent_partial_puts_through_both_apps_lose_nothing(two: tuple[Api, Api]) -> None:
