@@ -408,3 +408,21 @@ def test_a_file_another_worker_keeps_busy_is_a_503_and_changes_nothing(
     assert whole(a) == before
     assert a.put(f"{CANONICAL}/1", {"description": "once it is free"}).status_code == 200
     a.mock.store.close()
+
+
+def test_forked_workers_hand_out_different_random_ids() -> None:
+    """A worker forked after the parent imported the store draws its own ids, not its siblings'."""
+    from mockserver.domain import store
+
+    readers = []
+    for _ in range(2):
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: one id, then out at once
+            os.write(write, store._random_uuid().encode())
+            os._exit(0)
+        os.close(write)
+        os.waitpid(pid, 0)
+        with os.fdopen(read) as pipe:
+            readers.append(pipe.read())
+    assert len(set(readers)) == 2 and store._random_uuid() not in readers

@@ -40,6 +40,9 @@ def utc_now() -> datetime:
 # random bytes on every call, a system call that costs more than the rest of a create on a
 # slow virtual machine, and it is made under the store's lock; a generator seeded once is not.
 _IDS = random.Random(os.urandom(32))
+# A worker forked from a process that imported this module would otherwise hand out its parent's
+# sequence, the same as every other worker's (--workers): each child draws its own seed.
+os.register_at_fork(after_in_child=lambda: _IDS.seed(os.urandom(32)))
 
 
 def _random_uuid() -> str:
@@ -541,7 +544,7 @@ class Store:
 
     def catch_up(self) -> None:
         """Apply what other processes committed since this store last looked (shared mode; else nothing)."""
-        if not self.shared or self._writer == threading.get_ident():
+        if not self.shared or self.dropped or self._writer == threading.get_ident():
             return
         assert self.persistence is not None
         entries = self.persistence.missed()
@@ -561,13 +564,19 @@ class Store:
             if entry.n <= persistence.seen:  # another thread applied it meanwhile
                 continue
             kind = entry.kind
+            if kind == "dropped":  # nothing after it is about this store: a session made again is another
+                self.dropped = True
+                events.append(entry)
+                break
             if entry.n > persistence.seen + 1 or kind == "replace":
                 # Replaced whole, or older rows were pruned before this process read them: load it again.
                 found = persistence.load()  # sets seen: the last row as of what it loaded
-                if found is None:  # the session is gone; its "dropped" row follows
+                if found is None:  # the session is gone: its "dropped" row is among these, or was pruned
                     self.dropped = True
-                else:
-                    self._state = found
+                    gone = LogEntry(entry.n, {"kind": "dropped", "expired": False})
+                    events.append(next((e for e in entries if e.kind == "dropped"), gone))
+                    break
+                self._state = found
                 if kind not in _STATE_KINDS:
                     events.append(entry)
                 persistence.seen = max(persistence.seen, entry.n)
@@ -575,8 +584,6 @@ class Store:
             if kind == "write":
                 self._state.apply(entry.data)
             else:
-                if kind == "dropped":
-                    self.dropped = True
                 events.append(entry)
             persistence.seen = entry.n
         return events
