@@ -426,3 +426,38 @@ def test_forked_workers_hand_out_different_random_ids() -> None:
         with os.fdopen(read) as pipe:
             readers.append(pipe.read())
     assert len(set(readers)) == 2 and store._random_uuid() not in readers
+
+
+def _worker_process(path: Path, name: str, results: Any) -> None:
+    """A worker process: its own app over the held file, a burst of writes, the statuses sent back."""
+    api = worker(path)
+    statuses = [api.put(f"{CANONICAL}/1", {"description": f"{name} {k}"}).status_code for k in range(15)]
+    statuses.append(api.post(CANONICAL, {"name": "Made by one process"}).status_code)
+    created = api.post(CANONICAL, {"name": f"Made by {name}"})
+    results.put((name, statuses, created.json["access_profile"]["id"]))
+    api.mock.store.close()
+
+
+def test_worker_processes_on_one_held_file_lose_no_update(path: Path) -> None:
+    """Real processes, forked as a server forks its workers: each has its connections, the parent the lock."""
+    import multiprocessing
+
+    start = worker(path)
+    version = start.profile(1)["version"]
+    start.mock.store.close()
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    processes = [context.Process(target=_worker_process, args=(path, f"w{k}", results)) for k in range(3)]
+    for process in processes:
+        process.start()
+    found = [results.get(timeout=60) for _ in processes]
+    for process in processes:
+        process.join(timeout=30)
+        assert process.exitcode == 0
+    assert all(statuses[:15] == [200] * 15 for _, statuses, _ in found)
+    assert sorted(statuses[15] for _, statuses, _ in found) == [201, 409, 409]
+    assert len({new_id for _, _, new_id in found}) == 3
+    after = worker(path)
+    assert after.profile(1)["version"] == version + 45
+    assert len(after.get(f"{CANONICAL}/1/versions").json["versions"]) >= 45
+    after.mock.store.close()
