@@ -8,7 +8,9 @@ latency with 10, 1,000 and 10,000 stored profiles, and the cost of a write with 
 0, 10,000 and 100,000 earlier writes (and the start time on the longest history), history reads
 (versions, audit pages) after as many writes, GET one while 4 clients write and alone, and what a
 session costs: a request in a session against one without, the session lookup alone, creating a
-session, and the memory of 100 sessions of the default fixtures.
+session, and the memory of 100 sessions of the default fixtures. Last, shared state (issue 24): GET one
+with ``--workers 2`` against ``--workers 1`` on the same kind of state (the SQLite file, PostgreSQL), and
+a partial PUT's latency from one client on PostgreSQL (fsync on) against the SQLite file.
 """
 
 from __future__ import annotations
@@ -695,6 +697,114 @@ def sessions() -> None:
         stored.extensions["mockserver"].store.close()
 
 
+# -- shared state: workers on one state, PostgreSQL against the SQLite file ----------------------------
+
+
+# (state kind, workers, threads per worker) of each server the section starts: the default 8 threads, and
+# 1 thread, which served the most on one worker in "servers side by side".
+SHARED_SERVERS = [
+    ("SQLite file", 1, 8),
+    ("SQLite file", 2, 8),
+    ("SQLite file", 1, 1),
+    ("SQLite file", 2, 1),
+    ("PostgreSQL", 1, 8),
+    ("PostgreSQL", 2, 8),
+]
+
+
+def shared_state(seconds: int = 5, rounds: int = 3, warmup: int = 3) -> None:
+    """GET one on ``--workers 2`` against ``--workers 1`` over the same kind of state (target: at least 1.4x),
+    and a partial PUT's p50 from one client on PostgreSQL against the SQLite file (target: within 3x).
+
+    Every server runs at once, each on a state of its own (a file, a database), and wrk measures them
+    taking turns, on the same two cores as the servers. PostgreSQL is a throwaway local cluster (the
+    tests' harness, tests/postgres.py) with fsync on, so its commits are as durable as the SQLite file's.
+    One worker on a file is the single-process mock (no catch-up query); two share the file.
+    """
+    import socket
+
+    import psycopg
+
+    sys.path.insert(0, str(ROOT / "tests"))  # the tests' PostgreSQL harness: Debian's initdb and pg_ctl
+    from postgres import start_cluster
+
+    def free_port() -> int:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            return int(probe.getsockname()[1])
+
+    cluster = start_cluster(durable=True)
+    try:
+        with tempfile.TemporaryDirectory() as folder, ExitStack() as stack:
+            urls: dict[tuple[str, int, int], str] = {}
+            for n, key in enumerate(SHARED_SERVERS):
+                kind, workers, threads = key
+                if kind == "PostgreSQL":
+                    with psycopg.connect(cluster.conninfo(), autocommit=True) as admin:
+                        admin.execute(f"CREATE DATABASE state{n}")
+                    state = cluster.url(f"state{n}")
+                else:
+                    state = str(Path(folder, f"state{n}.sqlite"))
+                port = free_port()
+                command = [sys.executable, "-m", "mockserver", "serve", "--port", str(port), "--no-watch"]
+                command += ["--state", state, "--workers", str(workers), "--threads", str(threads)]
+                urls[key] = stack.enter_context(server(command, f"http://127.0.0.1:{port}"))
+            served_on = _mock_server(urls[SHARED_SERVERS[0]])
+            for base in urls.values():
+                wrk(f"{base}{ONE}", None, warmup)
+            gets: dict[tuple[str, int, int], list[dict[str, float]]] = {key: [] for key in urls}
+            puts: dict[str, list[dict[str, float]]] = {"SQLite file": [], "PostgreSQL": []}
+            for _ in range(rounds):
+                for key, base in urls.items():
+                    gets[key].append(wrk(f"{base}{ONE}", None, seconds))
+                for kind in puts:
+                    puts[kind].append(wrk(f"{urls[kind, 1, 8]}{ONE}", PUT_LUA, seconds, connections=1))
+    finally:
+        cluster.close()
+
+    print(f"\nshared state: `mockserver serve --state ... --workers N --threads T` ({served_on}, request log on),")
+    print(f"every server running at once, wrk on the same {os.cpu_count()} cores; median of {rounds} alternating")
+    print(f"{seconds}-second runs. PostgreSQL: a local cluster of its own, fsync on (as durable as the SQLite file)\n")
+    header = f"{'GET one profile':<38} {'req/s':>8} {'p50':>8} {'p99':>8} {'x 1 worker':>11}"
+    print(header)
+    print("-" * len(header))
+    medians = {key: _median(runs) for key, runs in gets.items()}
+    ratios: dict[tuple[str, int, int], float] = {}
+    for key, row in medians.items():
+        kind, workers, threads = key
+        ratios[key] = _ratio(row, medians[kind, 1, threads])
+        shown = "" if workers == 1 else f"{ratios[key]:>10.2f}x"
+        label = f"{kind}, {workers} worker{'s' if workers > 1 else ''} x {threads} thread{'s' if threads > 1 else ''}"
+        print(f"  {label:<36} {row['rps']:>8.0f} {_ms(row['p50']):>8} {_ms(row['p99']):>8} {shown:>11}")
+        bad = sum(r["errors"] for r in gets[key])
+        if bad:
+            print(f"  {'':<36} ! {bad:.0f} answers with a non-2xx status")
+    written = {kind: _median(runs) for kind, runs in puts.items()}
+    header = f"{'PUT partial update, 1 client':<38} {'req/s':>8} {'p50':>8} {'p99':>8} {'x SQLite':>11}"
+    print(f"\n{header}")
+    print("-" * len(header))
+    for kind, row in written.items():
+        shown = "" if kind == "SQLite file" else f"{row['p50'] / written['SQLite file']['p50']:>10.2f}x"
+        label = f"{kind}, 1 worker x 8 threads"
+        print(f"  {label:<36} {row['rps']:>8.0f} {_ms(row['p50']):>8} {_ms(row['p99']):>8} {shown:>11}")
+        bad = sum(r["errors"] for r in puts[kind])
+        if bad:
+            print(f"  {'':<36} ! {bad:.0f} answers with a non-2xx status")
+    slower = written["PostgreSQL"]["p50"] / written["SQLite file"]["p50"]
+
+    def verdict(met: bool) -> str:
+        return "met" if met else "NOT met"
+
+    two = [(key, ratio) for key, ratio in ratios.items() if key[1] == 2]
+    print("\ntargets (issue 24):")
+    for (kind, _, threads), ratio in two:
+        print(
+            f"  GET one, 2 workers over 1, at least 1.4x ({kind}, {threads} thread(s) each): {ratio:.2f}x, "
+            f"{verdict(round(ratio, 2) >= 1.4)}"
+        )
+    print(f"  PUT p50 on PostgreSQL within 3x of the SQLite file's: {slower:.2f}x, {verdict(round(slower, 2) <= 3)}")
+
+
 SECTIONS: dict[str, Callable[[], None]] = {
     "served": lambda: None,  # needs the Prism path: run by main()
     "in-process": in_process,
@@ -702,6 +812,7 @@ SECTIONS: dict[str, Callable[[], None]] = {
     "list": list_latency,
     "persistence": persistence,
     "sessions": sessions,
+    "shared-state": shared_state,
 }
 
 
