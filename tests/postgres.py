@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -196,8 +197,9 @@ class Proxy:
 
     Every connection a client opens here gets one to the server and two threads that copy bytes each
     way. ``cut()`` drops every open connection at once; while ``refusing`` is set, a new connection is
-    dropped as soon as it arrives; ``cut_on(b"a", b"b")`` drops the first connection whose client sends
-    ``a`` and then ``b``, before the bytes that complete ``b`` reach the server. A dropped connection is
+    dropped as soon as it arrives; while ``stalled`` is set, bytes wait in the relay both ways (a hung
+    server); ``cut_on(b"a", b"b")`` drops the first connection whose client sends ``a`` and then ``b``,
+    before the bytes that complete ``b`` reach the server. A dropped connection is
     reset both ways (SO_LINGER 0), as a broken network or a crashed host leaves it: the client reads an
     error, and the server sees its client gone and rolls back whatever that connection had open.
     """
@@ -205,6 +207,9 @@ class Proxy:
     def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
         self.target = (target_host, target_port)
         self.refusing = False
+        # While set, bytes are held in both directions but no connection is closed: a server that hangs
+        # (or a network that drops packets while both ends' kernels still answer).
+        self.stalled = threading.Event()
         self.accepted = 0  # connections clients opened here, refused ones included
         self._lock = threading.Lock()
         self._links: set[_Link] = set()
@@ -353,6 +358,8 @@ class _Link:
                     self.drop()
                     trigger.done.set()
                     return
+                while self.proxy.stalled.is_set() and not self._dropped.locked():
+                    time.sleep(0.01)
                 sink.sendall(chunk)
         except OSError:
             pass
