@@ -1,6 +1,6 @@
 """examples/two-instances/run.sh, run as its README says against the tests' own PostgreSQL: both instances
-come up on the ports given, a write through one is read through the other both ways, and SIGTERM to the
-script stops both."""
+come up on the ports given, a write through one is read through the other both ways, either one's journal
+names both instances, and SIGTERM to the script stops both."""
 
 from __future__ import annotations
 
@@ -62,6 +62,19 @@ def test_the_example_serves_one_state_from_two_instances(postgres_cluster: Clust
         assert edited.status_code == 200, edited.text
         back = requests.get(f"{a}{CANONICAL}/{new_id}", headers=AUTH, timeout=10).json()["access_profile"]
         assert (back["description"], back["version"]) == ("edited on b", 2)
+
+        # Either instance's journal (the inspector's) holds the requests of both, each naming its instance.
+        def answered_by() -> set[str]:
+            found: set[str] = set()
+            for method in ("POST", "PUT"):  # the POST went to a, the PUT to b
+                journal = requests.get(f"{b}/__mock/journal?method={method}", timeout=10).json()
+                found |= {entry["instance"] for entry in journal["entries"]}
+            return found
+
+        deadline = time.monotonic() + 5
+        while answered_by() != {"a", "b"} and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert answered_by() == {"a", "b"}
 
         script.send_signal(signal.SIGTERM)
         output, _ = script.communicate(timeout=20)
