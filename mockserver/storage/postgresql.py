@@ -27,17 +27,27 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from datetime import datetime
 from importlib import resources
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from mockserver.domain.timeutil import format_timestamp
+from mockserver.domain.timeutil import format_timestamp, parse_timestamp
 from mockserver.spec import jsontext
 from mockserver.spec.errors import StoreUnavailable
-from mockserver.storage.base import RECORD_KINDS, Changes, MemoryHistory, Record, State, StateNotSaved, utc_now
+from mockserver.storage.base import (
+    RECORD_KINDS,
+    Changes,
+    LogEntry,
+    MemoryHistory,
+    Record,
+    SavedSession,
+    State,
+    StateNotSaved,
+    utc_now,
+)
 from mockserver.storage.sqlite_file import (
     COLUMNS,
     DEFAULT,
@@ -73,26 +83,8 @@ AUDIT_FILTERS = ("profile_id", "action", "user_id")
 Connection = psycopg.Connection[Any]
 
 
-@dataclass(frozen=True)
-class LogEntry:
-    """A row of a session's change log: its number and what it says (``kind``: write, replace, chaos, dropped)."""
-
-    n: int
-    data: dict[str, Any]
-
-
 class LayoutError(Exception):
     """A database whose layout the mock cannot use."""
-
-
-@dataclass(frozen=True)
-class SavedSession:
-    """A named session as the database keeps it."""
-
-    name: str
-    created_at: str
-    last_used: str
-    chaos: dict[str, Any]
 
 
 def _state_data(found: dict[str, list[Record]], counters: dict[str, int]) -> dict[str, Any]:
@@ -425,8 +417,10 @@ class PostgresState:
 
     shared = True
 
-    def __init__(self, url: str, fresh: bool = False) -> None:
+    def __init__(self, url: str, fresh: bool = False, instance: str | None = None) -> None:
+        """``instance``: this process's name in the shared journal and violations (None: host:pid)."""
         self.url = url
+        self.instance = instance
         self._db = Database(url)
         self._owner = True
         self._bind(DEFAULT)
@@ -452,6 +446,7 @@ class PostgresState:
         """The state of another session, in the same database."""
         other = object.__new__(PostgresState)
         other.url = self.url
+        other.instance = self.instance
         other._db = self._db
         other._owner = False
         other._bind(session)
@@ -481,8 +476,10 @@ class PostgresState:
         """The log rows after ``seen`` (others' writes), without a lock: one indexed query, [] when none."""
         return [LogEntry(int(n), data) for n, data in self._db.rows(LOG_SQL, (self.session, self.seen))]
 
-    def _log(self, db: Connection, data: dict[str, Any], kept: int = LOG_KEPT) -> int:
-        found = db.execute(APPEND_SQL, {"session": self.session, "data": jsontext.text(data), "kept": kept}).fetchone()
+    def _log(self, db: Connection, data: dict[str, Any] | str, kept: int = LOG_KEPT) -> int:
+        """Append a row (``data``, or its JSON text) to the session's log; its ``n``, seen once committed."""
+        text = data if isinstance(data, str) else jsontext.text(data)
+        found = db.execute(APPEND_SQL, {"session": self.session, "data": text, "kept": kept}).fetchone()
         assert found is not None
         n = int(found[0])
 
@@ -499,11 +496,14 @@ class PostgresState:
 
     def load(self) -> State | None:
         """The saved state, or None when the database holds none for this session. Its history stays in the
-        database. The log counts as seen up to the moment the state was read."""
+        database. Read in one snapshot with the log's last row (``seen``), the session's chaos and when it
+        was created."""
 
         def read(db: Connection) -> tuple[tuple[Any, ...] | None, list[tuple[Any, ...]], int]:
             with db.transaction():  # repeatable read: the records and the log's last row of one moment
-                row = db.execute("SELECT counters FROM sessions WHERE name = %s", (self.session,)).fetchone()
+                row = db.execute(
+                    "SELECT counters, chaos, created_at FROM sessions WHERE name = %s", (self.session,)
+                ).fetchone()
                 records = (
                     db.execute(
                         "SELECT kind, data FROM records WHERE session = %s ORDER BY kind, seq", (self.session,)
@@ -518,6 +518,7 @@ class PostgresState:
         self.seen = last
         if row is None:
             return None
+        self.chaos, self.created_at = row[1], row[2]
         found: dict[str, list[Record]] = {kind: [] for kind in RECORD_KINDS}
         for kind, data in records:
             found[kind].append(data)
@@ -525,9 +526,11 @@ class PostgresState:
 
     def save(self, changes: Changes) -> None:
         """Write one change in one transaction with its log row, or raise and write nothing."""
+        saved = [jsontext.text(record) for _, _, record in changes.saved]
         with self._transaction() as db, db.pipeline():
             db.cursor().executemany(
-                UPSERT_SQL, [(self.session, kind, key, jsontext.text(record)) for kind, key, record in changes.saved]
+                UPSERT_SQL,
+                [(self.session, kind, key, text) for (kind, key, _), text in zip(changes.saved, saved, strict=True)],
             )
             db.cursor().executemany(
                 "DELETE FROM records WHERE session = %s AND kind = %s AND key = %s",
@@ -542,15 +545,8 @@ class PostgresState:
                 )
             elif counters is not None:
                 db.execute("UPDATE sessions SET counters = %s WHERE name = %s", (counters, self.session))
-            self._log(
-                db,
-                {
-                    "kind": "write",
-                    "saved": [[kind, key, record] for kind, key, record in changes.saved],
-                    "removed": [[kind, key] for kind, key in changes.removed],
-                    "counters": changes.counters,
-                },
-            )
+            if changes.saved or changes.removed or changes.counters is not None:  # history alone is not in memory
+                self._log(db, _write_entry(changes, saved))
 
     def replace(self, state: State) -> State:
         """Make the database hold exactly ``state`` for this session (a start from the fixtures, a reset, a
@@ -574,14 +570,35 @@ class PostgresState:
             self._log(db, {"kind": "chaos", "chaos": chaos})
         self.chaos = chaos
 
-    def drop(self, expired: bool = False) -> None:
-        """Delete everything of this session; later saves of this view are refused. The log keeps one row,
-        ``dropped`` (``expired``: for want of requests), which tells the other processes."""
+    def drop(self, idle_before: datetime | None = None) -> bool:
+        """Delete everything of this session; later saves of this view are refused; whether it was dropped.
+
+        A ``"dropped"`` row tells the other processes (the log's older rows go; that one stays, so the log
+        of a session made again goes on from it). ``idle_before``: only when no process used the session
+        since then, and the row says it expired.
+        """
         with self._transaction() as db:
+            if idle_before is not None:
+                row = db.execute("SELECT last_used FROM sessions WHERE name = %s", (self.session,)).fetchone()
+                if row is not None and _instant(row[0]) >= idle_before:
+                    return False
             for table in _SESSION_TABLES:
                 db.execute(f"DELETE FROM {table} WHERE {session_column(table)} = %s", (self.session,))  # noqa: S608
-            self._log(db, {"kind": "dropped", "expired": expired}, kept=1)
+            self._log(db, {"kind": "dropped", "expired": idle_before is not None}, kept=1)
         self._dropped = True
+        return True
+
+    def last_used(self) -> datetime | None:
+        """When any process last used the session, as the database says; None when it holds no such session."""
+        row = self._db.rows("SELECT last_used FROM sessions WHERE name = %s", (self.session,))
+        return _instant(row[0][0]) if row else None
+
+    def touch(self) -> None:
+        """Record that the session was used now (``now``) without changing it: a read, in shared mode."""
+        if self.now is None:
+            return
+        with self._transaction() as db:
+            db.execute("UPDATE sessions SET last_used = %s WHERE name = %s", (self.now(), self.session))
 
     # -- named snapshots: copied inside the database, so even a long history never passes through memory
 
@@ -683,6 +700,24 @@ class PostgresState:
         db.execute("DELETE FROM snapshot_versions WHERE session = %s AND snapshot = %s", where)
         db.execute("DELETE FROM snapshot_audit WHERE session = %s AND snapshot = %s", where)
         return found
+
+
+def _instant(text: str) -> datetime:
+    try:
+        return parse_timestamp(text)
+    except ValueError:  # not a time the mock wrote: long ago
+        return datetime.min.replace(tzinfo=utc_now().tzinfo)
+
+
+def _write_entry(changes: Changes, saved: Sequence[str]) -> str:
+    """A ``"write"`` log row's JSON, reusing each saved record's text (made once for both tables)."""
+    parts = [
+        f"[{jsontext.text(kind)},{jsontext.text(key)},{text}]"
+        for (kind, key, _), text in zip(changes.saved, saved, strict=True)
+    ]
+    removed = jsontext.text([[kind, key] for kind, key in changes.removed])
+    counters = jsontext.text(changes.counters)
+    return f'{{"kind":"write","saved":[{",".join(parts)}],"removed":{removed},"counters":{counters}}}'
 
 
 # -- history rows and their kept counts -------------------------------------------------------------------
