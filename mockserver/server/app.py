@@ -15,9 +15,8 @@ from mockserver.domain.store import Store, fixed_clock, utc_now
 from mockserver.domain.timeutil import parse_timestamp
 from mockserver.resources import known_validations, spec_cache
 from mockserver.server import control, docs_page, inspector, routes, session_views
-from mockserver.server.context import Mock, Violation, operations
+from mockserver.server.context import Mock, Violation, operations, recording
 from mockserver.server.cors import Cors
-from mockserver.server.journal import Budget, Journal
 from mockserver.server.prefer import Chaos
 from mockserver.server.sessions import SessionPrefix, Sessions
 from mockserver.settings import Settings, SettingsError
@@ -76,6 +75,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     permissions = frozenset(op.permission for op in spec.operations.values())
     keyring = load_api_keys(settings.api_keys, permissions) if settings.api_keys else None
+    journal, violations = recording(settings)  # in a shared state, every instance's
     mock = Mock(
         settings=settings,
         spec=spec,
@@ -83,7 +83,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         **operations(store, spec),
         auth=Authenticator(keyring),
         validator=Validator(spec, settings.max_body_bytes, settings.validation),
-        journal=Journal(budget=Budget(settings.journal_mb * 1024 * 1024)),  # shared by every session's journal
+        journal=journal,
+        violations=violations,
     )
     mock.validator.report = lambda request, op_id, message: mock.record(
         Violation(op_id, request.method, request.path, None, (message,))

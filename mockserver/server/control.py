@@ -73,7 +73,8 @@ def reset() -> Response:
 def violations() -> Response:
     """What the mock answered against the contract so far (a CI job can assert this is empty).
 
-    The newest 1,000 are kept; ``dropped`` counts the older ones let go.
+    The newest 1,000 are kept; ``dropped`` counts the older ones let go. In a shared state they are
+    every instance's, each naming its ``instance``.
     """
     found = chosen_mock().violations
     return json_response(200, {"violations": [v.as_dict() for v in found], "dropped": found.dropped})
@@ -180,16 +181,23 @@ def journal() -> Response:
     ``oldest`` and ``last`` are the seqs of the oldest entry kept and of the newest recorded, so a
     reader that polls with ``after`` knows which of the entries it holds the journal has dropped;
     ``dropped`` counts the entries dropped to stay within ``bounds`` since the journal was last cleared.
+    In a shared state, the entries are every instance's (each names its ``instance``), in time order;
+    ``last`` is where a poller moves its cursor (no entry at or below it appears later), and
+    ``dropped`` counts this instance's drops.
     """
     args = request.args
     status = _integer_arg("status")
     after = _integer_arg("after")
     journal = chosen_mock().journal
-    oldest, last = journal.window()
-    entries = journal.entries(args.get("operation_id"), method=args.get("method"), status=status, after=after)
-    bounds = {"entries": journal.size, "bytes": journal.budget.limit, "bytes_used": journal.budget.used}
-    listed = [e.as_dict() for e in entries]
-    answer = {"entries": listed, "oldest": oldest, "last": last, "dropped": journal.dropped, "bounds": bounds}
+    found = journal.listing(args.get("operation_id"), method=args.get("method"), status=status, after=after)
+    listed = [e.as_dict() for e in found.entries]
+    answer = {
+        "entries": listed,
+        "oldest": found.oldest,
+        "last": found.last,
+        "dropped": journal.dropped,
+        "bounds": journal.bounds(),
+    }
     return json_response(200, answer)
 
 

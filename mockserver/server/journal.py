@@ -7,16 +7,37 @@ credentials, decoding and parsing happen only when the journal is read.
 
 Two bounds, oldest entries first: each journal keeps its last 1,000 entries, and the journals of one
 mock (its default state and every session) share a ``Budget`` of bytes (``--journal-mb``).
+
+**A shared state** (``--state postgresql://...``, or ``--workers N``): every instance's requests are in
+one journal, the database's (``storage.shared_log``). Recording stays what it is, an append in memory:
+a ``Recorder`` thread writes what was recorded in batches (every ``FLUSH_S``, or sooner once
+``BATCH`` entries wait), so no request waits for the database, and a batch that cannot be written is
+dropped and counted, never failing a request. Reading a ``SharedJournal`` first writes this process's
+waiting entries, then reads the rows, which name the instance that answered each request. The bounds
+apply to the rows: the last 1,000 of each session, and ``--journal-mb`` for all of them together.
+A journal that is not shared does none of this: its request path is the one above.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
+import os
+import socket
 import threading
-from collections import deque
+import time as clock
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+
+from mockserver.domain.timeutil import format_timestamp
+from mockserver.settings import Settings
+from mockserver.spec import jsontext
+from mockserver.spec.errors import StoreUnavailable
+from mockserver.storage.shared_log import LogRow, SharedLog
 
 # Which check refused a request. None: the operation answered as it wanted (a success, or an answer
 # chosen with Prefer).
@@ -38,6 +59,20 @@ MASK = "****"
 # Request headers whose values are credentials, by lower-case name; any name holding one of the words too.
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})
 SECRET_WORDS = ("token", "secret", "password", "api-key", "apikey", "session", "auth", "credential")
+# A shared journal's writer: a batch every FLUSH_S seconds, or sooner once BATCH entries wait; at most
+# PENDING wait (the oldest go, counted, while the database is away); the thread ends after IDLE_S
+# seconds with nothing to write and starts again with the next entry.
+FLUSH_S = 0.1
+BATCH = 200
+PENDING = 10_000
+IDLE_S = 5.0
+# The byte budget of the shared rows is checked (a scan of the table) after each ``1/BUDGET_CHECKS`` of
+# it written by this process, or BUDGET_CHECK_S seconds after the last check, whichever comes first.
+BUDGET_CHECKS = 32
+BUDGET_CHECK_S = 5.0
+USED_CACHE_S = 1.0  # how long the bytes the shared rows use, as a listing shows them, are reused
+
+log = logging.getLogger("mockserver")
 
 
 def keep(data: bytes) -> bytes:
@@ -145,6 +180,7 @@ class Entry:
     answer_body: bytes = b""
     answer_size: int = 0
     seq: int = 0
+    instance: str | None = None  # the instance that answered it, in a shared state's journal
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -177,6 +213,7 @@ class Entry:
             "refused_by": self.refused_by,
             "error": self.error,
             "param": self.param,
+            "instance": self.instance,
             **self.extra,
         }
 
@@ -184,7 +221,7 @@ class Entry:
     def from_dict(cls, listed: dict[str, Any]) -> Entry:
         """An entry back from ``as_dict`` (a journal read over HTTP); headers and the answer are not listed."""
         known = {"seq", "time", "method", "path", "query", "operation_id", "canonical_id", "status", "duration_ms"}
-        known |= {"refused_by", "error", "param"}
+        known |= {"refused_by", "error", "param", "instance"}
         body = listed.get("body")
         sent = b"" if body is None else json.dumps(body, ensure_ascii=False).encode()
         return cls(
@@ -307,14 +344,27 @@ class Journal:
                         break
                     found.append(entry)
                 found.reverse()
-        return [
-            e
-            for e in found
-            if (operation_id is None or e.is_operation(operation_id))
-            and (method is None or e.method == method.upper())
-            and (status is None or e.status == status)
-            and (refused is None or (e.refused_by in SPEC_CHECKS) == refused)
-        ]
+        return _filtered(found, operation_id, method, status, refused)
+
+    def listing(
+        self,
+        operation_id: str | None = None,
+        *,
+        method: str | None = None,
+        status: int | None = None,
+        after: int | None = None,
+    ) -> Listing:
+        """What ``GET /__mock/journal`` answers: the entries ``entries`` gives, and the window around them."""
+        oldest, last = self.window()
+        return Listing(self.entries(operation_id, method=method, status=status, after=after), oldest, last)
+
+    def bounds(self) -> dict[str, int]:
+        """The bounds the journal keeps within, and the bytes all journals of this mock use."""
+        return {"entries": self.size, "bytes": self.budget.limit, "bytes_used": self.budget.used}
+
+    def sibling(self, session: str | None) -> Journal:
+        """A new journal for another session of the same mock (sharing this one's byte budget)."""
+        return Journal(self.size, self.budget)
 
     def __iter__(self) -> Iterator[Entry]:
         return iter(self.entries())
@@ -322,3 +372,336 @@ class Journal:
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries)
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """Entries as a reader polling with ``after`` gets them: ``oldest`` is the seq of the oldest entry
+    kept (drop what you hold below it); ``last`` is where to move the cursor: no entry at or below it
+    will appear later."""
+
+    entries: list[Entry]
+    oldest: int
+    last: int
+
+
+def instance_name(settings: Settings) -> str:
+    """This process's name in a shared journal: ``--instance``, or host name and process id."""
+    return settings.instance or f"{socket.gethostname()}:{os.getpid()}"
+
+
+# -- a shared state's journal --------------------------------------------------------------------------
+
+
+def _stored_body(data: bytes) -> str | dict[str, str]:
+    """A body as a row keeps it: its text, or base64 when it is not UTF-8."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(data).decode("ascii")}
+
+
+def _body_bytes(kept: str | dict[str, str]) -> bytes:
+    return base64.b64decode(kept["base64"]) if isinstance(kept, dict) else kept.encode("utf-8")
+
+
+def entry_row(entry: Entry, session: str, instance: str) -> LogRow:
+    """An entry as a shared journal's row: everything ``details`` shows, credentials masked before they
+    leave the process."""
+    data = {
+        "time": entry.time,
+        "method": entry.method,
+        "path": entry.path,
+        "query": entry.query,
+        "operation_id": entry.operation_id,
+        "canonical_id": entry.canonical_id,
+        "status": entry.status,
+        "duration_ms": entry.duration_ms,
+        "refused_by": entry.refused_by,
+        "error": entry.error,
+        "param": entry.param,
+        "request_headers": [[k, masked(header_name(k), v)] for k, v in entry.request_headers],
+        "request_body": _stored_body(entry.request_body),
+        "request_size": entry.request_size,
+        "answer_headers": [[k, masked(k, v, by_word=False)] for k, v in entry.answer_headers],
+        "answer_body": _stored_body(entry.answer_body),
+        "answer_size": entry.answer_size,
+        "extra": entry.extra,
+    }
+    try:
+        text = jsontext.dumps(data)
+    except (UnicodeError, ValueError, TypeError):  # a path or header no encoder takes whole: replaced, not lost
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8", "replace")
+    at = format_timestamp(datetime.fromtimestamp(entry.time, UTC))
+    return LogRow(session, instance, at, text.decode("utf-8"), len(text))
+
+
+def row_entry(row: LogRow) -> Entry:
+    """A shared journal's row as an entry again (numbered by the database)."""
+    data = json.loads(row.data)
+    return Entry(
+        method=data["method"],
+        path=data["path"],
+        query=data["query"],
+        operation_id=data["operation_id"],
+        canonical_id=data["canonical_id"],
+        status=data["status"],
+        duration_ms=data["duration_ms"],
+        refused_by=data["refused_by"],
+        error=data["error"],
+        param=data["param"],
+        time=data["time"],
+        request_headers=[(k, v) for k, v in data["request_headers"]],
+        request_body=_body_bytes(data["request_body"]),
+        request_size=data["request_size"],
+        answer_headers=[(k, v) for k, v in data["answer_headers"]],
+        answer_body=_body_bytes(data["answer_body"]),
+        answer_size=data["answer_size"],
+        seq=row.seq,
+        instance=row.instance,
+        extra=data["extra"],
+    )
+
+
+class Recorder:
+    """Writes the entries every journal of one process records to the shared log, in batches, from a
+    thread of its own; one per app (its default state and every session).
+
+    The request path only appends to ``_pending`` under a lock. A batch that cannot be written (the
+    database away) is dropped: its entries count as dropped in their sessions' journals, and one
+    warning is logged until a batch is written again. After each batch, the sessions it wrote to keep
+    their last ``size`` rows; every so often, all rows are cut to the byte budget (oldest first).
+    """
+
+    def __init__(self, shared: SharedLog, instance: str, budget: Budget, size: int = ENTRIES) -> None:
+        self.log = shared
+        self.instance = instance
+        self.budget = budget  # its limit applies to the rows; nothing is kept in memory against it
+        self.size = size
+        self.dropped: Counter[str] = Counter()  # by session: entries this process dropped or cut
+        self.written = 0  # entries written
+        self._pending: deque[tuple[str, Entry]] = deque()
+        self._lock = threading.Lock()  # _pending, the counters and the thread
+        self._writing = threading.Lock()  # one batch (or a clear) at a time, in the order taken
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._failing = False  # a warning was logged; the next batch written says it is over
+        self._since_check = 0  # bytes written since the byte budget was last checked
+        self._checked_at = clock.monotonic()
+        self._used: tuple[float, int] | None = None  # (when, bytes) the rows last added up to
+
+    # -- the request path --------------------------------------------------------------------------
+
+    def put(self, session: str, entry: Entry) -> None:
+        with self._lock:
+            if len(self._pending) >= PENDING:
+                gone, _ = self._pending.popleft()
+                self.dropped[gone] += 1
+            self._pending.append((session, entry))
+            waiting = len(self._pending)
+            if self._thread is None and not self._stopping:
+                self._thread = threading.Thread(target=self._run, name="mockserver-journal", daemon=True)
+                self._thread.start()
+        if waiting >= BATCH:
+            self._wake.set()
+
+    # -- the writer --------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        idle_since = clock.monotonic()
+        while True:
+            self._wake.wait(FLUSH_S)
+            self._wake.clear()
+            if self.flush():
+                idle_since = clock.monotonic()
+            with self._lock:
+                idle = not self._pending and clock.monotonic() - idle_since >= IDLE_S
+                if self._stopping or idle:
+                    self._thread = None  # the next entry starts a new thread
+                    return
+
+    def flush(self) -> int:
+        """Write every entry waiting now; how many were written (0 also when the batch was dropped)."""
+        with self._writing:
+            with self._lock:
+                batch = list(self._pending)
+                self._pending.clear()
+            if not batch:
+                return 0
+            try:
+                rows = [entry_row(entry, session, self.instance) for session, entry in batch]
+                self.log.append(rows)
+            except StoreUnavailable as exc:
+                self._lost(batch)
+                if not self._failing:
+                    self._failing = True
+                    log.warning("the shared journal dropped %d entries: %s", len(batch), exc.message)
+                return 0
+            except Exception:  # a defect: said once per batch, and the writer goes on with the next one
+                self._lost(batch)
+                log.exception("the shared journal dropped %d entries", len(batch))
+                return 0
+            if self._failing:
+                self._failing = False
+                log.warning("the shared journal is written again")
+            with self._lock:
+                self.written += len(rows)
+            self._since_check += sum(row.size for row in rows)
+            self._prune({session for session, _ in batch})
+            return len(rows)
+
+    def _prune(self, sessions: set[str]) -> None:
+        """Keep the bounds (``_writing`` held); a prune that fails waits for the next batch."""
+        try:
+            cut = self.log.keep_last(sessions, self.size)
+            now = clock.monotonic()
+            if self._since_check * BUDGET_CHECKS >= self.budget.limit or now - self._checked_at >= BUDGET_CHECK_S:
+                self._since_check, self._checked_at = 0, now
+                cut += self.log.keep_bytes(self.budget.limit)
+        except StoreUnavailable:
+            return
+        if cut:
+            with self._lock:
+                self.dropped.update(cut)
+
+    def _lost(self, batch: list[tuple[str, Entry]]) -> None:
+        with self._lock:
+            self.dropped.update(session for session, _ in batch)
+
+    def clear(self, session: str) -> None:
+        """Delete the session's rows, and its entries still waiting; not while a batch is being written
+        (one holding entries of the session would put them back after the clear)."""
+        with self._writing:
+            with self._lock:
+                self._pending = deque(item for item in self._pending if item[0] != session)
+                self.dropped.pop(session, None)
+            self.log.clear(session)
+
+    def used_bytes(self) -> int:
+        """What every row of the shared journal adds up to, read at most once every ``USED_CACHE_S``."""
+        now = clock.monotonic()
+        if self._used is None or now - self._used[0] >= USED_CACHE_S:
+            self._used = (now, self.log.used_bytes())
+        return self._used[1]
+
+    def close(self) -> None:
+        """Write what waits, stop the thread and close the log's connections (an app let go)."""
+        with self._lock:
+            self._stopping = True
+            thread = self._thread
+        self._wake.set()
+        if thread is not None:
+            thread.join(timeout=10)
+        self.flush()
+        self.log.close()
+
+
+class SharedJournal(Journal):
+    """One session's journal in a shared state: recorded through the process's ``Recorder``, read from
+    the shared rows (every instance's entries, each naming its instance)."""
+
+    def __init__(self, recorder: Recorder, session: str | None) -> None:
+        # Nothing kept in memory, so no share of the budget is joined: Journal.__init__ is not called.
+        self.recorder = recorder
+        self.session = session or ""
+        self.size = recorder.size
+        self.budget = recorder.budget
+
+    @property
+    def dropped(self) -> int:
+        """Entries of this session that this process dropped (the database away) or cut to the bounds."""
+        return self.recorder.dropped[self.session]
+
+    @dropped.setter
+    def dropped(self, value: int) -> None:
+        self.recorder.dropped[self.session] = value
+
+    def record(self, entry: Entry) -> None:
+        self.recorder.put(self.session, entry)
+
+    def _fresh(self) -> SharedLog:
+        """The log, once this process's waiting entries are in it: a client reads its own requests."""
+        self.recorder.flush()
+        return self.recorder.log
+
+    def listing(
+        self,
+        operation_id: str | None = None,
+        *,
+        method: str | None = None,
+        status: int | None = None,
+        after: int | None = None,
+    ) -> Listing:
+        shared = self._fresh()
+        # The window first: every row at or below its `last` is visible by now (shared_log's docstring),
+        # so the rows read next hold all of them above `after`.
+        window = shared.window(self.session)
+        oldest, last = window.oldest, window.last
+        if after is None:
+            rows = shared.newest(self.session, self.size)
+            if len(rows) == self.size:  # more rows than the bound, until the next batch's prune cuts them
+                oldest = rows[0].seq
+        else:
+            rows = shared.after(self.session, after, self.size)
+            if len(rows) == self.size:  # the rest next time: the cursor stops at the last row given
+                last = min(last, rows[-1].seq)
+        if rows:
+            last = max(last, rows[-1].seq)
+        found = _filtered([row_entry(row) for row in rows], operation_id, method, status, None)
+        # Time order: each instance writes its entries in batches, so the database's order mixes
+        # instances by up to a batch; the seqs stay what a reader polls with.
+        found.sort(key=lambda e: (e.time, e.seq))
+        return Listing(found, oldest, last)
+
+    def entries(
+        self,
+        operation_id: str | None = None,
+        *,
+        method: str | None = None,
+        status: int | None = None,
+        refused: bool | None = None,
+        after: int | None = None,
+    ) -> list[Entry]:
+        found = self.listing(operation_id, method=method, status=status, after=after).entries
+        return _filtered(found, None, None, None, refused)
+
+    def window(self) -> tuple[int, int]:
+        window = self._fresh().window(self.session)
+        return window.oldest, window.last
+
+    def get(self, seq: int) -> Entry | None:
+        row = self._fresh().row(self.session, seq)
+        return row_entry(row) if row is not None else None
+
+    def bounds(self) -> dict[str, int]:
+        return {"entries": self.size, "bytes": self.budget.limit, "bytes_used": self.recorder.used_bytes()}
+
+    def clear(self) -> None:
+        self.recorder.clear(self.session)
+
+    def close(self) -> None:
+        """The session was deleted: its rows go too (another instance deleting it later finds none)."""
+        try:
+            self.clear()
+        except StoreUnavailable as exc:
+            log.warning("the shared journal of session %r was not cleared: %s", self.session, exc.message)
+
+    def sibling(self, session: str | None) -> Journal:
+        return SharedJournal(self.recorder, session)
+
+    def __len__(self) -> int:
+        return self._fresh().count(self.session)
+
+
+def _filtered(
+    found: list[Entry], operation_id: str | None, method: str | None, status: int | None, refused: bool | None
+) -> list[Entry]:
+    return [
+        e
+        for e in found
+        if (operation_id is None or e.is_operation(operation_id))
+        and (method is None or e.method == method.upper())
+        and (status is None or e.status == status)
+        and (refused is None or (e.refused_by in SPEC_CHECKS) == refused)
+    ]

@@ -1,0 +1,509 @@
+"""A shared state's journal and violations (issue 24): every instance's, in one database, on both engines.
+
+Two kinds of test: ``SharedLog`` objects standing for instances on one database (the rows, polling
+with concurrent writers, the bounds, a database away), and two apps over one database (what the control
+API and the inspector read). Both run on a SQLite file and on a real PostgreSQL (tests/postgres.py).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import CANONICAL, Api
+from flask import Flask
+from postgres import Cluster, Proxy
+
+from mockserver import Settings, create_app
+from mockserver.server.context import SharedViolations, Violation
+from mockserver.server.journal import Budget, Entry, Recorder, SharedJournal, entry_row, row_entry
+from mockserver.spec.errors import StoreUnavailable
+from mockserver.storage import shared_log
+from mockserver.storage.shared_log import LogRow, PostgresLog, SharedLog, SqliteLog
+
+ENGINES = ["sqlite", "postgresql"]
+AUTH = {"Authorization": "Bearer dev-token"}
+
+
+class Database:
+    """One database of an engine, and the ``SharedLog`` objects opened on it (closed after the test)."""
+
+    def __init__(self, engine: str, where: str) -> None:
+        self.engine = engine
+        self.where = where  # a file's path, or a libpq connection string
+        self.opened: list[SharedLog] = []
+
+    def log(self) -> SharedLog:
+        opened: SharedLog = SqliteLog(Path(self.where)) if self.engine == "sqlite" else PostgresLog(self.where)
+        self.opened.append(opened)
+        return opened
+
+    def create_tables(self) -> None:
+        """The design's tables, where the engine's layout has not made them (IF NOT EXISTS)."""
+        if self.engine == "sqlite":
+            with sqlite3.connect(self.where) as db:
+                db.executescript(shared_log.SQLITE_TABLES)
+            return
+        import psycopg
+
+        with psycopg.connect(self.where, autocommit=True) as db:
+            db.execute(shared_log.POSTGRESQL_TABLES.encode())
+
+    def settings(self, **fields: Any) -> Settings:
+        """Settings of an instance of a shared state on this database."""
+        if self.engine == "sqlite":
+            return Settings(state=Path(self.where), workers=2, **fields)
+        return Settings(state_url=self.where, **fields)
+
+
+@pytest.fixture(params=ENGINES)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    if request.param == "sqlite":
+        path = tmp_path / "state.db"
+        with sqlite3.connect(path) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+        found = Database("sqlite", str(path))
+    else:
+        conninfo = request.getfixturevalue("postgresql")
+        cluster = request.getfixturevalue("postgres_cluster")
+        found = Database("postgresql", cluster.url(conninfo.rsplit("dbname=", 1)[1]))
+    yield found
+    for opened in found.opened:
+        opened.close()
+
+
+@pytest.fixture
+def tables(database: Database) -> Database:
+    database.create_tables()
+    return database
+
+
+def row(session: str, instance: str, n: int, size: int = 10) -> LogRow:
+    return LogRow(session, instance, f"2026-12-03T10:00:{n % 60:02d}Z", json.dumps({"n": n}), size)
+
+
+def numbers(rows: list[LogRow]) -> list[int]:
+    return [json.loads(r.data)["n"] for r in rows]
+
+
+# -- the rows ------------------------------------------------------------------------------------------
+
+
+def test_two_instances_rows_are_read_in_one_order_by_either(tables: Database) -> None:
+    a, b = tables.log(), tables.log()
+    a.append([row("", "a", 1), row("", "a", 2)])
+    b.append([row("", "b", 3)])
+    a.append([row("other", "a", 4)])
+    b.append([row("", "b", 5)])
+    for reader in (a, b):
+        found = reader.after("", 0, 100)
+        assert numbers(found) == [1, 2, 3, 5]
+        assert [r.instance for r in found] == ["a", "a", "b", "b"]
+        assert [r.seq for r in found] == sorted(r.seq for r in found)
+        assert numbers(reader.after("other", 0, 100)) == [4]
+    seqs = [r.seq for r in a.after("", 0, 100)]
+    assert numbers(b.after("", seqs[1], 100)) == [3, 5]
+    assert numbers(b.after("", 0, 2)) == [1, 2]  # the limit keeps the oldest
+    assert numbers(a.newest("", 2)) == [3, 5]  # the newest, oldest first
+    found_row = b.row("", seqs[2])
+    assert found_row is not None and found_row.instance == "b" and json.loads(found_row.data) == {"n": 3}
+    assert b.row("other", seqs[2]) is None  # another session's seq
+    assert (a.count(""), a.count("other"), a.count("none")) == (4, 1, 0)
+    # The oldest row of the session, and the newest of the whole journal (row 5, written last).
+    assert a.window("") == shared_log.Window(oldest=seqs[0], last=seqs[-1])
+
+
+def test_a_cleared_session_keeps_its_numbers_going(tables: Database) -> None:
+    a, b = tables.log(), tables.log()
+    a.append([row("", "a", n) for n in range(3)])
+    b.append([row("kept", "b", 9)])
+    held = max(r.seq for r in a.after("", 0, 100))
+    assert b.clear("") == 3
+    assert a.after("", 0, 100) == [] and a.count("kept") == 1
+    window = a.window("")
+    assert window.oldest > held  # a reader drops every entry it holds of this session
+    assert b.clear("kept") == 1
+    assert a.window("").oldest > held  # also with no row left at all
+    a.append([row("", "a", 7)])
+    [again] = a.after("", 0, 100)
+    assert again.seq > held
+
+
+def test_each_session_keeps_its_last_rows(tables: Database) -> None:
+    log = tables.log()
+    log.append([row("one", "a", n) for n in range(10)] + [row("two", "a", n) for n in range(3)])
+    gone = log.keep_last(["one", "two"], 4)
+    assert dict(gone) == {"one": 6}
+    assert numbers(log.after("one", 0, 100)) == [6, 7, 8, 9]
+    assert numbers(log.after("two", 0, 100)) == [0, 1, 2]
+    assert log.keep_last(["one"], 4) == {}
+
+
+def test_the_byte_budget_drops_the_oldest_rows_of_all_sessions(tables: Database) -> None:
+    log = tables.log()
+    log.append([row("one", "a", 0, 100), row("two", "b", 1, 100), row("one", "a", 2, 100)])
+    log.append([row("two", "b", 3, 100), row("one", "a", 4, 100)])
+    assert log.used_bytes() == 500
+    gone = log.keep_bytes(250)
+    assert dict(gone) == {"one": 2, "two": 1}  # rows 0, 1 and 2: the two newest fit in 250 bytes
+    assert log.used_bytes() == 200
+    assert numbers(log.after("one", 0, 9)) == [4] and numbers(log.after("two", 0, 9)) == [3]
+    assert log.keep_bytes(200) == {}  # within the budget: nothing goes
+
+
+def test_violations_are_shared_bounded_and_cleared(tables: Database) -> None:
+    a, b = tables.log(), tables.log()
+    for n in range(5):
+        assert (a if n % 2 else b).add_violation(row("s", "a" if n % 2 else "b", n), keep=3) == (1 if n >= 3 else 0)
+    a.add_violation(row("", "a", 99), keep=3)
+    found = b.violations("s", 10)
+    assert numbers(found) == [2, 3, 4] and [r.instance for r in found] == ["b", "a", "b"]
+    assert numbers(b.violations("s", 2)) == [3, 4]
+    assert (a.count_violations("s"), a.count_violations("")) == (3, 1)
+    b.clear_violations("s")
+    assert a.violations("s", 10) == [] and a.count_violations("") == 1
+
+
+# -- polling never skips a row -------------------------------------------------------------------------
+
+
+def test_polling_with_concurrent_writers_never_skips_a_row(tables: Database) -> None:
+    """Writers append batches at once; a reader polls with ``after`` as the inspector does, moving its
+    cursor to ``last``. Every row written must reach it, whichever order the inserts commit in."""
+    writers, batches = 4, 40
+    reader = SharedJournal(Recorder(tables.log(), "reader", Budget()), None)
+    failures: list[BaseException] = []
+
+    def write(n: int) -> None:
+        log = tables.log()
+        try:
+            for b in range(batches):
+                log.append([entry_row(entry(f"/{n}/{b}/{i}"), "", f"w{n}") for i in range(1 + (b + n) % 4)])
+        except BaseException as exc:
+            failures.append(exc)
+
+    seen: list[int] = []
+    cursor = 0
+
+    def poll() -> None:
+        nonlocal cursor
+        listing = reader.listing(after=cursor)
+        seen.extend(e.seq for e in listing.entries)
+        assert all(e.seq > cursor for e in listing.entries)
+        cursor = listing.last
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    while any(t.is_alive() for t in threads):
+        poll()
+    for thread in threads:
+        thread.join()
+    poll()
+    assert not failures, failures
+    everything = [r.seq for r in tables.log().after("", 0, 100_000)]
+    assert len(everything) == sum(1 + (b + n) % 4 for n in range(writers) for b in range(batches))
+    assert sorted(seen) == everything  # each once, none skipped
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+def test_a_row_committed_late_is_never_passed_over(tables: Database) -> None:
+    """PostgreSQL hands out seqs at insert time; an append holding seq N must hold back the rows after
+    it, so that no reader moves its cursor past N before N is visible."""
+    import psycopg
+
+    log, reader = tables.log(), tables.log()
+    log.append([row("", "a", 0)])
+    with psycopg.connect(tables.where) as slow:  # an instance in the middle of its append
+        slow.execute("SELECT pg_advisory_xact_lock(%s, %s)", shared_log.ORDER_LOCK)
+        (late,) = slow.execute(
+            "INSERT INTO journal (session, instance, at, size, data) VALUES ('', 'slow', 'now', 1, '{\"n\": 1}') "
+            "RETURNING seq"
+        ).fetchone()  # type: ignore[misc]
+        other = threading.Thread(target=log.append, args=([row("", "a", 2)],))
+        other.start()
+        time.sleep(0.5)
+        assert other.is_alive()  # waits for the slow append: its seq will come after
+        window = reader.window("")
+        assert window.last < late
+        assert numbers(reader.after("", 0, 9)) == [0]
+        slow.commit()
+    other.join(timeout=10)
+    found = reader.after("", window.last, 9)
+    assert numbers(found) == [1, 2] and found[0].seq == late < found[1].seq
+
+
+# -- a database away -----------------------------------------------------------------------------------
+
+
+def test_a_log_that_cannot_reach_its_database_raises_and_recovers(
+    database: Database, postgres_cluster: Cluster, tmp_path: Path
+) -> None:
+    if database.engine == "sqlite":
+        folder = tmp_path / "later"
+        away: SharedLog = SqliteLog(folder / "state.db")
+        with pytest.raises(StoreUnavailable, match="cannot be used"):
+            away.append([row("", "a", 1)])
+        folder.mkdir()
+        later = Database("sqlite", str(folder / "state.db"))
+        sqlite3.connect(later.where).close()
+        later.create_tables()
+        away.append([row("", "a", 2)])  # the next call connects again
+        assert numbers(away.after("", 0, 9)) == [2]
+        away.close()
+        return
+    database.create_tables()
+    dbname = database.where.rsplit("/", 1)[1]
+    with Proxy(postgres_cluster.port) as relay:
+        away = PostgresLog(relay.conninfo(dbname))
+        try:
+            away.append([row("", "a", 1)])
+            relay.cut()
+            relay.refusing = True
+            with pytest.raises(StoreUnavailable) as raised:
+                away.append([row("", "a", 2)])
+            assert raised.value.status == 503 and "PostgreSQL at 127.0.0.1" in raised.value.message
+            with pytest.raises(StoreUnavailable):
+                away.after("", 0, 9)
+            relay.refusing = False
+            away.append([row("", "a", 3)])
+            assert numbers(away.after("", 0, 9)) == [1, 3]
+        finally:
+            away.close()
+
+
+def entry(path: str = "/x", **fields: Any) -> Entry:
+    made: dict[str, Any] = {"query": {}, "operation_id": None, "canonical_id": None, "status": 200}
+    return Entry(method="GET", path=path, duration_ms=1.0, time=time.time(), **{**made, **fields})
+
+
+def test_a_recorder_drops_and_counts_what_it_cannot_write_and_writes_again_later(tables: Database) -> None:
+    recorder = Recorder(tables.log(), "a", Budget())
+    journal = SharedJournal(recorder, "s")
+    working = recorder.log
+    recorder.log = SqliteLog(Path("/nonexistent/folder/state.db"))
+    try:
+        for n in range(3):
+            journal.record(entry(f"/{n}"))  # never raises: the request path only appends in memory
+        assert recorder.flush() == 0
+        assert journal.dropped == 3
+    finally:
+        recorder.log.close()
+        recorder.log = working
+    journal.record(entry("/later"))
+    assert [e.path for e in journal.entries()] == ["/later"]
+    assert journal.dropped == 3  # counted until the journal is cleared
+    journal.clear()
+    assert journal.dropped == 0 and len(journal) == 0
+    recorder.close()
+
+
+# -- entries as rows -----------------------------------------------------------------------------------
+
+
+def test_an_entry_goes_through_a_row_whole_with_its_credentials_masked() -> None:
+    sent = entry(
+        "/p",
+        query={"q": ["1"]},
+        request_headers=[("HTTP_AUTHORIZATION", "Bearer sk-123"), ("HTTP_X_REQUEST_ID", "r-1")],
+        request_body='{"name": "é"}'.encode(),
+        request_size=len('{"name": "é"}'.encode()),
+        answer_headers=[("Set-Cookie", "s=1"), ("Content-Type", "application/octet-stream")],
+        answer_body=b"\xff\x00\xfe",
+        answer_size=3,
+        refused_by="rule",
+        error="no",
+        param="name",
+        extra={"forwarded": True},
+    )
+    stored = entry_row(sent, "s", "host:1")
+    assert "sk-123" not in stored.data and "s=1" not in stored.data
+    assert stored.size == len(stored.data.encode()) and stored.session == "s" and stored.instance == "host:1"
+    back = row_entry(LogRow(stored.session, stored.instance, stored.at, stored.data, stored.size, 42))
+    assert back.seq == 42 and back.instance == "host:1"
+    assert back.answer_body == b"\xff\x00\xfe" and back.request_body == sent.request_body
+    assert back.body == {"name": "é"}
+    details = back.details()
+    assert dict(details["request"]["headers"])["Authorization"] == "Bearer ****"
+    assert dict(details["answer"]["headers"])["Set-Cookie"] == "****"
+    assert {k: v for k, v in details.items() if k not in ("instance", "seq")} == {
+        k: v for k, v in sent.details().items() if k not in ("instance", "seq")
+    }
+    assert back.as_dict()["instance"] == "host:1" and back.as_dict()["forwarded"] is True
+
+
+# -- two apps over one database ------------------------------------------------------------------------
+
+
+def journal_of(api: Api, count: int, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """``GET /__mock/journal`` once it lists ``count`` entries: the other instances write theirs in
+    batches, a tenth of a second apart (this one's are written before it reads)."""
+    deadline = time.monotonic() + 5
+    while True:
+        listed: dict[str, Any] = api.client.get("/__mock/journal", headers=headers).json
+        if len(listed["entries"]) >= count or time.monotonic() > deadline:
+            return listed
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def apps(database: Database) -> Iterator[Callable[..., Api]]:
+    """Apps over the database, one per instance name; their journals' writers and their stores' connections
+    closed after the test."""
+    made: list[Flask] = []
+
+    def make(instance: str, **fields: Any) -> Api:
+        app = create_app(database.settings(instance=instance, **fields))
+        database.create_tables()  # where the engine's layout has not (yet) made them
+        made.append(app)
+        return Api(app)
+
+    yield make
+    for app in made:
+        mock = app.extensions["mockserver"]
+        mock.journal.recorder.close()
+        if mock.store.persistence is not None:
+            mock.store.persistence.close()
+
+
+def test_two_instances_show_one_journal_in_time_order_naming_each_instance(apps: Callable[..., Api]) -> None:
+    a, b = apps("a"), apps("b")
+    for n in range(6):
+        assert (a if n % 2 == 0 else b).get(
+            f"{CANONICAL}/{n % 3 + 1}?n={n}", headers={"X-Request-Id": "r"}
+        ).status_code == 200
+    for reader in (a, b):
+        listed = journal_of(reader, 6)
+        entries = listed["entries"]
+        assert [e["instance"] for e in entries] == ["a", "b", "a", "b", "a", "b"]
+        assert [e["query"]["n"] for e in entries] == [[str(n)] for n in range(6)]
+        assert [e["time"] for e in entries] == sorted(e["time"] for e in entries)
+        assert {"seq", "time", "method", "path", "query", "operation_id", "canonical_id", "status"} <= set(entries[0])
+        assert entries[0]["operation_id"] == "getAccessProfile" and entries[0]["status"] == 200
+        assert listed["last"] >= max(e["seq"] for e in entries) and listed["oldest"] == min(e["seq"] for e in entries)
+    # One entry in full, through the other instance: the request's headers, masked.
+    first = a.client.get("/__mock/journal").json["entries"][0]
+    details = b.client.get(f"/__mock/journal/{first['seq']}").json
+    assert details["instance"] == "a" and dict(details["request"]["headers"])["Authorization"] == "Bearer ****"
+    assert json.loads(details["answer"]["body"]["text"])["access_profile"]["id"] == 1
+    assert b.client.get("/__mock/journal/999999").status_code == 404
+
+
+def test_polling_two_instances_under_load_misses_nothing(apps: Callable[..., Api]) -> None:
+    a, b = apps("a"), apps("b")
+    senders, each = 4, 25
+    failures: list[BaseException] = []
+
+    def send(api: Api, n: int) -> None:
+        try:
+            for i in range(each):
+                assert api.get(f"{CANONICAL}/1?sender={n}&i={i}").status_code == 200
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=send, args=(a if n % 2 else b, n)) for n in range(senders)]
+    for thread in threads:
+        thread.start()
+    seen: dict[int, dict[str, Any]] = {}
+    cursor = 0
+    while True:
+        alive = any(t.is_alive() for t in threads)
+        listed = a.client.get(f"/__mock/journal?after={cursor}").json
+        for found in listed["entries"]:
+            assert found["seq"] > cursor and found["seq"] not in seen
+            seen[found["seq"]] = found
+        cursor = listed["last"]
+        if not alive:
+            break
+        time.sleep(0.02)
+    # The senders are done, but their last batches may still be on their way: poll until all arrived.
+    deadline = time.monotonic() + 5
+    while len(seen) < senders * each and time.monotonic() < deadline:
+        listed = b.client.get(f"/__mock/journal?after={cursor}").json
+        seen.update((found["seq"], found) for found in listed["entries"])
+        cursor = listed["last"]
+        time.sleep(0.05)
+    assert not failures, failures
+    sent = {(f"{n}", f"{i}") for n in range(senders) for i in range(each)}
+    assert {(e["query"]["sender"][0], e["query"]["i"][0]) for e in seen.values()} == sent
+    assert {e["instance"] for e in seen.values()} == {"a", "b"}
+
+
+def test_clearing_through_one_instance_clears_the_sessions_entries_of_every_instance(
+    apps: Callable[..., Api],
+) -> None:
+    a, b = apps("a"), apps("b")
+    in_s = {"X-Mockserver-Session": "s"}
+    assert a.get(f"{CANONICAL}/1").status_code == 200 and b.get(f"{CANONICAL}/2").status_code == 200
+    assert a.get(f"{CANONICAL}/3", headers=in_s).status_code == 200
+    held = max(e["seq"] for e in journal_of(a, 2)["entries"])
+    assert b.client.delete("/__mock/journal").json == {"entries": []}
+    listed = a.client.get("/__mock/journal").json
+    assert listed["entries"] == [] and listed["oldest"] > held  # the inspector drops the rows it holds
+    # A session's entries carry its name: they are its own, on every instance.
+    [in_session] = journal_of(b, 1, in_s)["entries"]
+    assert in_session["path"] == f"{CANONICAL}/3" and in_session["instance"] == "a"
+    assert a.get(f"{CANONICAL}/4").status_code == 200
+    assert [e["path"] for e in journal_of(b, 1)["entries"]] == [f"{CANONICAL}/4"]
+
+
+def test_the_shared_rows_keep_to_the_byte_budget(apps: Callable[..., Api]) -> None:
+    a, b = apps("a", journal_mb=1), apps("b", journal_mb=1)
+    for n in range(30):
+        assert a.post(CANONICAL, {"name": f"budget {n}", "description": "d" * 1000}).status_code == 201
+    for _ in range(15):  # pages of about 50 kB each, twice over: far past one MiB
+        assert a.get(f"{CANONICAL}?limit=100").status_code == 200 and b.get(f"{CANONICAL}?limit=100").status_code == 200
+    for api in (a, b):
+        api.mock.journal.recorder.flush()
+        api.mock.journal.recorder._checked_at = 0  # the next batch checks the budget
+    assert a.get(f"{CANONICAL}/1").status_code == 200 and b.get(f"{CANONICAL}/1").status_code == 200
+    a.mock.journal.recorder.flush()
+    b.mock.journal.recorder.flush()
+    listed = a.client.get("/__mock/journal").json
+    assert listed["bounds"]["bytes"] == 1024 * 1024
+    assert a.mock.journal.recorder.log.used_bytes() <= 1024 * 1024
+    assert a.mock.journal.dropped + b.mock.journal.dropped > 0
+    assert listed["entries"][-1]["path"] == f"{CANONICAL}/1"  # the newest stay
+
+
+def test_violations_are_shared_by_the_instances(apps: Callable[..., Api]) -> None:
+    a, b = apps("a"), apps("b")
+    assert isinstance(a.mock.violations, SharedViolations)
+    a.mock.record(Violation("getAccessProfile", "GET", f"{CANONICAL}/1", 200, ("access_profile.version: required",)))
+    b.mock.record(Violation(None, "GET", "/x", None, ("the validators disagree",)))
+    for reader in (a, b):
+        listed = reader.client.get("/__mock/violations").json
+        assert [(v["instance"], v["problems"]) for v in listed["violations"]] == [
+            ("a", ["access_profile.version: required"]),
+            ("b", ["the validators disagree"]),
+        ]
+        assert reader.client.get("/__mock/health").json["violations"] == 2
+    in_s = {"X-Mockserver-Session": "s"}
+    assert a.client.get("/__mock/violations", headers=in_s).json["violations"] == []  # sessions apart
+    assert b.client.delete("/__mock/violations").status_code == 200
+    assert a.client.get("/__mock/violations").json == {"violations": [], "dropped": 0}
+
+
+def test_an_unreachable_journal_database_fails_no_request(apps: Callable[..., Api]) -> None:
+    a = apps("a")
+    recorder = a.mock.journal.recorder
+    working = recorder.log
+    recorder.log = SqliteLog(Path("/nonexistent/folder/state.db"))
+    try:
+        for n in range(5):
+            assert a.get(f"{CANONICAL}/{n + 1}").status_code == 200
+        answer = a.client.get("/__mock/journal")
+        assert answer.status_code == 503 and answer.json["error"]["type"] == "state_store_unavailable"
+        assert a.mock.journal.dropped == 5  # the five entries went, counted
+    finally:
+        recorder.log.close()
+        recorder.log = working
+    assert a.get(f"{CANONICAL}/1").status_code == 200
+    listed = a.client.get("/__mock/journal").json
+    assert [e["path"] for e in listed["entries"]] == [f"{CANONICAL}/1"] and listed["dropped"] == 5
