@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import fields
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mockserver.domain.fixtures import FixtureError
 from mockserver.domain.store import StateNotSaved
@@ -20,6 +20,9 @@ from mockserver.settings import LogFormat, ServerKind, Settings, SettingsError, 
 from mockserver.spec.document import SpecError
 from mockserver.spec.errors import StoreUnavailable
 from mockserver.storage.sqlite import StateFileError
+
+if TYPE_CHECKING:
+    from mockserver.server.forked import Ready
 
 T = TypeVar("T")
 
@@ -411,17 +414,8 @@ def _say(message: str) -> None:
 
 def _built(settings: Settings) -> tuple[Any, bool]:
     """The app, and whether it took up a kept state; ``SystemExit(2)`` after saying why it cannot start."""
-    from mockserver.server.app import create_app
-
     restored = _kept(settings)  # asked before create_app makes the file
-    try:
-        app = create_app(settings)
-    except (SettingsError, SpecError, FixtureError, StateFileError, StateNotSaved) as exc:
-        print(f"mockserver: error: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
-    except StoreUnavailable as exc:  # the database of --state postgresql://... (its message shows no password)
-        print(f"mockserver: error: {exc.message}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
+    app = _created(settings)
     if settings.watch:
         from mockserver.server.reload import Reloader
 
@@ -481,20 +475,24 @@ def _kept(settings: Settings) -> bool:
     return settings.state is not None and settings.state.exists() and not settings.fresh
 
 
-def _prepare(settings: Settings) -> None:
-    """Build the app once here, before the workers start, then let go of its state; ``SystemExit(2)``
-    after saying why the mock cannot start."""
+def _created(settings: Settings) -> Any:
+    """``create_app(settings)``; ``SystemExit(2)`` after saying why the mock cannot start."""
     from mockserver.server.app import create_app
 
     try:
-        app = create_app(settings)
+        return create_app(settings)
     except (SettingsError, SpecError, FixtureError, StateFileError, StateNotSaved) as exc:
         print(f"mockserver: error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
     except StoreUnavailable as exc:  # the database of --state postgresql://... (its message shows no password)
         print(f"mockserver: error: {exc.message}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
-    mock = app.extensions["mockserver"]
+
+
+def _prepare(settings: Settings) -> None:
+    """Build the app once here, before the workers start, then let go of its state; ``SystemExit(2)``
+    after saying why the mock cannot start."""
+    mock = _created(settings).extensions["mockserver"]
     mock.store.close()
     mock.journal.close()  # in a shared state, its connections to the shared log
 
@@ -525,7 +523,7 @@ def _worker_app(settings: Settings, url: str, number: int, restored: bool, tempo
     return app, [f"mockserver listening on {url}  (Ctrl-C to stop)", "", *lines, ""]
 
 
-def _started(settings: Settings, ready: list[Any]) -> str:
+def _started(settings: Settings, ready: list[Ready]) -> str:
     """What ``mockserver serve`` announces once its workers are ready: the first one's lines, and with
     several, a line naming them."""
     from mockserver.server import banner

@@ -252,3 +252,33 @@ def test_sigterm_at_any_moment_of_the_start_leaves_no_temporary_file(tmp_path: P
     assert process.returncode in (0, -signal.SIGTERM), output  # -SIGTERM: before anything was made
     assert "Traceback" not in output
     assert list(temporary.iterdir()) == []
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_while_the_workers_build_their_apps_stops_them_all(workers: str) -> None:
+    """A worker inherits granian's signal handlers, which only take note; stopped while it built its app,
+    it used to go on, and mockserver waited for it forever."""
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mockserver", "serve", "--port", "0", "--workers", workers, "--no-watch"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+        forked_ones = until(lambda: children.read_text().split(), within=30)
+        assert forked_ones, "no worker was started"
+        time.sleep(0.05)  # building, not yet serving
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, output
+    assert "mockserver stopped" in output
+    assert all(gone(int(pid)) for pid in forked_ones)

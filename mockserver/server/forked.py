@@ -15,7 +15,7 @@ fast as waitress on this project's machine, because the HTTP work leaves Python.
 - **They die with this process.** Linux's parent-death signal kills every worker when this process
   ends, even by ``kill -9``: no worker is left holding the port or the state file.
 - **Ctrl-C and SIGTERM** reach granian, which stops the workers gracefully; each writes its queued
-  log lines as it exits.
+  log lines as it exits. A worker still building its app ends at once.
 - **The tail.** granian runs the app on ``threads`` blocking threads, which take turns at the
   interpreter lock. A thread that waits for the lock asks the holder to let go only after the switch
   interval (5 ms by default), so under load a request waited several intervals: p99 30-60 ms against
@@ -106,6 +106,11 @@ def serve(
     ready = threading.Event()
 
     def load() -> Any:  # in a worker, forked from this process
+        # The worker inherits this process's handlers, granian's, which only take note of a signal (in
+        # a copy of its server): stopped while it builds, the worker would go on and the stop wait for
+        # it forever. Until granian sets the worker's own (once the app is built), a signal ends it.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         reader.close()
         _die_with(parent)
         sys.setswitchinterval(SWITCH_INTERVAL)
