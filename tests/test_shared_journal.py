@@ -507,3 +507,40 @@ def test_an_unreachable_journal_database_fails_no_request(apps: Callable[..., Ap
     assert a.get(f"{CANONICAL}/1").status_code == 200
     listed = a.client.get("/__mock/journal").json
     assert [e["path"] for e in listed["entries"]] == [f"{CANONICAL}/1"] and listed["dropped"] == 5
+
+
+# -- the inspector -------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_the_inspector_shows_every_instances_requests_in_time_order(apps: Callable[..., Api]) -> None:
+    import requests
+    from playwright.sync_api import expect
+    from test_inspector import browser_page
+
+    from mockserver.server.serving import BackgroundServer
+
+    a, b = apps("alpha"), apps("beta")
+    servers = [BackgroundServer(api.app).start() for api in (a, b)]
+    try:
+        first, second = (server.url for server in servers)
+        with browser_page(first) as (page, requested, errors):
+            page.goto(f"{first}/__mock/")
+            expect(page.locator("#live")).to_have_text("live", timeout=10_000)
+            expect(page.locator("th.instance")).to_be_hidden()  # no entry names an instance yet
+            for n, origin in enumerate([first, second, second, first]):
+                assert requests.get(f"{origin}{CANONICAL}/{n + 1}", headers=AUTH, timeout=5).status_code == 200
+            rows = page.locator("#rows tr.row")
+            expect(rows).to_have_count(4, timeout=5_000)
+            expect(page.locator("th.instance")).to_be_visible()
+            # Newest on top, whichever instance answered and whenever its batch arrived.
+            expect(rows.locator(".instance")).to_have_text(["alpha", "beta", "beta", "alpha"])
+            expect(rows.locator(".where")).to_have_text([f"{CANONICAL}/{n}" for n in (4, 3, 2, 1)])
+            rows.nth(1).click()
+            expect(page.locator("#details .meta")).to_contain_text("beta")
+        assert errors == []
+        assert all(url.startswith(first + "/") for url in requested)
+    finally:
+        for server in servers:
+            server.stop()

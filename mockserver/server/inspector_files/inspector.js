@@ -114,7 +114,7 @@
     const tr = el("tr", "row " + statusClass(entry.status) + (entry.refused_by ? " refused" : ""));
     tr.dataset.seq = entry.seq;
     tr.tabIndex = 0;
-    tr.append(el("td", "time", clock(entry.time)), el("td", "method", entry.method));
+    tr.append(el("td", "time", clock(entry.time)), el("td", "instance", entry.instance || ""), el("td", "method", entry.method));
     const where = el("td", "path");
     where.append(el("div", "where", fullPath(entry)));
     if (entry.refused_by) where.append(el("div", "reason", reason(entry)));
@@ -128,6 +128,10 @@
   function addEntries(entries) {
     const fresh = entries.filter((entry) => !rows.has(entry.seq));
     if (!fresh.length) return;
+    if (fresh.some((entry) => entry.instance)) {
+      addShared(fresh);
+      return;
+    }
     const made = [];
     for (const entry of fresh) {
       // The map stays oldest first (dropOlderThan relies on it); the table shows the newest on top.
@@ -142,10 +146,28 @@
     body.insertBefore(fragment, body.firstChild);
   }
 
+  function addShared(fresh) {
+    // A shared state's journal: every instance writes its entries in batches, so one that arrives now
+    // may be older than rows shown already. Each goes where its time puts it (almost always on top);
+    // the map still takes them in seq order, which is the order they become visible.
+    $("requests").classList.add("shared");
+    for (const entry of fresh.slice().sort((a, b) => a.seq - b.seq)) {
+      const tr = rowFor(entry);
+      tr.hidden = !matches(entry);
+      rows.set(entry.seq, { entry, tr });
+    }
+    const body = $("rows");
+    for (const entry of fresh.slice().sort((a, b) => a.time - b.time || a.seq - b.seq)) {
+      let next = body.firstChild;
+      while (next && rows.get(Number(next.dataset.seq)).entry.time > entry.time) next = next.nextSibling;
+      body.insertBefore(rows.get(entry.seq).tr, next);
+    }
+  }
+
   function dropOlderThan(oldest) {
     // The journal keeps the newest entries only (or was cleared): drop what it no longer holds.
     for (const [seq, row] of rows) {
-      if (seq >= oldest) break; // a Map iterates in insertion order, oldest first
+      if (seq >= oldest) break; // a Map iterates in insertion order, which is seq order
       row.tr.remove();
       rows.delete(seq);
       if (selected === seq) showDetailsGone(seq);
@@ -285,7 +307,7 @@
       el(
         "p",
         "meta",
-        clock(d.time) + " · " + (d.operation_id || "no operation") +
+        clock(d.time) + (d.instance ? " · " + d.instance : "") + " · " + (d.operation_id || "no operation") +
           (d.canonical_id && d.canonical_id !== d.operation_id ? " (" + d.canonical_id + ")" : "") +
           " · " + d.duration_ms.toFixed(1) + " ms · #" + d.seq
       )
