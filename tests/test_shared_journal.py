@@ -24,8 +24,9 @@ from mockserver import Settings, create_app
 from mockserver.server.context import SharedViolations, Violation
 from mockserver.server.journal import Budget, Entry, Recorder, SharedJournal, entry_row, row_entry
 from mockserver.spec.errors import StoreUnavailable
-from mockserver.storage import shared_log
+from mockserver.storage import postgresql, shared_log
 from mockserver.storage.shared_log import LogRow, PostgresLog, SharedLog, SqliteLog
+from mockserver.storage.sqlite_file import StateFile
 
 ENGINES = ["sqlite", "postgresql"]
 AUTH = {"Authorization": "Bearer dev-token"}
@@ -45,15 +46,18 @@ class Database:
         return opened
 
     def create_tables(self) -> None:
-        """The design's tables, where the engine's layout has not made them (IF NOT EXISTS)."""
+        """The engine's layout, as a mock starting on an empty database makes it (the tables live there)."""
         if self.engine == "sqlite":
-            with sqlite3.connect(self.where) as db:
-                db.executescript(shared_log.SQLITE_TABLES)
+            state = StateFile(Path(self.where))
+            try:
+                state.prepare(fresh=False)
+            finally:
+                state.close()
             return
         import psycopg
 
         with psycopg.connect(self.where, autocommit=True) as db:
-            db.execute(shared_log.POSTGRESQL_TABLES.encode())
+            postgresql.prepare(db)
 
     def settings(self, **fields: Any) -> Settings:
         """Settings of an instance of a shared state on this database."""
@@ -360,7 +364,6 @@ def apps(database: Database) -> Iterator[Callable[..., Api]]:
 
     def make(instance: str, **fields: Any) -> Api:
         app = create_app(database.settings(instance=instance, **fields))
-        database.create_tables()  # where the engine's layout has not (yet) made them
         made.append(app)
         return Api(app)
 

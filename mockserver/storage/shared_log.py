@@ -51,29 +51,6 @@ from mockserver.spec.errors import StoreUnavailable
 ORDER_LOCK = (0x6D6F636B, 0x6A726E6C)  # "mock", "jrnl"
 TIMEOUT_S = 5  # a connection, a statement or a lock that takes longer counts as the database being away
 
-# The tables as both engines' layouts create them (storage/sqlite_file.py, sql/postgresql/schema.sql);
-# kept here for tests that use a database without a layout.
-SQLITE_TABLES = """
-CREATE TABLE IF NOT EXISTS journal (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, session TEXT NOT NULL, instance TEXT NOT NULL, at TEXT NOT NULL,
-    size INTEGER NOT NULL, data TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS journal_by_session ON journal (session, seq);
-CREATE TABLE IF NOT EXISTS violations (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, session TEXT NOT NULL, instance TEXT NOT NULL, at TEXT NOT NULL,
-    data TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS violations_by_session ON violations (session, seq);
-"""
-POSTGRESQL_TABLES = """
-CREATE TABLE IF NOT EXISTS journal (
-    seq bigserial PRIMARY KEY, session text NOT NULL, instance text NOT NULL, at text NOT NULL,
-    size integer NOT NULL, data json NOT NULL);
-CREATE INDEX IF NOT EXISTS journal_by_session ON journal (session, seq);
-CREATE TABLE IF NOT EXISTS violations (
-    seq bigserial PRIMARY KEY, session text NOT NULL, instance text NOT NULL, at text NOT NULL,
-    data json NOT NULL);
-CREATE INDEX IF NOT EXISTS violations_by_session ON violations (session, seq);
-"""
-
 
 @dataclass(frozen=True, slots=True)
 class LogRow:
