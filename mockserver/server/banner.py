@@ -72,7 +72,8 @@ def lines(mock: Mock, url: str, restored: bool = False, temporary: bool = False)
     out.append(_row("Spec", f"{_shown(settings.spec)}  ({described})"))
     out.append(_row("Fixtures", f"{_shown(settings.fixtures)}  ({seeded} profiles)"))
     if settings.state_url is not None:
-        out.append(_row("State", f"{settings.state_shown}: shared by every mock given this URL, kept across restarts"))
+        shown = settings.state_shown
+        out.append(_row("State", f"{shown}: {profiles} profiles, shared by every mock given this URL, kept"))
         out.append(_row("", "--fresh (or POST /__mock/reset) starts it again from the fixtures"))
     elif temporary:
         out.append(
