@@ -546,19 +546,21 @@ def test_the_writers_connection_terminated_mid_write_commits_nothing(
 ) -> None:
     state, store = seeded(postgresql, seed)
     before = stored(postgresql)
-    append = engine.append_history
+    logged = PostgresState._logged
     killed: list[int] = []
 
-    def append_then_terminate(db: psycopg.Connection[Any], *args: Any) -> None:
-        append(db, *args)
-        with connect(postgresql) as admin:  # between two statements of the write's transaction
-            killed.append(db.info.backend_pid)
-            admin.execute("SELECT pg_terminate_backend(%s)", (db.info.backend_pid,))
+    def logged_then_terminate(self: PostgresState, n: int) -> int:
+        writer = self._db._writer
+        assert writer is not None
+        with connect(postgresql) as admin:  # after the write's statement, before its commit
+            killed.append(writer.info.backend_pid)
+            admin.execute("SELECT pg_terminate_backend(%s)", (writer.info.backend_pid,))
+        return logged(self, n)
 
-    monkeypatch.setattr(engine, "append_history", append_then_terminate)
+    monkeypatch.setattr(PostgresState, "_logged", logged_then_terminate)
     with pytest.raises(StoreUnavailable, match="nothing was changed"):
         edit(store, 5, description="never committed")
-    monkeypatch.setattr(engine, "append_history", append)
+    monkeypatch.setattr(PostgresState, "_logged", logged)
 
     assert killed and stored(postgresql) == before
     assert store.snapshot().profiles[5] == seed.profiles[5]
@@ -568,14 +570,14 @@ def test_the_writers_connection_terminated_mid_write_commits_nothing(
     state.close()
 
 
-def test_a_connection_cut_before_the_log_row_reaches_the_server_commits_nothing(
+def test_a_connection_cut_after_the_write_before_its_commit_commits_nothing(
     postgres_cluster: Cluster, postgresql: str, seed: State
 ) -> None:
     name = psycopg.conninfo.conninfo_to_dict(postgresql)["dbname"]
     with Proxy(postgres_cluster.port) as proxy:
         state, store = seeded(proxy.url(str(name)), seed)
         before = stored(postgresql)
-        cut = proxy.cut_on(b"INSERT INTO changes")
+        cut = proxy.cut_on(b"INSERT INTO changes", b"COMMIT")  # the write reached the server; its commit did not
         with pytest.raises(StoreUnavailable):
             edit(store, 7, description="cut")
         assert cut.wait(5)

@@ -81,6 +81,8 @@ _NOT_SAVED = "the change was not saved; nothing was changed"
 T = TypeVar("T")
 AUDIT_FILTERS = ("profile_id", "action", "user_id")
 Connection = psycopg.Connection[Any]
+Query = tuple[str, Sequence[Any]]
+LOCK_SQL = "SELECT pg_advisory_xact_lock(%s)"
 
 
 class LayoutError(Exception):
@@ -195,6 +197,7 @@ class Database:
         self._writer: Connection | None = None
         self._depth = 0  # transactions open on the writer (the outer one commits; the inner ones join it)
         self._after: list[Callable[[], None]] = []  # run once the outer transaction committed
+        self.fetched: list[tuple[Any, ...]] = []  # the rows of the query a transaction began with
         self._readers = threading.local()
         self._opened: list[tuple[threading.Thread, Connection]] = []
         self._opened_lock = threading.Lock()
@@ -273,16 +276,25 @@ class Database:
         """What ``sql`` selects from the last committed state; never waits for a write in progress."""
         return self.read(lambda db: db.execute(sql, parameters).fetchall())
 
-    def _begin(self, key: int) -> Connection:
-        """The writer, in a new transaction that holds the advisory lock ``key``; a writer found broken (the
-        server restarted since the last write) is replaced once, as nothing was done on it yet."""
+    def _begin(self, key: int, then: Query | None) -> Connection:
+        """The writer, in a new transaction that holds the advisory lock ``key``, and ``then``'s rows in
+        ``fetched`` (sent with the lock: one round trip; its snapshot is taken once the lock is held). A
+        writer found broken (the server restarted since the last write) is replaced once, as nothing was
+        done on it yet."""
         while True:
             db, new = self._writer, False
             if db is None or db.closed:
                 db, new = self.connect(autocommit=False), True
                 self._writer = db
             try:
-                db.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+                self.fetched = []
+                if then is None:
+                    db.execute(LOCK_SQL, (key,))
+                    return db
+                with db.pipeline():
+                    db.execute(LOCK_SQL, (key,))
+                    cursor = db.execute(*then)
+                self.fetched = cursor.fetchall()
                 return db
             except psycopg.Error as exc:
                 stale = not new and db.broken
@@ -305,21 +317,23 @@ class Database:
         return self.unavailable(exc, writing=True) if _lost(db, exc) else self._not_saved(exc)
 
     @contextmanager
-    def transaction(self, key: int) -> Iterator[Connection]:
-        """One transaction on the writer, holding the advisory lock ``key``; it commits when the outer block
-        ends. A failure rolls it back (or loses it with the connection) and raises ``StoreUnavailable``
-        (the server cannot be reached) or ``StateNotSaved``; nothing was committed either way."""
+    def transaction(self, key: int, then: Query | None = None) -> Iterator[Connection]:
+        """One transaction on the writer, holding the advisory lock ``key`` (and ``then``'s rows in
+        ``fetched``); it commits when the outer block ends. A failure rolls it back (or loses it with the
+        connection) and raises ``StoreUnavailable`` (the server cannot be reached) or ``StateNotSaved``;
+        nothing was committed either way."""
         with self.lock:
             if self._depth:  # inside another transaction of this thread: join it
                 assert self._writer is not None
-                self._writer.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+                self._writer.execute(LOCK_SQL, (key,))
+                self.fetched = [] if then is None else self._writer.execute(*then).fetchall()
                 self._depth += 1
                 try:
                     yield self._writer
                 finally:
                     self._depth -= 1
                 return
-            db = self._begin(key)
+            db = self._begin(key, then)
             self._depth = 1
             try:
                 yield db
@@ -399,10 +413,47 @@ APPEND_SQL = (
     "pruned AS (DELETE FROM changes WHERE session = %(session)s AND n <= (SELECT n FROM added) - %(kept)s) "
     "SELECT n FROM added"
 )
-UPSERT_SQL = (
-    "INSERT INTO records (session, kind, key, data) VALUES (%s, %s, %s, %s) ON CONFLICT (session, kind, key) "
-    "DO UPDATE SET data = excluded.data, row_version = records.row_version + 1"
+# A write in one statement: its records saved and removed, its history rows and their counts, the session's
+# counters and last use, its log row (when it changed more than history) and the log's pruning.
+# Data-modifying parts of one statement see one snapshot; none of them reads what another writes, and a
+# write never saves and removes one record.
+SAVE_SQL = """
+WITH saved AS (
+    INSERT INTO records (session, kind, key, data)
+    SELECT %(session)s, kind, key, data::json
+    FROM unnest(%(kinds)s::text[], %(keys)s::text[], %(data)s::text[]) AS r (kind, key, data)
+    ON CONFLICT (session, kind, key) DO UPDATE SET data = excluded.data, row_version = records.row_version + 1
+), removed AS (
+    DELETE FROM records WHERE session = %(session)s
+    AND (kind, key) IN (SELECT * FROM unnest(%(gone_kinds)s::text[], %(gone_keys)s::text[]))
+), versions AS (
+    INSERT INTO versions (session, id, profile_id, version, data)
+    SELECT %(session)s, id, profile_id, version, data::json
+    FROM unnest(%(v_ids)s::bigint[], %(v_profiles)s::bigint[], %(v_versions)s::integer[], %(v_data)s::text[])
+        AS v (id, profile_id, version, data)
+), audit AS (
+    INSERT INTO audit (session, id, profile_id, action, user_id, data)
+    SELECT %(session)s, id, profile_id, action, user_id, data::json
+    FROM unnest(%(a_ids)s::bigint[], %(a_profiles)s::bigint[], %(a_actions)s::text[], %(a_users)s::text[],
+                %(a_data)s::text[]) AS a (id, profile_id, action, user_id, data)
+), counted AS (
+    INSERT INTO history_counts (session, key, n)
+    SELECT %(session)s, key, n FROM unnest(%(count_keys)s::text[], %(count_ns)s::bigint[]) AS c (key, n)
+    ON CONFLICT (session, key) DO UPDATE SET n = history_counts.n + excluded.n
+), used AS (
+    UPDATE sessions SET counters = COALESCE(%(counters)s::text::json, counters),
+        last_used = COALESCE(%(used)s::text, last_used)
+    WHERE name = %(session)s AND (%(counters)s::text IS NOT NULL OR %(used)s::text IS NOT NULL)
+), added AS (
+    INSERT INTO changes (session, n, data)
+    SELECT %(session)s, COALESCE(max(n), 0) + 1, %(log)s::text::json FROM changes WHERE session = %(session)s
+    HAVING %(log)s::text IS NOT NULL
+    RETURNING n
+), pruned AS (
+    DELETE FROM changes WHERE session = %(session)s AND n <= (SELECT n FROM added) - %(kept)s
 )
+SELECT n FROM added
+"""
 
 
 class PostgresState:
@@ -468,9 +519,8 @@ class PostgresState:
         and ``drop`` inside it join the transaction, which commits when the block ends; a failure raises
         ``StateNotSaved`` or ``StoreUnavailable`` having committed nothing, and leaves ``seen`` as the
         caller set it while applying the rows."""
-        with self._transaction() as db:
-            rows = db.execute(LOG_SQL, (self.session, self.seen)).fetchall()
-            yield [LogEntry(int(n), data) for n, data in rows]
+        with self._transaction((LOG_SQL, (self.session, self.seen))):
+            yield [LogEntry(int(n), data) for n, data in self._db.fetched]
 
     def missed(self) -> list[LogEntry]:
         """The log rows after ``seen`` (others' writes), without a lock: one indexed query, [] when none."""
@@ -481,7 +531,10 @@ class PostgresState:
         text = data if isinstance(data, str) else jsontext.text(data)
         found = db.execute(APPEND_SQL, {"session": self.session, "data": text, "kept": kept}).fetchone()
         assert found is not None
-        n = int(found[0])
+        return self._logged(int(found[0]))
+
+    def _logged(self, n: int) -> int:
+        """Row ``n`` of the log is this view's: seen once its transaction commits."""
 
         def committed() -> None:
             # Caught up under the lock, this row is the next one: seen. Otherwise (a write made outside
@@ -525,28 +578,42 @@ class PostgresState:
         return State.from_dict(_state_data(found, row[0]), history=PostgresHistory(self))
 
     def save(self, changes: Changes) -> None:
-        """Write one change in one transaction with its log row, or raise and write nothing."""
+        """Write one change in one transaction with its log row, or raise and write nothing.
+
+        One statement (``SAVE_SQL``), so a write costs one round trip besides taking the lock and
+        committing."""
         saved = [jsontext.text(record) for _, _, record in changes.saved]
-        with self._transaction() as db, db.pipeline():
-            db.cursor().executemany(
-                UPSERT_SQL,
-                [(self.session, kind, key, text) for (kind, key, _), text in zip(changes.saved, saved, strict=True)],
-            )
-            db.cursor().executemany(
-                "DELETE FROM records WHERE session = %s AND kind = %s AND key = %s",
-                [(self.session, kind, key) for kind, key in changes.removed],
-            )
-            append_history(db, changes.versions, changes.audit, self.session)
-            counters = None if changes.counters is None else jsontext.text(changes.counters)
-            if self.now is not None:
-                db.execute(
-                    "UPDATE sessions SET counters = COALESCE(%s::json, counters), last_used = %s WHERE name = %s",
-                    (counters, self.now(), self.session),
-                )
-            elif counters is not None:
-                db.execute("UPDATE sessions SET counters = %s WHERE name = %s", (counters, self.session))
-            if changes.saved or changes.removed or changes.counters is not None:  # history alone is not in memory
-                self._log(db, _write_entry(changes, saved))
+        counts = _audit_counts((r["access_profile_id"], r["action"], r["user_id"], 1) for r in changes.audit)
+        if changes.versions:
+            counts[VERSIONS_KEY] = len(changes.versions)
+        logged = changes.saved or changes.removed or changes.counters is not None  # history alone is not in memory
+        parameters = {
+            "session": self.session,
+            "kinds": [kind for kind, _, _ in changes.saved],
+            "keys": [key for _, key, _ in changes.saved],
+            "data": saved,
+            "gone_kinds": [kind for kind, _ in changes.removed],
+            "gone_keys": [key for _, key in changes.removed],
+            "v_ids": [r["id"] for r in changes.versions],
+            "v_profiles": [r["access_profile_id"] for r in changes.versions],
+            "v_versions": [r["version"] for r in changes.versions],
+            "v_data": [jsontext.text(r) for r in changes.versions],
+            "a_ids": [r["id"] for r in changes.audit],
+            "a_profiles": [r["access_profile_id"] for r in changes.audit],
+            "a_actions": [r["action"] for r in changes.audit],
+            "a_users": [r["user_id"] for r in changes.audit],
+            "a_data": [jsontext.text(r) for r in changes.audit],
+            "count_keys": list(counts),
+            "count_ns": list(counts.values()),
+            "counters": None if changes.counters is None else jsontext.text(changes.counters),
+            "used": None if self.now is None else self.now(),
+            "log": _write_entry(changes, saved) if logged else None,
+            "kept": LOG_KEPT,
+        }
+        with self._transaction() as db:
+            found = db.execute(SAVE_SQL, parameters, binary=True).fetchone()
+            if found is not None:
+                self._logged(int(found[0]))
 
     def replace(self, state: State) -> State:
         """Make the database hold exactly ``state`` for this session (a start from the fixtures, a reset, a
@@ -672,10 +739,10 @@ class PostgresState:
     # -- helpers -----------------------------------------------------------------------------------
 
     @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
+    def _transaction(self, then: Query | None = None) -> Iterator[Connection]:
         if self._dropped:
             raise StateNotSaved(f"the session {self.session!r} was deleted; {_NOT_SAVED}")
-        with self._db.transaction(self._key) as db:
+        with self._db.transaction(self._key, then) as db:
             yield db
 
     def _clear(self, db: Connection) -> None:
