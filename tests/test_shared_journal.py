@@ -12,6 +12,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -287,18 +288,38 @@ def entry(path: str = "/x", **fields: Any) -> Entry:
     return Entry(method="GET", path=path, duration_ms=1.0, time=time.time(), **{**made, **fields})
 
 
-def test_a_recorder_drops_and_counts_what_it_cannot_write_and_writes_again_later(tables: Database) -> None:
+@contextmanager
+def unreachable(database: Database, request: pytest.FixtureRequest) -> Iterator[SharedLog]:
+    """A log of the database's engine that cannot reach it: a file in a folder that does not exist, or a
+    PostgreSQL relay that drops every connection as it arrives."""
+    if database.engine == "sqlite":
+        away: SharedLog = SqliteLog(Path("/nonexistent/folder/state.db"))
+        yield away
+        away.close()
+        return
+    cluster = request.getfixturevalue("postgres_cluster")
+    with Proxy(cluster.port) as relay:
+        relay.refusing = True
+        away = PostgresLog(relay.url(database.where.rsplit("/", 1)[1]))
+        try:
+            yield away
+        finally:
+            away.close()
+        assert relay.accepted > 0
+
+
+def test_a_recorder_drops_and_counts_what_it_cannot_write_and_writes_again_later(
+    tables: Database, request: pytest.FixtureRequest
+) -> None:
     recorder = Recorder(tables.log(), "a", Budget())
     journal = SharedJournal(recorder, "s")
     working = recorder.log
-    recorder.log = SqliteLog(Path("/nonexistent/folder/state.db"))
-    try:
+    with unreachable(tables, request) as away:
+        recorder.log = away
         for n in range(3):
             journal.record(entry(f"/{n}"))  # never raises: the request path only appends in memory
         assert recorder.flush() == 0
         assert journal.dropped == 3
-    finally:
-        recorder.log.close()
         recorder.log = working
     journal.record(entry("/later"))
     assert [e.path for e in journal.entries()] == ["/later"]
@@ -493,23 +514,29 @@ def test_violations_are_shared_by_the_instances(apps: Callable[..., Api]) -> Non
     assert a.client.get("/__mock/violations").json == {"violations": [], "dropped": 0}
 
 
-def test_an_unreachable_journal_database_fails_no_request(apps: Callable[..., Api]) -> None:
+def test_an_unreachable_journal_database_fails_no_request(
+    apps: Callable[..., Api], database: Database, request: pytest.FixtureRequest
+) -> None:
+    """The journal's rows and violations cannot be written (the store itself still works): the requests
+    are answered as ever, and what was lost is counted."""
     a = apps("a")
-    recorder = a.mock.journal.recorder
+    recorder, violations = a.mock.journal.recorder, a.mock.violations
+    assert isinstance(violations, SharedViolations)
     working = recorder.log
-    recorder.log = SqliteLog(Path("/nonexistent/folder/state.db"))
-    try:
+    with unreachable(database, request) as away:
+        recorder.log = violations.log = away
         for n in range(5):
             assert a.get(f"{CANONICAL}/{n + 1}").status_code == 200
+        a.mock.record(Violation(None, "GET", "/x", None, ("lost",)))  # does not raise either
         answer = a.client.get("/__mock/journal")
         assert answer.status_code == 503 and answer.json["error"]["type"] == "state_store_unavailable"
         assert a.mock.journal.dropped == 5  # the five entries went, counted
-    finally:
-        recorder.log.close()
-        recorder.log = working
+        assert violations.dropped == 1
+        recorder.log = violations.log = working
     assert a.get(f"{CANONICAL}/1").status_code == 200
     listed = a.client.get("/__mock/journal").json
     assert [e["path"] for e in listed["entries"]] == [f"{CANONICAL}/1"] and listed["dropped"] == 5
+    assert a.client.get("/__mock/violations").json == {"violations": [], "dropped": 1}
 
 
 # -- the inspector -------------------------------------------------------------------------------------
