@@ -378,6 +378,23 @@ def test_writing_of_a_session_waits_for_the_others_and_sees_its_rows(postgresql:
         state.close()
 
 
+def test_a_write_that_waits_too_long_for_the_lock_is_a_503(
+    postgresql: str, seed: State, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, _ = seeded(postgresql, seed)
+    monkeypatch.setattr(engine, "LOCK_WAIT_MS", 300)
+    second, second_store = seeded(postgresql, seed)
+    with first.writing():
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable, match="the state store is busy .* held this session's write lock"):
+            edit(second_store, 1, description="waited too long")
+        assert 0.3 <= time.monotonic() - started < 5
+    edit(second_store, 1, description="its turn")  # the same connection, its transaction rolled back
+    assert log_of(postgresql)[-1] == (2, "write")
+    for state in (first, second):
+        state.close()
+
+
 def test_missed_is_the_others_rows_in_order_and_a_store_applies_them(postgresql: str, seed: State) -> None:
     first, first_store = seeded(postgresql, seed)
     second, second_store = seeded(postgresql, seed)

@@ -77,6 +77,8 @@ LAYOUT_VERSION = 1
 LAYOUT_LOCK = int.from_bytes(b"mocksrvr", "big") & 0x7FFF_FFFF_FFFF_FFFF
 LOG_KEPT = 1000  # rows of a session's change log kept; a process further behind loads the session again
 CONNECT_TIMEOUT = 3  # seconds: an unreachable server is a 503 soon, not a request hanging
+LOCK_WAIT_MS = 15_000  # a write waits this long for its session's lock (another process's write)
+IDLE_IN_TRANSACTION_MS = 60_000  # the server ends a connection left this long inside a transaction
 _NOT_SAVED = "the change was not saved; nothing was changed"
 T = TypeVar("T")
 AUDIT_FILTERS = ("profile_id", "action", "user_id")
@@ -191,6 +193,11 @@ class Database:
             "keepalives_idle": 10,
             "keepalives_interval": 5,
             "keepalives_count": 3,
+            # A transaction left open (a process stopped between two statements, a network that went
+            # quiet) gives its session's lock back within a minute; a write that waits longer than that
+            # for a lock is a 503 rather than a request that hangs.
+            "options": f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS} "
+            f"-c lock_timeout={LOCK_WAIT_MS}",
         }
         self._conninfo = make_conninfo(url, **{key: value for key, value in defaults.items() if key not in params})
         self.lock = threading.RLock()  # the writing connection, one transaction at a time
@@ -210,6 +217,11 @@ class Database:
         if self._password:
             reason = reason.replace(self._password, "***")
         what = f"; {_NOT_SAVED}" if writing else ""
+        if isinstance(exc, psycopg.errors.LockNotAvailable):
+            return StoreUnavailable(
+                f"the state store is busy ({self.where}: another process held this session's write lock for "
+                f"{LOCK_WAIT_MS // 1000} s){what}; try again"
+            )
         return StoreUnavailable(f"the state store cannot be reached ({self.where}: {reason}){what}")
 
     def _not_saved(self, exc: BaseException) -> StateNotSaved:
