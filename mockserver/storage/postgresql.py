@@ -6,16 +6,21 @@
   advisory lock, so that instances starting together create it once. Later layouts will come as
   ``sql/postgresql/migrations/N.sql``, each moving the layout from N-1 to N.
 - **One order per session.** Every write takes its session's advisory lock in its transaction
-  (``pg_advisory_xact_lock`` of a hash of the name), reads the log rows it has not seen, and appends one
-  row (``n`` = the last + 1) beside the rows it changes; the lock makes ``n`` safe and the writes of a
-  session linearizable. Another process applies the rows it missed before it answers (``missed``).
+  (``pg_advisory_xact_lock`` of a hash of the name), reads the log rows after ``seen`` (the last one
+  this process's state holds), and appends one row (``n`` = the last + 1) beside the rows it changes;
+  the lock makes ``n`` safe and the writes of a session linearizable. A reader asks for the rows it
+  missed (``missed``) before it answers. The first process to find no saved state seeds it, under the
+  same lock (the store does it inside ``writing()``).
+- **A write is three round trips**: the lock and the log's rows (sent together), the save (one
+  statement), the commit.
 - **Connections.** One writing connection per process, one transaction at a time (as the SQLite file's
-  writer), and one reading connection per thread (autocommit, read committed) for history, the log
-  and loads, which never wait for a write in progress.
+  writer), and one reading connection per thread (autocommit) for history, the log and loads, which
+  never wait for a write in progress; a load reads the records and the log's last row in one snapshot.
 - **Faults.** A connection that fails (refused, dropped, timed out, the server restarting) is thrown
   away and the caller gets ``StoreUnavailable`` (503): a write that failed committed nothing, since its
-  transaction died with the connection. The next call connects again, so the mock recovers by itself
-  when PostgreSQL is back. Messages name the server, never a password.
+  transaction died with the connection. The next call connects again (one found broken since its last
+  use is replaced at once), so the mock recovers by itself when PostgreSQL is back. Messages name the
+  server, never a password.
 - **JSON as written.** Columns are ``json``, which keeps the text: a record comes back with its fields
   in the order the mock wrote them (``jsontext``), and psycopg reads it with ``json.loads``.
 """
@@ -23,6 +28,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -170,6 +176,17 @@ def _first_line(exc: BaseException) -> str:
 def _lost(db: Connection, exc: BaseException) -> bool:
     """Whether ``exc`` means the connection (or the server) is gone, rather than one statement failing."""
     return db.closed or db.broken or isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
+
+
+class _PipelineNoise(logging.Filter):
+    """psycopg logs a warning when a pipeline ends on a connection that broke; the failure itself reaches
+    the caller (``StoreUnavailable``), so the warning only repeats it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("error ignored terminating <psycopg.Pipeline")
+
+
+logging.getLogger("psycopg").addFilter(_PipelineNoise())
 
 
 # -- the database as one process uses it ------------------------------------------------------------------
