@@ -574,3 +574,33 @@ def test_the_inspector_shows_every_instances_requests_in_time_order(apps: Callab
     finally:
         for server in servers:
             server.stop()
+
+
+@pytest.mark.slow
+def test_the_workers_of_one_server_keep_one_journal() -> None:
+    """``mockserver serve --workers 2``: whichever worker answers the journal's reader, it lists every
+    worker's requests, each named after its worker."""
+    import requests
+    from serving import serve
+
+    sent = 60
+    with serve("--no-watch", "--workers", "2", "--instance", "w") as served:
+
+        def send(n: int) -> None:
+            for i in range(n, sent, 6):  # a connection each: the workers share the port's connections
+                assert requests.get(f"{served.url}{CANONICAL}/1?i={i}", headers=AUTH, timeout=10).status_code == 200
+
+        threads = [threading.Thread(target=send, args=(n,)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        deadline = time.monotonic() + 10
+        while True:
+            entries = requests.get(f"{served.url}/__mock/journal", timeout=10).json()["entries"]
+            if len(entries) >= sent or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    assert sorted(int(e["query"]["i"][0]) for e in entries) == list(range(sent))
+    assert {e["instance"] for e in entries} == {"w-1", "w-2"}
+    assert [e["time"] for e in entries] == sorted(e["time"] for e in entries)
