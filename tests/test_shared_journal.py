@@ -604,3 +604,24 @@ def test_the_workers_of_one_server_keep_one_journal() -> None:
     assert sorted(int(e["query"]["i"][0]) for e in entries) == list(range(sent))
     assert {e["instance"] for e in entries} == {"w-1", "w-2"}
     assert [e["time"] for e in entries] == sorted(e["time"] for e in entries)
+
+
+def test_a_process_that_ends_writes_the_entries_still_waiting(tmp_path: Path) -> None:
+    """An instance stopped within the tenth of a second its writer waits between batches loses nothing."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "state.db"
+    script = (
+        "import sys; from pathlib import Path; from mockserver import Settings, create_app\n"
+        "app = create_app(Settings(state=Path(sys.argv[1]), workers=2, instance='quick'))\n"
+        f"answer = app.test_client().get('{CANONICAL}/1', headers={{'Authorization': 'Bearer t'}})\n"
+        "assert answer.status_code == 200\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(path)], check=True, timeout=60)
+    log = SqliteLog(path)
+    try:
+        [written] = log.after("", 0, 10)
+    finally:
+        log.close()
+    assert written.instance == "quick" and json.loads(written.data)["path"] == f"{CANONICAL}/1"

@@ -20,6 +20,7 @@ A journal that is not shared does none of this: its request path is the one abov
 
 from __future__ import annotations
 
+import atexit
 import base64
 import json
 import logging
@@ -27,6 +28,7 @@ import os
 import socket
 import threading
 import time as clock
+import weakref
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -490,6 +492,7 @@ class Recorder:
         self._since_check = 0  # bytes written since the byte budget was last checked
         self._checked_at = clock.monotonic()
         self._used: tuple[float, int] | None = None  # (when, bytes) the rows last added up to
+        _RECORDERS.add(self)
 
     # -- the request path --------------------------------------------------------------------------
 
@@ -595,6 +598,19 @@ class Recorder:
             thread.join(timeout=10)
         self.flush()
         self.log.close()
+
+
+_RECORDERS: weakref.WeakSet[Recorder] = weakref.WeakSet()
+
+
+@atexit.register
+def _write_the_rest() -> None:
+    """A process that ends on its own (a worker stopped with its server) writes what still waits."""
+    for recorder in list(_RECORDERS):
+        try:
+            recorder.flush()
+        except Exception:  # noqa: BLE001 - the process is ending: nothing is left to tell
+            pass
 
 
 class SharedJournal(Journal):
