@@ -477,6 +477,20 @@ def test_clearing_through_one_instance_clears_the_sessions_entries_of_every_inst
     assert [e["path"] for e in journal_of(b, 1)["entries"]] == [f"{CANONICAL}/4"]
 
 
+def test_a_deleted_sessions_rows_go_with_it(apps: Callable[..., Api]) -> None:
+    a, b = apps("a"), apps("b")
+    in_s = {"X-Mockserver-Session": "s"}
+    assert a.get(f"{CANONICAL}/1", headers=in_s).status_code == 200
+    a.client.get("/__mock/violations", headers=in_s)  # the session, on this instance
+    registry = a.app.extensions["mockserver.sessions"]
+    registry.get("s").mock.record(Violation(None, "GET", "/x", None, ("in s",)))
+    assert len(journal_of(b, 1, in_s)["entries"]) == 1
+    assert len(b.client.get("/__mock/violations", headers=in_s).json["violations"]) == 1
+    assert a.client.delete("/__mock/sessions/s").status_code == 200
+    shared = a.mock.journal.recorder.log
+    assert (shared.count("s"), shared.count_violations("s")) == (0, 0)
+
+
 def test_the_shared_rows_keep_to_the_byte_budget(apps: Callable[..., Api]) -> None:
     a, b = apps("a", journal_mb=1), apps("b", journal_mb=1)
     for n in range(30):

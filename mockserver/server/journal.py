@@ -697,9 +697,11 @@ class SharedJournal(Journal):
         self.recorder.clear(self.session)
 
     def close(self) -> None:
-        """The session was deleted: its rows go too (another instance deleting it later finds none)."""
+        """The session was deleted: its rows go too, its violations' as well (they share the log, and a
+        session made again under the name starts without them); an instance that drops it later finds none."""
         try:
             self.clear()
+            self.recorder.log.clear_violations(self.session)
         except StoreUnavailable as exc:
             log.warning("the shared journal of session %r was not cleared: %s", self.session, exc.message)
 
