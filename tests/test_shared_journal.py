@@ -329,6 +329,24 @@ def test_a_recorder_drops_and_counts_what_it_cannot_write_and_writes_again_later
     recorder.close()
 
 
+def test_letting_go_of_a_session_another_instance_deleted_keeps_the_rows(tables: Database) -> None:
+    """The instance that deletes a session deletes its rows (``close``); the others only let go: by the
+    time they learn of it, the name may belong to a session made again, whose rows these are."""
+    a, b = Recorder(tables.log(), "a", Budget()), Recorder(tables.log(), "b", Budget())
+    made_again = SharedJournal(a, "s")
+    made_again.record(entry("/new"))
+    a.flush()
+    old = SharedJournal(b, "s")
+    old.record(entry("/old, not written yet"))
+    old.let_go()
+    b.flush()
+    assert [e.path for e in made_again.entries()] == ["/new"]
+    made_again.close()
+    assert len(made_again) == 0
+    a.close()
+    b.close()
+
+
 # -- entries as rows -----------------------------------------------------------------------------------
 
 

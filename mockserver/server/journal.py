@@ -307,6 +307,10 @@ class Journal:
         """Let go of every entry and of the budget's share (a deleted session's journal)."""
         self.budget.leave(self)
 
+    def let_go(self) -> None:
+        """This process stops holding the session, which another process deleted: as ``close`` here."""
+        self.close()
+
     def window(self) -> tuple[int, int]:
         """(seq of the oldest entry kept, seq of the newest recorded); oldest is newest + 1 when empty."""
         with self._lock:
@@ -576,10 +580,14 @@ class Recorder:
         """Delete the session's rows, and its entries still waiting; not while a batch is being written
         (one holding entries of the session would put them back after the clear)."""
         with self._writing:
-            with self._lock:
-                self._pending = deque(item for item in self._pending if item[0] != session)
-                self.dropped.pop(session, None)
+            self.forget(session)
             self.log.clear(session)
+
+    def forget(self, session: str) -> None:
+        """Drop the session's entries still waiting, and what was counted as dropped of it."""
+        with self._lock:
+            self._pending = deque(item for item in self._pending if item[0] != session)
+            self.dropped.pop(session, None)
 
     def used_bytes(self) -> int:
         """What every row of the shared journal adds up to, read at most once every ``USED_CACHE_S``."""
@@ -704,6 +712,11 @@ class SharedJournal(Journal):
             self.recorder.log.clear_violations(self.session)
         except StoreUnavailable as exc:
             log.warning("the shared journal of session %r was not cleared: %s", self.session, exc.message)
+
+    def let_go(self) -> None:
+        """Another process deleted the session (and its rows): only this process's waiting entries go.
+        Deleting rows here could delete those of a session made again under the name meanwhile."""
+        self.recorder.forget(self.session)
 
     def sibling(self, session: str | None) -> Journal:
         return SharedJournal(self.recorder, session)
