@@ -329,6 +329,16 @@ def test_a_recorder_drops_and_counts_what_it_cannot_write_and_writes_again_later
     recorder.close()
 
 
+def test_any_text_a_request_sends_is_written_and_read_back(tables: Database) -> None:
+    recorder = Recorder(tables.log(), "a", Budget())
+    journal = SharedJournal(recorder, None)
+    odd = "/p\x00\u2603\U0001f600"
+    journal.record(entry(odd, query={"q": ["\x00"]}, request_body=b"\x00\xff", request_size=2, extra={"k": "\x00"}))
+    [back] = journal.entries()
+    assert (back.path, back.query, back.request_body, back.extra) == (odd, {"q": ["\x00"]}, b"\x00\xff", {"k": "\x00"})
+    recorder.close()
+
+
 def test_letting_go_of_a_session_another_instance_deleted_keeps_the_rows(tables: Database) -> None:
     """The instance that deletes a session deletes its rows (``close``); the others only let go: by the
     time they learn of it, the name may belong to a session made again, whose rows these are."""
