@@ -339,6 +339,20 @@ def test_any_text_a_request_sends_is_written_and_read_back(tables: Database) -> 
     recorder.close()
 
 
+def test_a_pollers_cursor_never_moves_back(tables: Database) -> None:
+    recorder = Recorder(tables.log(), "a", Budget())
+    journal = SharedJournal(recorder, None)
+    journal.record(entry("/1"))
+    journal.record(entry("/2"))
+    before = journal.listing(after=0)
+    assert [e.path for e in before.entries] == ["/1", "/2"] and before.last == before.entries[-1].seq
+    journal.clear()  # the newest rows of the whole journal go: what is left says nothing of them
+    after = journal.listing(after=before.last)
+    assert after.entries == [] and after.last == before.last and after.oldest > before.last
+    assert journal.window() == (after.oldest, before.last)
+    recorder.close()
+
+
 def test_letting_go_of_a_session_another_instance_deleted_keeps_the_rows(tables: Database) -> None:
     """The instance that deletes a session deletes its rows (``close``); the others only let go: by the
     time they learn of it, the name may belong to a session made again, whose rows these are."""
@@ -494,10 +508,12 @@ def test_clearing_through_one_instance_clears_the_sessions_entries_of_every_inst
     in_s = {"X-Mockserver-Session": "s"}
     assert a.get(f"{CANONICAL}/1").status_code == 200 and b.get(f"{CANONICAL}/2").status_code == 200
     assert a.get(f"{CANONICAL}/3", headers=in_s).status_code == 200
-    held = max(e["seq"] for e in journal_of(a, 2)["entries"])
+    before = journal_of(a, 2)
+    held = max(e["seq"] for e in before["entries"])
     assert b.client.delete("/__mock/journal").json == {"entries": []}
     listed = a.client.get("/__mock/journal").json
     assert listed["entries"] == [] and listed["oldest"] > held  # the inspector drops the rows it holds
+    assert listed["last"] >= before["last"]  # a poller's cursor never moves back
     # A session's entries carry its name: they are its own, on every instance.
     [in_session] = journal_of(b, 1, in_s)["entries"]
     assert in_session["path"] == f"{CANONICAL}/3" and in_session["instance"] == "a"

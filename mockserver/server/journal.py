@@ -496,6 +496,7 @@ class Recorder:
         self._since_check = 0  # bytes written since the byte budget was last checked
         self._checked_at = clock.monotonic()
         self._used: tuple[float, int] | None = None  # (when, bytes) the rows last added up to
+        self._horizon = 0  # see horizon()
         _RECORDERS.add(self)
 
     # -- the request path --------------------------------------------------------------------------
@@ -589,6 +590,14 @@ class Recorder:
             self._pending = deque(item for item in self._pending if item[0] != session)
             self.dropped.pop(session, None)
 
+    def horizon(self, last: int) -> int:
+        """The newest ``last`` a window has shown this process: a clear of the newest rows lowers what
+        the rows say, but no row at or below a seq once shown can appear later, so a reader's cursor
+        never has to move back."""
+        with self._lock:
+            self._horizon = max(self._horizon, last)
+            return self._horizon
+
     def used_bytes(self) -> int:
         """What every row of the shared journal adds up to, read at most once every ``USED_CACHE_S``."""
         now = clock.monotonic()
@@ -661,7 +670,7 @@ class SharedJournal(Journal):
         # The window first: every row at or below its `last` is visible by now (shared_log's docstring),
         # so the rows read next hold all of them above `after`.
         window = shared.window(self.session)
-        oldest, last = window.oldest, window.last
+        oldest, last = window.oldest, self.recorder.horizon(window.last)
         if after is None:
             rows = shared.newest(self.session, self.size)
             if len(rows) == self.size:  # more rows than the bound, until the next batch's prune cuts them
@@ -692,7 +701,7 @@ class SharedJournal(Journal):
 
     def window(self) -> tuple[int, int]:
         window = self._fresh().window(self.session)
-        return window.oldest, window.last
+        return window.oldest, self.recorder.horizon(window.last)
 
     def get(self, seq: int) -> Entry | None:
         row = self._fresh().row(self.session, seq)
