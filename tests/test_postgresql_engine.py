@@ -43,6 +43,8 @@ def as_url(conninfo: str) -> str:
 
 
 def closed(api: Api) -> None:
+    """Let go of the app's connections: its state's, and its shared journal's."""
+    api.mock.journal.recorder.close()
     api.mock.store.close()
 
 
@@ -61,6 +63,16 @@ def seeded(url: str, seed: State) -> tuple[PostgresState, Store]:
     """An engine on ``url`` and a store over it (seeding the database when it is empty)."""
     state = PostgresState(url)
     return state, Store(seed, persistence=state)
+
+
+def loaded(url: str) -> State | None:
+    """The state a process starting now would load (its history copied into memory)."""
+    state = PostgresState(url)
+    try:
+        found = state.load()
+        return None if found is None else found.copy()
+    finally:
+        state.close()
 
 
 def edit(store: Store, profile_id: int, **fields: Any) -> None:
@@ -359,9 +371,9 @@ def test_writing_of_a_session_waits_for_the_others_and_sees_its_rows(postgresql:
     waiter = threading.Thread(target=wait)
     try:
         # Another session is not held up: its lock is another one (a third process: one writer each).
-        third = PostgresState(postgresql).view("elsewhere")
+        third = PostgresState(postgresql)
         started = time.monotonic()
-        Store(seed, persistence=third)
+        Store(seed, persistence=third.view("elsewhere"))
         assert time.monotonic() - started < 5
         third.close()
 
@@ -554,7 +566,7 @@ def test_a_server_restarted_between_two_calls_is_not_noticed(own_cluster: Cluste
     own_cluster.start()
     assert state.sessions() == []  # the reader: replaced
     edit(store, 2, description="after a restart")  # the writer: replaced before the transaction did anything
-    assert PostgresState(database).load() == store.snapshot()
+    assert loaded(database) == store.snapshot()
     state.close()
 
 
@@ -583,7 +595,7 @@ def test_the_writers_connection_terminated_mid_write_commits_nothing(
     assert store.snapshot().profiles[5] == seed.profiles[5]
     edit(store, 5, description="committed")  # a new connection
     assert log_of(postgresql)[-1] == (2, "write")
-    assert PostgresState(postgresql).load() == store.snapshot()
+    assert loaded(postgresql) == store.snapshot()
     state.close()
 
 
