@@ -521,8 +521,11 @@ class Recorder:
         while True:
             self._wake.wait(FLUSH_S)
             self._wake.clear()
-            if self.flush():
-                idle_since = clock.monotonic()
+            try:
+                if self.flush():
+                    idle_since = clock.monotonic()
+            except Exception:  # a defect: the thread must outlive it, or nothing would be written again
+                log.exception("the shared journal's writer failed")
             with self._lock:
                 idle = not self._pending and clock.monotonic() - idle_since >= IDLE_S
                 if self._stopping or idle:
