@@ -683,3 +683,18 @@ def test_a_process_that_ends_writes_the_entries_still_waiting(tmp_path: Path) ->
     finally:
         log.close()
     assert written.instance == "quick" and json.loads(written.data)["path"] == f"{CANONICAL}/1"
+
+
+def test_an_instance_that_learns_late_of_a_deletion_keeps_the_rows_of_the_session_made_again(
+    apps: Callable[..., Api],
+) -> None:
+    a, b = apps("a"), apps("b")
+    in_s = {"X-Mockserver-Session": "s"}
+    assert b.get(f"{CANONICAL}/1", headers=in_s).status_code == 200  # b holds the session
+    assert a.client.delete("/__mock/sessions/s").status_code == 200
+    assert a.get(f"{CANONICAL}/2", headers=in_s).status_code == 200  # made again, through a
+    a.mock.journal.recorder.flush()
+    # b hears of the deletion now: it lets go of its copy without deleting the new session's rows.
+    assert b.get(f"{CANONICAL}/3", headers=in_s).status_code == 200
+    paths = [e["path"] for e in journal_of(a, 2, in_s)["entries"]]
+    assert paths == [f"{CANONICAL}/2", f"{CANONICAL}/3"]

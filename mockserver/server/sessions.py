@@ -193,7 +193,7 @@ class Sessions:
         while self._gone:
             session, expired, at = self._gone.popleft()
             if self._by_name.get(session.name) is session:
-                session.mock.journal.close()
+                session.mock.journal.let_go()  # its rows went with it; a session made again keeps its own
                 del self._by_name[session.name]
                 if expired:
                     self._remember_expired(session.name, at)
@@ -429,7 +429,8 @@ class Sessions:
         with self._lock:
             self._settle()
             if self._by_name.get(session.name) is session:
-                self._forget(session)
+                session.mock.journal.let_go()
+                del self._by_name[session.name]
 
     def __len__(self) -> int:
         return len(self._by_name)
