@@ -733,6 +733,7 @@ def shared_state(seconds: int = 5, rounds: int = 3, warmup: int = 3) -> None:
             probe.bind(("127.0.0.1", 0))
             return int(probe.getsockname()[1])
 
+    load_before = os.getloadavg()[0]  # the machine's other work moves every figure: said with them
     cluster = start_cluster(durable=True)
     try:
         with tempfile.TemporaryDirectory() as folder, ExitStack() as stack:
@@ -764,7 +765,8 @@ def shared_state(seconds: int = 5, rounds: int = 3, warmup: int = 3) -> None:
 
     print(f"\nshared state: `mockserver serve --state ... --workers N --threads T` ({served_on}, request log on),")
     print(f"every server running at once, wrk on the same {os.cpu_count()} cores; median of {rounds} alternating")
-    print(f"{seconds}-second runs. PostgreSQL: a local cluster of its own, fsync on (as durable as the SQLite file)\n")
+    print(f"{seconds}-second runs. PostgreSQL: a local cluster of its own, fsync on (as durable as the SQLite file).")
+    print(f"Load average (1 min) before the section: {load_before:.2f}, after: {os.getloadavg()[0]:.2f}\n")
     header = f"{'GET one profile':<38} {'req/s':>8} {'p50':>8} {'p99':>8} {'x 1 worker':>11}"
     print(header)
     print("-" * len(header))
