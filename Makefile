@@ -85,9 +85,10 @@ spec-record: $(STAMP)  ## after changing openapi/: validate the bundled spec and
 	spec = Spec.load(bundled_spec()); spec.validate(); \
 	bundled_validations().write_text("# Written by make spec-record, checked by tests/test_spec.py.\n" + spec.validation_record() + "\n")'
 
-bench: $(STAMP) $(NODE_STAMP)  ## the mock beside Prism, WireMock and Mockoon, plus in-process figures (needs wrk and Java 17; installed if missing)
+bench: $(STAMP) $(NODE_STAMP)  ## the mock beside Prism, WireMock and Mockoon, plus in-process figures and shared state (needs wrk, Java 17 and PostgreSQL; installed if missing)
 	$(call apt,wrk,wrk)
 	$(call apt,java,openjdk-17-jre-headless)
+	$(call apt,$(INITDB),postgresql)
 	$(BIN)/python bench/bench.py --prism $(PRISM)
 
 SOAK_SECONDS ?= 180
