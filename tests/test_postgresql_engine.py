@@ -656,3 +656,156 @@ def test_history_copy_is_the_rows_in_memory(postgresql: str, seed: State) -> Non
         copied = current.history.copy()
     assert isinstance(copied, MemoryHistory) and copied.sizes() == (10, 10)
     state.close()
+
+
+# -- a server that stops answering: deadlines -------------------------------------------------------------
+
+
+@pytest.fixture
+def short_deadlines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deadlines of a second or less, so that a hung server costs the tests little time."""
+    monkeypatch.setattr(engine, "READ_S", 0.5)
+    monkeypatch.setattr(engine, "LOCK_STEP_S", 1.0)
+    monkeypatch.setattr(engine, "WRITE_S", 1.0)
+
+
+def timed(call: Callable[[], Any]) -> tuple[str, float]:
+    """The 503's message of ``call`` and how long it took to come."""
+    started = time.monotonic()
+    message = unavailable(call)
+    return message, time.monotonic() - started
+
+
+@pytest.mark.usefixtures("short_deadlines")
+def test_a_server_that_stops_answering_is_a_503_within_the_deadline_and_the_engine_recovers(
+    postgres_cluster: Cluster, postgresql: str, seed: State
+) -> None:
+    name = str(psycopg.conninfo.conninfo_to_dict(postgresql)["dbname"])
+    with Proxy(postgres_cluster.port) as proxy:
+        state, store = seeded(proxy.url(name), seed)
+        edit(store, 3, description="before the hang")
+        before = stored(postgresql)
+        proxy.stalled.set()  # every byte held both ways; no connection closed
+        try:
+            message, waited = timed(state.missed)  # a read on an open connection
+            assert message.endswith(f"(PostgreSQL at 127.0.0.1:{proxy.port}/{name}: no answer within 0.5 s)")
+            assert waited < 2
+            # A write's first round trip (trying its lock, which the server answers at once) has a read's deadline.
+            message, waited = timed(lambda: edit(store, 3, description="during the hang"))
+            assert "no answer within 0.5 s" in message and message.endswith(f"; {engine._NOT_SAVED}")
+            assert waited < 2
+            # The connections that timed out were thrown away; a new one cannot even be opened meanwhile.
+            unavailable(state.missed)
+        finally:
+            proxy.stalled.clear()
+        proxy.cut()
+        assert stored(postgresql) == before
+        assert store.snapshot().profiles[3]["description"] == "before the hang"
+        assert state.missed() == []  # recovered by itself: new connections
+        edit(store, 3, description="after the hang")
+        assert stored(postgresql)[1] == [*before[1], (len(before[1]) + 1, "write")]
+        assert loaded(postgresql) == store.snapshot()
+        state.close()
+
+
+@pytest.mark.usefixtures("short_deadlines")
+def test_a_commit_that_gets_no_answer_may_have_been_saved_and_is_applied_once_it_was(
+    postgres_cluster: Cluster, postgresql: str, seed: State, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The relay holds the COMMIT (the server hangs once the write's statement is in), the deadline ends the
+    wait with a 503 that cannot say whether it was saved, then the relay delivers the COMMIT after all: the
+    write is committed, and the process that answered 503 applies it from the log like any other."""
+    name = str(psycopg.conninfo.conninfo_to_dict(postgresql)["dbname"])
+    with Proxy(postgres_cluster.port) as proxy:
+        state, store = seeded(proxy.url(name), seed)
+        before = stored(postgresql)
+        logged = PostgresState._logged
+
+        def logged_then_hang(self: PostgresState, n: int) -> int:
+            proxy.stalled.set()  # after the write's statement was answered, before its COMMIT is sent
+            return logged(self, n)
+
+        monkeypatch.setattr(PostgresState, "_logged", logged_then_hang)
+        try:
+            message, waited = timed(lambda: edit(store, 6, description="maybe saved"))
+        finally:
+            monkeypatch.setattr(PostgresState, "_logged", logged)
+            proxy.stalled.clear()
+        assert "no answer within 1 s" in message and message.endswith(f"; {engine._MAYBE_SAVED}")
+        assert waited < 3
+        for _ in range(100):  # the relay hands the COMMIT it held to the server
+            if stored(postgresql)[1] != before[1]:
+                break
+            time.sleep(0.05)
+        assert stored(postgresql)[1] == [*before[1], (len(before[1]) + 1, "write")]
+        store.catch_up()
+        assert store.snapshot().profiles[6]["description"] == "maybe saved"
+        assert loaded(postgresql) == store.snapshot()
+        edit(store, 6, description="then")
+        assert stored(postgresql)[1][-1] == (len(before[1]) + 2, "write")
+        state.close()
+
+
+def test_a_commit_the_server_refused_was_not_saved(
+    postgresql: str, seed: State, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection the server ended before the COMMIT answers it with an error: certainly not saved."""
+    state, store = seeded(postgresql, seed)
+
+    def logged_then_terminate(self: PostgresState, n: int) -> int:
+        writer = self._db._writer
+        assert writer is not None
+        with connect(postgresql) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (writer.info.backend_pid,))
+        return n
+
+    monkeypatch.setattr(PostgresState, "_logged", logged_then_terminate)
+    message = unavailable(lambda: edit(store, 5, description="refused"))
+    assert message.endswith(f"; {engine._NOT_SAVED}") and "administrator command" in message
+    state.close()
+
+
+def test_the_watchdog_ends_only_calls_that_overran(postgresql: str) -> None:
+    with connect(postgresql) as db, connect(postgresql) as other:
+        watchdog = engine.Watchdog()
+        with watchdog.watch(db, 0.3) as slow, watchdog.watch(other, 5) as quick:
+            with pytest.raises(psycopg.OperationalError):
+                db.execute("SELECT pg_sleep(3)")
+            assert other.execute("SELECT 1").fetchone() == (1,)
+        assert slow.fired and not quick.fired and db.broken and not other.broken
+        with watchdog.watch(other, 0.2) as forgotten:
+            watchdog.forget(other)  # about to be closed: never shut after this
+            time.sleep(0.4)
+        assert not forgotten.fired and other.execute("SELECT 2").fetchone() == (2,)
+
+
+@pytest.mark.usefixtures("short_deadlines")
+def test_a_write_waiting_for_another_ones_lock_is_not_taken_for_a_hung_server(
+    postgresql: str, seed: State, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server answers a write that finds the lock taken at once (a try); only then does the write wait in
+    the lock's queue, as long as the server's lock wait, beyond the deadline of a server that says nothing."""
+    monkeypatch.setattr(engine, "LOCK_STEP_S", 5.0)
+    monkeypatch.setattr(engine, "WRITE_S", 5.0)  # the holder's
+    first, _ = seeded(postgresql, seed)
+    second, second_store = seeded(postgresql, seed)
+    holding = threading.Event()
+
+    def hold() -> None:
+        with first.writing():
+            holding.set()
+            time.sleep(1.5)  # three times READ_S
+            first.set_chaos({"latency_ms": 2})
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        started = time.monotonic()
+        edit(second_store, 4, description="after the wait")
+        assert time.monotonic() - started >= 1
+    finally:
+        holder.join(10)
+    assert [kind for _, kind in log_of(postgresql)[-2:]] == ["chaos", "write"]
+    for state in (first, second):
+        state.close()

@@ -468,6 +468,40 @@ def test_a_connection_dropped_in_the_middle_of_a_write_changes_nothing(
             assert len(versions(b.url, 6)) == listed + 1
 
 
+# -- a server that hangs ------------------------------------------------------------------------------
+
+
+def test_a_postgresql_that_hangs_gives_a_503_within_seconds_and_nothing_is_applied(
+    postgres_cluster: Cluster, postgresql: str
+) -> None:
+    """Connections stay open and nothing answers: the requests waiting on them end with the 503 within the
+    engine's deadlines (storage.postgresql), not whenever the server comes back; then A recovers by itself."""
+    name = dbname(postgresql)
+    with Proxy(postgres_cluster.port) as proxy:
+        with started_together(instance(proxy.url(name), "a"), instance(postgres_cluster.url(name), "b")) as (a, b):
+            before = profile(b.url, 8)
+            assert call(a.url, "PUT", f"{CANONICAL}/8", {"description": "warm"}).status_code == 200
+            proxy.stalled.set()  # every byte held both ways; no connection closed
+            try:
+                started = time.monotonic()
+                answer = call(a.url, "PUT", f"{CANONICAL}/8", {"description": "during the hang"}, timeout=30)
+                waited = time.monotonic() - started
+                read = call(a.url, "GET", f"{CANONICAL}/8", timeout=30)
+                read_waited = time.monotonic() - started - waited
+            finally:
+                proxy.stalled.clear()
+            assert is_unavailable(answer), answer.text
+            assert waited < 10, f"a write waited {waited:.1f} s on a hung server"
+            assert is_unavailable(read), read.text
+            assert read_waited < 10, f"a read waited {read_waited:.1f} s on a hung server"
+            proxy.cut()  # whatever the relay held reaches nobody
+            time.sleep(0.5)
+            seen = profile(b.url, 8)
+            assert seen["description"] == "warm" and seen["version"] == before["version"] + 1
+            again = call(a.url, "PUT", f"{CANONICAL}/8", {"description": "after the hang"})
+            assert again.status_code == 200 and again.json()["access_profile"]["version"] == before["version"] + 2
+
+
 def test_the_relay_drops_a_connection_before_the_bytes_asked_for_reach_postgresql(
     postgresql: str, postgres_cluster: Cluster
 ) -> None:

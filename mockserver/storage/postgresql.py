@@ -29,7 +29,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
+import os
+import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -86,11 +90,15 @@ CONNECT_TIMEOUT = 3  # seconds: an unreachable server is a 503 soon, not a reque
 LOCK_WAIT_MS = 15_000  # a write waits this long for its session's lock (another process's write)
 IDLE_IN_TRANSACTION_MS = 60_000  # the server ends a connection left this long inside a transaction
 _NOT_SAVED = "the change was not saved; nothing was changed"
+# A commit sent that got no answer: the server may have committed it before it went quiet or the connection
+# died. Then it is in the session's log, and this process applies it with its next request, as every other.
+_MAYBE_SAVED = "its commit got no answer: the change may or may not have been saved; read it again to know"
 T = TypeVar("T")
 AUDIT_FILTERS = ("profile_id", "action", "user_id")
 Connection = psycopg.Connection[Any]
 Query = tuple[str, Sequence[Any]]
 LOCK_SQL = "SELECT pg_advisory_xact_lock(%s)"
+TRY_LOCK_SQL = "SELECT pg_try_advisory_xact_lock(%s)"
 
 
 class LayoutError(Exception):
@@ -189,6 +197,107 @@ class _PipelineNoise(logging.Filter):
 logging.getLogger("psycopg").addFilter(_PipelineNoise())
 
 
+# -- deadlines: a server that stops answering ------------------------------------------------------------
+
+# How long a call may wait on an open connection before the mock gives up on the server (a 503). A server
+# that hangs (or a network that drops packets while both ends' kernels still acknowledge them) answers
+# nothing, and neither libpq nor the server's own timeouts end the wait: the server never got the query.
+READ_S = 5.0  # a read: the catch-up, a load, a page of history
+LOCK_STEP_S = LOCK_WAIT_MS / 1000 + READ_S  # taking a session's lock: the server's own lock wait, then a read
+WRITE_S = 10.0  # a write's statements and its commit, once the lock is held
+
+
+class Deadline:
+    """One call's time limit on one connection (``Watchdog.watch``); ``fired`` once it ended the connection."""
+
+    __slots__ = ("at", "db", "fired", "seconds")
+
+    def __init__(self, db: Connection, seconds: float) -> None:
+        self.db = db
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+        self.fired = False
+
+
+class Watchdog:
+    """Ends database calls that outlive their deadline: one thread per process, asleep until the earliest
+    deadline armed, shuts the socket of a connection whose call overran. The call blocked on it wakes with
+    an ``OperationalError`` (the connection is then broken and thrown away), so a blocking psycopg
+    connection gets a time limit without a thread per call. Arming is a dictionary insertion under a lock.
+
+    A connection is forgotten (``forget``) before it is closed, under the same lock as a shutdown: the
+    watchdog never shuts a descriptor that the system has meanwhile given to another socket.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition(threading.Lock())
+        self._armed: set[Deadline] = set()
+        self._wakes_at = math.inf  # when the thread looks next (inf: asleep until a deadline is armed)
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def watch(self, db: Connection, seconds: float) -> Iterator[Deadline]:
+        """The block's calls on ``db`` end within ``seconds`` (an ``OperationalError``, ``fired`` set)."""
+        deadline = Deadline(db, seconds)
+        with self._lock:
+            self._armed.add(deadline)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="mockserver-pg-deadlines", daemon=True)
+                self._thread.start()
+            if deadline.at < self._wakes_at:
+                self._wakes_at = deadline.at
+                self._lock.notify()
+        try:
+            yield deadline
+        finally:
+            with self._lock:
+                self._armed.discard(deadline)
+
+    def forget(self, db: Connection) -> None:
+        """No deadline ends ``db`` any more (it is about to be closed)."""
+        with self._lock:
+            self._armed -= {deadline for deadline in self._armed if deadline.db is db}
+
+    def _run(self) -> None:
+        with self._lock:
+            while True:
+                now = time.monotonic()
+                for deadline in [d for d in self._armed if d.at <= now]:
+                    self._armed.discard(deadline)
+                    deadline.fired = True
+                    _shut(deadline.db)
+                self._wakes_at = min((d.at for d in self._armed), default=math.inf)
+                self._lock.wait(None if self._wakes_at == math.inf else self._wakes_at - now)
+
+
+def _shut(db: Connection) -> None:
+    """Shut ``db``'s socket both ways: whatever waits on it wakes up; libpq finds the connection closed."""
+    if db.closed:
+        return
+    try:
+        duplicate = socket.socket(fileno=os.dup(db.fileno()))
+    except (OSError, psycopg.Error):
+        return
+    try:
+        duplicate.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    finally:
+        duplicate.close()  # the duplicate only: the connection's own descriptor stays for psycopg to close
+
+
+WATCHDOG = Watchdog()
+
+
+def _after_fork() -> None:
+    # A forked worker inherits the lock's state and the armed deadlines, not the thread.
+    global WATCHDOG
+    WATCHDOG = Watchdog()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
 # -- the database as one process uses it ------------------------------------------------------------------
 
 
@@ -210,6 +319,9 @@ class Database:
             "keepalives_idle": 10,
             "keepalives_interval": 5,
             "keepalives_count": 3,
+            # Bytes sent and not acknowledged this long: the connection is dead (a second line behind the
+            # deadlines, for a network that went away while a call waited).
+            "tcp_user_timeout": int(WRITE_S * 1000),
             # A transaction left open (a process stopped between two statements, a network that went
             # quiet) gives its session's lock back within a minute; a write that waits longer than that
             # for a lock is a 503 rather than a request that hangs.
@@ -229,11 +341,20 @@ class Database:
 
     # -- errors --------------------------------------------------------------------------------------
 
-    def unavailable(self, exc: BaseException, writing: bool) -> StoreUnavailable:
-        reason = _first_line(exc)
+    def unavailable(
+        self, exc: BaseException, writing: bool, deadline: Deadline | None = None, committing: bool = False
+    ) -> StoreUnavailable:
+        """The 503 of a call that failed with ``exc``. ``deadline``: the call's, when it ended the call;
+        ``committing``: the failure came in answer to a write's COMMIT, which may then have been committed."""
+        if deadline is not None and deadline.fired:
+            reason = f"no answer within {deadline.seconds:g} s"
+        else:
+            reason = _first_line(exc)
         if self._password:
             reason = reason.replace(self._password, "***")
-        what = f"; {_NOT_SAVED}" if writing else ""
+        # A server that answered the COMMIT with an error (sqlstate set) rolled the transaction back.
+        unknown = committing and getattr(exc, "sqlstate", None) is None
+        what = f"; {_MAYBE_SAVED if unknown else _NOT_SAVED}" if writing else ""
         if isinstance(exc, psycopg.errors.LockNotAvailable):
             return StoreUnavailable(
                 f"the state store is busy ({self.where}: another process held this session's write lock for "
@@ -259,6 +380,7 @@ class Database:
         return db
 
     def _discard(self, db: Connection) -> None:
+        WATCHDOG.forget(db)
         try:
             db.close()
         except psycopg.Error:
@@ -291,15 +413,16 @@ class Database:
         while True:
             db, new = self._reader()
             try:
-                return work(db)
+                with WATCHDOG.watch(db, READ_S) as deadline:
+                    return work(db)
             except psycopg.Error as exc:
                 if not _lost(db, exc):
                     raise
-                stale = not new and db.broken
+                stale = not new and db.broken and not deadline.fired
                 self._readers.db = None
                 self._discard(db)
                 if not stale:
-                    raise self.unavailable(exc, writing=False) from None
+                    raise self.unavailable(exc, writing=False, deadline=deadline) from None
 
     def rows(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """What ``sql`` selects from the last committed state; never waits for a write in progress."""
@@ -317,19 +440,32 @@ class Database:
                 self._writer = db
             try:
                 self.fetched = []
-                if then is None:
-                    db.execute(LOCK_SQL, (key,))
+                # Most writes find the lock free, and the server answers at once: one that says nothing for
+                # READ_S is gone, not busy.
+                with WATCHDOG.watch(db, READ_S) as deadline:
+                    if self._locked(db, TRY_LOCK_SQL, key, then):
+                        return db
+                # Another process's write holds it: wait in the server's queue (lock_timeout bounds the wait).
+                with WATCHDOG.watch(db, LOCK_STEP_S) as deadline:
+                    self._locked(db, LOCK_SQL, key, then)
                     return db
-                with db.pipeline():
-                    db.execute(LOCK_SQL, (key,))
-                    cursor = db.execute(*then)
-                self.fetched = cursor.fetchall()
-                return db
             except psycopg.Error as exc:
-                stale = not new and db.broken
+                stale = not new and db.broken and not deadline.fired
                 self._abort(db)
                 if not stale:
-                    raise self._failed(db, exc) from None
+                    raise self._failed(db, exc, deadline) from None
+
+    def _locked(self, db: Connection, lock: str, key: int, then: Query | None) -> bool:
+        """Send ``lock`` of ``key`` and ``then`` together (one round trip); whether the lock is held. Once
+        it is, ``then``'s rows are in ``fetched``: its snapshot was taken after the lock was."""
+        with db.pipeline():
+            taken = db.execute(lock, (key,))
+            cursor = None if then is None else db.execute(*then)
+        row = taken.fetchone()
+        if row is not None and row[0] is False:  # pg_advisory_xact_lock returns void (None)
+            return False
+        self.fetched = [] if cursor is None else cursor.fetchall()
+        return True
 
     def _abort(self, db: Connection) -> None:
         if not db.closed and not db.broken:
@@ -342,8 +478,12 @@ class Database:
         if db is self._writer:
             self._writer = None
 
-    def _failed(self, db: Connection, exc: psycopg.Error) -> StoreUnavailable | StateNotSaved:
-        return self.unavailable(exc, writing=True) if _lost(db, exc) else self._not_saved(exc)
+    def _failed(
+        self, db: Connection, exc: psycopg.Error, deadline: Deadline, committing: bool = False
+    ) -> StoreUnavailable | StateNotSaved:
+        if _lost(db, exc) or deadline.fired:
+            return self.unavailable(exc, writing=True, deadline=deadline, committing=committing)
+        return self._not_saved(exc)
 
     @contextmanager
     def transaction(self, key: int, then: Query | None = None) -> Iterator[Connection]:
@@ -364,14 +504,19 @@ class Database:
                 return
             db = self._begin(key, then)
             self._depth = 1
+            committing = False
             try:
-                yield db
-                db.commit()
-            except BaseException as exc:
-                self._abort(db)
-                if isinstance(exc, psycopg.Error):
-                    raise self._failed(db, exc) from None
-                raise
+                # The write's statements, its commit, or the rollback of a write that failed: bounded.
+                with WATCHDOG.watch(db, WRITE_S) as deadline:
+                    try:
+                        yield db
+                        committing = True
+                        db.commit()
+                    except BaseException:
+                        self._abort(db)
+                        raise
+            except psycopg.Error as exc:
+                raise self._failed(db, exc, deadline, committing) from None
             else:
                 for done in self._after:
                     done()
@@ -389,14 +534,16 @@ class Database:
             db = self.connect(autocommit=False)
             self._writer = db
             try:
-                prepare(db)
-                if fresh:
-                    with db.transaction():
-                        self._wipe(db)
+                # The layout lock may wait for another instance's start; then the layout, or a wipe.
+                with WATCHDOG.watch(db, LOCK_STEP_S + WRITE_S) as deadline:
+                    prepare(db)
+                    if fresh:
+                        with db.transaction():
+                            self._wipe(db)
             except psycopg.Error as exc:
                 self._abort(db)
                 raise (
-                    self.unavailable(exc, writing=False)
+                    self.unavailable(exc, writing=False, deadline=deadline)
                     if _lost(db, exc)
                     else LayoutError(f"{self.where}: {_first_line(exc)}")
                 ) from None
