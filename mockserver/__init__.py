@@ -9,6 +9,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# The one place the version is written: the wheel's metadata (pyproject.toml, [tool.hatch.version]),
+# `mockserver --version` and CHANGELOG.md's newest heading follow it.
+__version__ = "0.1.0"
+
 _EXPORTS = {
     "ApiError": "mockserver.spec.errors",
     "BackgroundServer": "mockserver.server.serving",
