@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from flask import Flask
 from postgres import Cluster, Proxy
 
 from mockserver import Settings, create_app
+from mockserver.domain.timeutil import format_timestamp
 from mockserver.server.context import SharedViolations, Violation
 from mockserver.server.journal import Budget, Entry, Recorder, SharedJournal, entry_row, row_entry
 from mockserver.spec.errors import StoreUnavailable
@@ -148,6 +150,29 @@ def test_each_session_keeps_its_last_rows(tables: Database) -> None:
     assert numbers(log.after("one", 0, 100)) == [6, 7, 8, 9]
     assert numbers(log.after("two", 0, 100)) == [0, 1, 2]
     assert log.keep_last(["one"], 4) == {}
+
+
+def test_an_append_keeps_the_last_rows_of_the_sessions_it_writes_to_in_its_own_transaction(tables: Database) -> None:
+    log, reader = tables.log(), tables.log()
+    log.append([row("one", "a", n) for n in range(3)] + [row("other", "a", 9)])
+    gone = log.append([row("one", "a", n) for n in range(3, 6)] + [row("two", "a", 0)], keep=4)
+    assert dict(gone) == {"one": 2}  # "other" was not written to: it keeps its rows whatever their number
+    assert numbers(reader.after("one", 0, 100)) == [2, 3, 4, 5]
+    assert (reader.count("two"), reader.count("other")) == (1, 1)
+    assert log.append([row("two", "a", 1)], keep=4) == {}
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_a_look_at_the_byte_budget_within_it_does_not_wait_for_the_files_writer(tables: Database) -> None:
+    log = tables.log()
+    log.append([row("", "a", n, 100) for n in range(3)])
+    with sqlite3.connect(tables.where, isolation_level=None) as writer:
+        writer.execute("BEGIN IMMEDIATE")  # a store's write holding the file's write lock
+        started = time.monotonic()
+        assert log.keep_bytes(300) == {}
+        assert time.monotonic() - started < 1
+        writer.execute("ROLLBACK")
+    assert dict(log.keep_bytes(250)) == {"": 1}
 
 
 def test_the_byte_budget_drops_the_oldest_rows_of_all_sessions(tables: Database) -> None:
@@ -392,6 +417,9 @@ def test_an_entry_goes_through_a_row_whole_with_its_credentials_masked() -> None
     stored = entry_row(sent, "s", "host:1")
     assert "sk-123" not in stored.data and "s=1" not in stored.data
     assert stored.size == len(stored.data.encode()) and stored.session == "s" and stored.instance == "host:1"
+    for instant in (sent.time, 1796314938.0, 1796314938.9999996, 1796314938.1234565):
+        at = format_timestamp(datetime.fromtimestamp(instant, UTC))
+        assert entry_row(Entry("GET", "/", {}, None, None, 200, 1.0, time=instant), "", "i").at == at
     back = row_entry(LogRow(stored.session, stored.instance, stored.at, stored.data, stored.size, 42))
     assert back.seq == 42 and back.instance == "host:1"
     assert back.answer_body == b"\xff\x00\xfe" and back.request_body == sent.request_body

@@ -24,6 +24,7 @@ import atexit
 import base64
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -32,10 +33,8 @@ import weakref
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from mockserver.domain.timeutil import format_timestamp
 from mockserver.settings import Settings
 from mockserver.spec import jsontext
 from mockserver.spec.errors import StoreUnavailable
@@ -108,9 +107,16 @@ def masked(name: str, value: str, by_word: bool = True) -> str:
     ``by_word``: also mask names that merely hold a word such as "token" (request headers; an answer's
     ``WWW-Authenticate`` is no secret).
     """
+    return _mask(name.lower(), value) if is_secret(name, by_word) else value
+
+
+def is_secret(name: str, by_word: bool = True) -> bool:
+    """Whether ``masked`` replaces the value of a header of this name."""
     lower = name.lower()
-    if lower not in SECRET_HEADERS and not (by_word and any(word in lower for word in SECRET_WORDS)):
-        return value
+    return lower in SECRET_HEADERS or (by_word and any(word in lower for word in SECRET_WORDS))
+
+
+def _mask(lower: str, value: str) -> str:
     scheme, space, _ = value.strip().partition(" ")
     return f"{scheme} {MASK}" if space and lower.endswith("authorization") else MASK
 
@@ -411,6 +417,44 @@ def _body_bytes(kept: str | dict[str, str]) -> bytes:
     return base64.b64decode(kept["base64"]) if isinstance(kept, dict) else kept.encode("utf-8")
 
 
+# Whether a row masks a header's value, by the key its entry holds it under and whether it is a request's:
+# the same few names come with every request, and a batch's entries are turned into rows one by one.
+# Clients choose the names, so the cache starts again when it holds _SECRET_KEYS_MAX of them.
+_SECRET_KEYS: dict[tuple[str, bool], bool] = {}
+_SECRET_KEYS_MAX = 4096
+
+
+def _row_headers(headers: Iterable[tuple[str, str]], request: bool) -> list[list[str]]:
+    """Headers as a row keeps them: ``masked`` (a request's by its WSGI key, as ``details`` names it)."""
+    found = []
+    for key, value in headers:
+        secret = _SECRET_KEYS.get((key, request))
+        if secret is None:
+            if len(_SECRET_KEYS) >= _SECRET_KEYS_MAX:
+                _SECRET_KEYS.clear()
+            secret = is_secret(header_name(key) if request else key, by_word=request)
+            _SECRET_KEYS[key, request] = secret
+        # header_name only changes "_" to "-" and the case: its lower-case end is the key's.
+        found.append([key, _mask(key.lower(), value) if secret else value])
+    return found
+
+
+_second: tuple[int, str] = (-1, "")  # the last whole second _row_time formatted, and its text
+
+
+def _row_time(instant: float) -> str:
+    """A row's ``at``, as ``format_timestamp`` writes it (RFC 3339 in UTC, microseconds only when there are
+    some); the date and time of a second are formatted once, not for each of its entries."""
+    global _second
+    fraction, whole = math.modf(instant)  # rounded as datetime.fromtimestamp rounds
+    second, micro = divmod(int(whole) * 1_000_000 + round(fraction * 1_000_000), 1_000_000)
+    known, text = _second
+    if second != known:
+        text = clock.strftime("%Y-%m-%dT%H:%M:%S", clock.gmtime(second))
+        _second = (second, text)
+    return f"{text}.{micro:06d}Z" if micro else f"{text}Z"
+
+
 def entry_row(entry: Entry, session: str, instance: str) -> LogRow:
     """An entry as a shared journal's row: everything ``details`` shows, credentials masked before they
     leave the process."""
@@ -426,10 +470,10 @@ def entry_row(entry: Entry, session: str, instance: str) -> LogRow:
         "refused_by": entry.refused_by,
         "error": entry.error,
         "param": entry.param,
-        "request_headers": [[k, masked(header_name(k), v)] for k, v in entry.request_headers],
+        "request_headers": _row_headers(entry.request_headers, request=True),
         "request_body": _stored_body(entry.request_body),
         "request_size": entry.request_size,
-        "answer_headers": [[k, masked(k, v, by_word=False)] for k, v in entry.answer_headers],
+        "answer_headers": _row_headers(entry.answer_headers, request=False),
         "answer_body": _stored_body(entry.answer_body),
         "answer_size": entry.answer_size,
         "extra": entry.extra,
@@ -438,8 +482,7 @@ def entry_row(entry: Entry, session: str, instance: str) -> LogRow:
         text = jsontext.dumps(data)
     except (UnicodeError, ValueError, TypeError):  # a path or header no encoder takes whole: replaced, not lost
         text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8", "replace")
-    at = format_timestamp(datetime.fromtimestamp(entry.time, UTC))
-    return LogRow(session, instance, at, text.decode("utf-8"), len(text))
+    return LogRow(session, instance, _row_time(entry.time), text.decode("utf-8"), len(text))
 
 
 def row_entry(row: LogRow) -> Entry:
@@ -475,8 +518,9 @@ class Recorder:
 
     The request path only appends to ``_pending`` under a lock. A batch that cannot be written (the
     database away) is dropped: its entries count as dropped in their sessions' journals, and one
-    warning is logged until a batch is written again. After each batch, the sessions it wrote to keep
-    their last ``size`` rows; every so often, all rows are cut to the byte budget (oldest first).
+    warning is logged until a batch is written again. The sessions a batch writes to keep their last
+    ``size`` rows, in the batch's own transaction; every so often, all rows are cut to the byte budget
+    (oldest first).
     """
 
     def __init__(self, shared: SharedLog, instance: str, budget: Budget, size: int = ENTRIES) -> None:
@@ -542,7 +586,8 @@ class Recorder:
                 return 0
             try:
                 rows = [entry_row(entry, session, self.instance) for session, entry in batch]
-                self.log.append(rows)
+                # The sessions written to keep their last `size` rows, in the batch's own transaction.
+                cut = self.log.append(rows, keep=self.size)
             except StoreUnavailable as exc:
                 self._lost(batch)
                 if not self._failing:
@@ -558,18 +603,20 @@ class Recorder:
                 log.warning("the shared journal is written again")
             with self._lock:
                 self.written += len(rows)
+                self.dropped.update(cut)
             self._since_check += sum(row.size for row in rows)
-            self._prune({session for session, _ in batch})
+            self._keep_to_budget()
             return len(rows)
 
-    def _prune(self, sessions: set[str]) -> None:
-        """Keep the bounds (``_writing`` held); a prune that fails waits for the next batch."""
+    def _keep_to_budget(self) -> None:
+        """Cut all rows to the byte budget when it is time to look (``_writing`` held); a cut that fails
+        waits for the next batch."""
+        now = clock.monotonic()
+        if self._since_check * BUDGET_CHECKS < self.budget.limit and now - self._checked_at < BUDGET_CHECK_S:
+            return
+        self._since_check, self._checked_at = 0, now
         try:
-            cut = self.log.keep_last(sessions, self.size)
-            now = clock.monotonic()
-            if self._since_check * BUDGET_CHECKS >= self.budget.limit or now - self._checked_at >= BUDGET_CHECK_S:
-                self._since_check, self._checked_at = 0, now
-                cut += self.log.keep_bytes(self.budget.limit)
+            cut = self.log.keep_bytes(self.budget.limit)
         except StoreUnavailable:
             return
         if cut:

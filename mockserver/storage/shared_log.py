@@ -82,8 +82,9 @@ class SharedLog(Protocol):
 
     where: str  # the database, for messages (no password)
 
-    def append(self, rows: Sequence[LogRow]) -> None:
-        """Add journal rows, numbered in this order, in one transaction."""
+    def append(self, rows: Sequence[LogRow], keep: int | None = None) -> Counter[str]:
+        """Add journal rows, numbered in this order, in one transaction; with ``keep``, the sessions written
+        to keep their newest ``keep`` rows in that same transaction (how many went, by session)."""
 
     def after(self, session: str, seq: int, limit: int) -> list[LogRow]:
         """The session's rows numbered above ``seq``, oldest first, at most ``limit``."""
@@ -193,15 +194,16 @@ class _SqlLog:
     def _window_sql(self) -> str:
         raise NotImplementedError
 
-    def append(self, rows: Sequence[LogRow]) -> None:
+    def append(self, rows: Sequence[LogRow], keep: int | None = None) -> Counter[str]:
         if not rows:
-            return
+            return Counter()
 
-        def work(db: Any) -> None:
+        def work(db: Any) -> Counter[str]:
             self._lock_order(db)
             db.executemany(self._sql["append"], [(r.session, r.instance, r.at, r.size, r.data) for r in rows])
+            return Counter() if keep is None else self._keep_last(db, {r.session for r in rows}, keep)
 
-        self._write(work)
+        return self._write(work)
 
     def after(self, session: str, seq: int, limit: int) -> list[LogRow]:
         return self._read(lambda db: _rows(db.execute(self._sql["after"], (session, seq, limit)).fetchall()))
@@ -230,21 +232,23 @@ class _SqlLog:
         return int(self._write(lambda db: db.execute(self._sql["clear"], (session,)).rowcount))
 
     def keep_last(self, sessions: Iterable[str], keep: int) -> Counter[str]:
-        names = sorted(set(sessions))
-        if not names:
-            return Counter()
+        names = set(sessions)
+        return self._write(lambda db: self._keep_last(db, names, keep)) if names else Counter()
 
-        def work(db: Any) -> Counter[str]:
-            gone: Counter[str] = Counter()
-            for name in names:
-                deleted = db.execute(self._sql["keep_last"], (name, name, keep)).rowcount
-                if deleted > 0:
-                    gone[name] += deleted
-            return gone
-
-        return self._write(work)
+    def _keep_last(self, db: Any, sessions: set[str], keep: int) -> Counter[str]:
+        gone: Counter[str] = Counter()
+        for name in sorted(sessions):
+            deleted = db.execute(self._sql["keep_last"], (name, name, keep)).rowcount
+            if deleted > 0:
+                gone[name] += deleted
+        return gone
 
     def keep_bytes(self, budget: int) -> Counter[str]:
+        # Mostly within it: added up first without the write lock (SQLite's covers the whole file), as
+        # finding the row to cut from reads every row again; rows added meanwhile wait for the next look.
+        if self.used_bytes() <= budget:
+            return Counter()
+
         def work(db: Any) -> Counter[str]:
             cut = db.execute(self._sql["budget_cut"], (budget,)).fetchone()
             if cut is None:
@@ -306,6 +310,10 @@ class SqliteLog(_SqlLog):
     The writer opens each transaction with ``BEGIN IMMEDIATE`` and waits up to ``TIMEOUT_S`` for the
     file's write lock (the store's writes hold it for milliseconds). The journal is not worth a disk
     sync: ``synchronous=NORMAL`` in WAL mode commits without one, and a crash may lose the last batch.
+    Every batch deletes about as many old rows as it adds, each about a page: ``secure_delete=FAST``
+    (Debian's SQLite zeroes every freed page by default, writing it to the WAL once more) leaves a freed
+    page as it is and clears deleted rows only within pages written anyway. The rows hold nothing the
+    journal does not show: credentials are masked before they are written.
     """
 
     def __init__(self, path: Path) -> None:
@@ -323,6 +331,7 @@ class SqliteLog(_SqlLog):
             db.execute(f"PRAGMA busy_timeout={TIMEOUT_S * 1000}")
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA secure_delete=FAST")
         except BaseException:
             db.close()
             raise
