@@ -24,6 +24,7 @@ from mockserver import Settings, create_app
 from mockserver.domain.store import Changes, MemoryHistory, State, StateNotSaved, Store
 from mockserver.spec.errors import StoreUnavailable
 from mockserver.storage import postgresql as engine
+from mockserver.storage import shared_log
 from mockserver.storage.postgresql import LOG_KEPT, PostgresHistory, PostgresState
 
 pytestmark = pytest.mark.slow
@@ -809,3 +810,29 @@ def test_a_write_waiting_for_another_ones_lock_is_not_taken_for_a_hung_server(
     assert [kind for _, kind in log_of(postgresql)[-2:]] == ["chaos", "write"]
     for state in (first, second):
         state.close()
+
+
+def test_the_shared_journal_on_a_server_that_stops_answering_is_a_503_within_its_deadline(
+    postgres_cluster: Cluster, postgresql: str, seed: State, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shared_log, "DEADLINE_S", 0.5)
+    name = str(psycopg.conninfo.conninfo_to_dict(postgresql)["dbname"])
+    PostgresState(as_url(postgresql)).close()  # the layout, as a starting mock makes it
+    row = shared_log.LogRow("", "a", "2026-01-01T00:00:00Z", '{"n": 1}', 8)
+    with Proxy(postgres_cluster.port) as proxy:
+        log = shared_log.PostgresLog(proxy.url(name))
+        log.append([row])
+        assert log.count("") == 1
+        proxy.stalled.set()
+        try:
+            for call in (lambda: log.append([row]), lambda: log.count("")):
+                started = time.monotonic()
+                with pytest.raises(StoreUnavailable, match="no answer within 0.5 s"):
+                    call()
+                assert time.monotonic() - started < 2
+        finally:
+            proxy.stalled.clear()
+        proxy.cut()
+        log.append([row])  # new connections
+        assert log.count("") == 2
+        log.close()

@@ -50,6 +50,10 @@ from mockserver.spec.errors import StoreUnavailable
 # which the store's per-session locks and the layout lock use, so this lock never collides with them.
 ORDER_LOCK = (0x6D6F636B, 0x6A726E6C)  # "mock", "jrnl"
 TIMEOUT_S = 5  # a connection, a statement or a lock that takes longer counts as the database being away
+# A PostgreSQL call that gets no answer for this long is ended on the client's side: a server that hangs (or a
+# network that drops packets while both ends' kernels still acknowledge them) never runs the statement, so
+# its own time limits never fire.
+DEADLINE_S = 2 * TIMEOUT_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,7 +411,12 @@ def masked_url(url: str) -> str:
 
 
 class PostgresLog(_SqlLog):
-    """The journal and violations tables of a PostgreSQL state, through psycopg connections of its own."""
+    """The journal and violations tables of a PostgreSQL state, through psycopg connections of its own.
+
+    Each call (and the settings sent as a connection opens) has ``DEADLINE_S`` to get its answer, kept by
+    the PostgreSQL engine's watchdog (``storage.postgresql.Watchdog``): a call past it finds its connection
+    shut, and the connection is thrown away.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -419,10 +428,13 @@ class PostgresLog(_SqlLog):
     def _open(self) -> Any:
         import psycopg
 
+        from mockserver.storage import postgresql
+
         db = psycopg.connect(autocommit=True, **_postgres_params(self.url))
         try:
-            db.execute(f"SET statement_timeout = {TIMEOUT_S * 1000}")
-            db.execute(f"SET lock_timeout = {TIMEOUT_S * 1000}")
+            with postgresql.WATCHDOG.watch(db, DEADLINE_S):
+                db.execute(f"SET statement_timeout = {TIMEOUT_S * 1000}")
+                db.execute(f"SET lock_timeout = {TIMEOUT_S * 1000}")
         except BaseException:
             db.close()
             raise
@@ -441,17 +453,24 @@ class PostgresLog(_SqlLog):
     def _use(self, connection: _Connection, work: Callable[[Any], T], transaction: bool) -> T:
         import psycopg
 
+        from mockserver.storage import postgresql
+
         with connection.lock:
+            deadline = None
             try:
                 db = connection.get()
-                if not transaction:
-                    return work(db)
-                with db.transaction(), db.cursor() as cursor:
-                    return work(cursor)
+                # The deadline is let go before the connection can be closed (drop): never a shut socket
+                # that is no longer this connection's.
+                with postgresql.WATCHDOG.watch(db, DEADLINE_S) as deadline:
+                    if not transaction:
+                        return work(db)
+                    with db.transaction(), db.cursor() as cursor:
+                        return work(cursor)
             except psycopg.Error as exc:
                 connection.drop()
+                reason = f"no answer within {DEADLINE_S} s" if deadline is not None and deadline.fired else None
                 raise StoreUnavailable(
-                    f"the shared journal in {self.where} cannot be used: {_first_line(exc)}"
+                    f"the shared journal in {self.where} cannot be used: {reason or _first_line(exc)}"
                 ) from exc
 
     def _write(self, work: Callable[[Any], T]) -> T:
