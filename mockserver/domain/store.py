@@ -21,10 +21,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from mockserver.spec.errors import InternalError
 
@@ -493,6 +493,10 @@ class Store:
     which.
     """
 
+    # Around a wait that is not CPU work (a save's commit and sync, a shared state's round trips): nothing
+    # here; a server that runs one request's Python at a time gives its turn up (server.turns).
+    waiting: ClassVar[Callable[[], AbstractContextManager[object]]] = staticmethod(nullcontext)
+
     def __init__(
         self,
         seed: State,
@@ -522,7 +526,7 @@ class Store:
         if saved is not None:
             self._state = saved
         elif persistence is not None and self.shared:
-            with persistence.writing():  # seed once: the first process to find nothing seeds it
+            with Store.waiting(), persistence.writing():  # seed once: the first process to find nothing seeds it
                 found = persistence.load()
                 self.created = found is None
                 self._state = persistence.replace(seed.copy()) if found is None else found
@@ -547,7 +551,8 @@ class Store:
         if not self.shared or self.dropped or self._writer == threading.get_ident():
             return
         assert self.persistence is not None
-        entries = self.persistence.missed()
+        with Store.waiting():
+            entries = self.persistence.missed()
         if not entries:
             return
         with self._lock:
@@ -599,7 +604,7 @@ class Store:
         assert self.persistence is not None
         events: list[LogEntry] = []
         try:
-            with self.persistence.writing() as entries:
+            with Store.waiting(), self.persistence.writing() as entries:
                 if entries:
                     events = self._apply(entries)
                     self._publish()
@@ -639,10 +644,22 @@ class Store:
                 self._writer = outer
 
     @contextmanager
+    def _locked(self, waits: bool = False) -> Iterator[None]:
+        """The store's lock. A thread that has to wait for it (another write saving), or that will wait
+        under it (``waits``: on the persistence), does so after ``waiting``."""
+        if waits or not self._lock.acquire(blocking=False):
+            with Store.waiting():
+                self._lock.acquire()
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    @contextmanager
     def write(self) -> Iterator[State]:
         """Exclusive access for a read-modify-write: saved (durably, with a persistence) on success,
         undone when the body raises or the save fails."""
-        with self._lock:
+        with self._locked():
             if self._writing:  # a write inside a write: the outer one saves or undoes both
                 yield self._state
                 return
@@ -664,7 +681,8 @@ class Store:
             if self.persistence is not None:
                 changes = state.changes()
                 if changes:
-                    self.persistence.save(changes)
+                    with Store.waiting():
+                        self.persistence.save(changes)
         except BaseException:
             state.rollback()
             raise
@@ -690,7 +708,7 @@ class Store:
     @contextmanager
     def _whole(self) -> Iterator[None]:
         """A whole-state operation: under the lock, inside the write transaction when shared."""
-        with self._lock:
+        with self._locked(waits=self.persistence is not None):
             if not self.shared:
                 yield
                 return

@@ -19,10 +19,15 @@ from mockserver.server.context import Mock, Violation, operations, recording
 from mockserver.server.cors import Cors
 from mockserver.server.prefer import Chaos
 from mockserver.server.sessions import SessionPrefix, Sessions
+from mockserver.server.turns import leave
 from mockserver.settings import Settings, SettingsError
 from mockserver.spec.document import Spec, SpecError
 from mockserver.spec.validation import Validator
 from mockserver.storage.engines import open_state
+
+# Every store of this process (the sessions' too) gives up its request's turn before it waits on a disk
+# or a database; a no-op for a thread without one (server/turns.py).
+Store.waiting = leave
 
 
 @lru_cache(maxsize=8)

@@ -48,6 +48,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from mockserver.server.turns import Turns
 from mockserver.settings import Settings
 
 # (url, the worker's number: 1..N in the order they start) -> (the WSGI app, the lines to announce)
@@ -124,7 +125,7 @@ def serve(
             os._exit(2)
         writer.send(_READY + json.dumps({"number": number, "pid": os.getpid(), "lines": lines}).encode())
         writer.close()
-        return app
+        return Turns(app)  # the threads take turns at the mock's Python (server/turns.py)
 
     def watch() -> None:  # in this process: announce once every worker listens
         found = _read_ready(reader, workers)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mockserver.server import turns
 from mockserver.spec.document import Operation, Spec
 from mockserver.spec.errors import BadRequest
 
@@ -57,6 +59,13 @@ def parse(prefer: str | None, query: Mapping[str, str]) -> Directives:
     if fault is not None and fault not in FAULTS:
         raise BadRequest(f"fault={fault!r} is not supported; use one of {', '.join(FAULTS)}", "Prefer")
     return Directives(code=code, example=raw.get("example") or None, delay_ms=delay or 0, fault=fault)
+
+
+def wait(delay_ms: int) -> None:
+    """Hold the answer back ``delay_ms`` (``delay``, or chaos latency), letting other requests run meanwhile:
+    delayed answers wait at the same time, one thread each (``server.turns``)."""
+    with turns.pause():
+        time.sleep(delay_ms / 1000)
 
 
 def canned_answer(spec: Spec, operation: Operation, wanted: Directives) -> tuple[int, Any, dict[str, str]]:

@@ -174,7 +174,7 @@ def dispatch(mock: Mock, request: Request, pick: Picker) -> Reply:
     if operation is not None:
         answer = _checked(mock, request, operation, answer)
     if delay_ms:
-        time.sleep(delay_ms / 1000)
+        prefer.wait(delay_ms)
     response = Reply(answer)
     duration = (time.perf_counter() - started) * 1000
     secret = has_secret(request.query_string)

@@ -1,0 +1,87 @@
+"""One turn at a time: the threads that serve requests run the mock's Python one after the other.
+
+Several threads that all want the interpreter lock hand it over at every switch interval, and each
+hand-over costs them all (granian at 8 threads served about half of what it served at 1). The turn
+is a plain lock that a request holds while it runs Python, so the other serving threads wait for it
+asleep in the lock, not in the interpreter lock's queue: 8 threads serve at about 1 thread's rate.
+
+The threads are still there for the waits that are not CPU work, and a request gives the turn up
+around them, so that others run meanwhile:
+
+- ``pause()``: around a wait after which the request takes the turn back (the sleep of
+  ``Prefer: delay``, ``--latency`` and a session's chaos latency). So delayed answers wait at once.
+- ``leave()``: the request gives the turn up for the rest of its run (the store calls it before a
+  save's commit and sync, and before a shared state's round trips: ``Store.waiting``). It does not
+  take the turn back: it may hold the store's lock, or another, that the thread holding the turn
+  then would wait for, and neither would go on. What is left of it (the answer's check, the journal)
+  runs beside the holder's turn, as every request did before. So a read never waits for a write's
+  sync.
+
+A thread that does not hold the turn (a test's own thread, the log writer, the reloader) runs as it
+always did: ``pause`` and ``leave`` do nothing there. The turn is one per process, as the
+interpreter lock is, whatever the number of apps.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+_lock = threading.Lock()
+_holder: int | None = None  # the thread holding the turn
+_ident = threading.get_ident
+
+
+class Turns:
+    """WSGI middleware: ``app`` runs in the turn; what the server does with its answer, outside it."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        global _holder
+        me = _ident()
+        if _holder == me:  # already in the turn (an app called from inside another)
+            return self.app(environ, start_response)
+        _lock.acquire()
+        _holder = me
+        try:
+            return self.app(environ, start_response)
+        finally:
+            if _holder == me:  # else it left the turn on the way
+                _holder = None
+                _lock.release()
+
+
+@contextmanager
+def pause() -> Iterator[None]:
+    """Let other requests run while this thread waits; take the turn back after."""
+    global _holder
+    me = _ident()
+    if _holder != me:
+        yield
+        return
+    _holder = None
+    _lock.release()
+    try:
+        yield
+    finally:
+        _lock.acquire()
+        _holder = me
+
+
+@contextmanager
+def leave() -> Iterator[None]:
+    """Give the turn up for the rest of this request (see the module's docstring for why not back)."""
+    global _holder
+    if _holder == _ident():
+        _holder = None
+        _lock.release()
+    yield
+
+
+def holding() -> bool:
+    """Whether this thread holds the turn."""
+    return _holder == _ident()
