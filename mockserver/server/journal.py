@@ -555,7 +555,7 @@ class Recorder:
             if self._thread is None and not self._stopping:
                 self._thread = threading.Thread(target=self._run, name="mockserver-journal", daemon=True)
                 self._thread.start()
-        if waiting >= BATCH:
+        if waiting >= BATCH and not self._wake.is_set():  # set once: each set takes the event's lock and notifies
             self._wake.set()
 
     # -- the writer --------------------------------------------------------------------------------
