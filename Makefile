@@ -11,6 +11,8 @@ NODE_STAMP := node_modules/.installed
 NODE_BIN := node_modules/.bin
 PRISM := $(NODE_BIN)/prism
 export REDOCLY_TELEMETRY := off
+# Material for MkDocs prints a notice about its successor on every build; the build's own warnings stay.
+export NO_MKDOCS_2_WARNING := 1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo) DEBIAN_FRONTEND=noninteractive
 
 # $(call apt,COMMAND,PACKAGE): install Debian's PACKAGE when COMMAND is missing (refreshing apt's lists only if needed).
@@ -22,7 +24,7 @@ LOCK := requirements.lock
 COMPILE = $(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
 	--generate-hashes --quiet --output-file $(LOCK)
 
-.PHONY: serve test lint interop check bench soak clean spec-record lock lock-upgrade screenshot
+.PHONY: serve test lint interop check bench soak clean spec-record lock lock-upgrade screenshot docs dist
 
 # Exactly the locked versions (hashes checked), then the package itself without resolving anything.
 $(STAMP): pyproject.toml $(LOCK)
@@ -63,7 +65,7 @@ screenshot: $(STAMP)  ## refresh docs/images/inspector.png from a served mock (D
 	$(call apt,$(CHROMIUM),chromium)
 	$(BIN)/python docs/screenshot.py
 
-lint: $(STAMP) $(NODE_STAMP)  ## ruff, mypy (strict), the import rules (import-linter), the declared dependencies (deptry), and the spec through Spectral and Redocly
+lint: $(STAMP) $(NODE_STAMP) docs  ## the docs site (strict), ruff, mypy (strict), the import rules (import-linter), the declared dependencies (deptry), and the spec through Spectral and Redocly
 	$(BIN)/ruff check mockserver tests bench docs tools
 	$(BIN)/ruff format --check mockserver tests bench docs tools
 	$(BIN)/mypy
@@ -72,6 +74,16 @@ lint: $(STAMP) $(NODE_STAMP)  ## ruff, mypy (strict), the import rules (import-l
 	$(BIN)/deptry .
 	$(NODE_BIN)/spectral lint --ruleset .spectral.yaml --fail-severity warn openapi/access-profiles.yaml
 	$(NODE_BIN)/redocly lint --config redocly.yaml openapi/access-profiles.yaml
+
+# mkdocs.yml sets strict: a broken link or anchor, a missing page or a page left out of the nav fails it.
+docs: $(STAMP)  ## the docs site from docs/ (MkDocs + Material) into site/, strictly; the configuration page is generated from the CLI
+	$(BIN)/mkdocs build --strict --quiet
+
+# The version comes from mockserver/__init__.py; tests/test_wheel.py installs such a wheel and serves from it.
+dist: $(STAMP)  ## the wheel and sdist into dist/ (python -m build), then twine check on both
+	rm -rf dist
+	$(BIN)/python -m build --no-isolation --outdir dist .
+	$(BIN)/twine check --strict dist/*
 
 interop: $(STAMP) $(NODE_STAMP)  ## Specmatic (Java 17) loads the spec and runs its contract tests against a served mock, then a summary
 	$(call apt,java,openjdk-17-jre-headless)
@@ -98,4 +110,4 @@ soak: $(STAMP)  ## mockserver serve --state under a mixed load for SOAK_SECONDS 
 	$(BIN)/python bench/soak.py --memory
 
 clean:
-	rm -rf $(VENV) node_modules .bench .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .hypothesis schemathesis-report
+	rm -rf $(VENV) node_modules site dist .bench .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .hypothesis schemathesis-report

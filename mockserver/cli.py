@@ -37,7 +37,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from mockserver import __version__
+
     parser = argparse.ArgumentParser(prog="mockserver", description="Mock of the Bifrost Access Profiles API.")
+    parser.add_argument("--version", action="version", version=f"mockserver {__version__}", help="print the version")
     commands = parser.add_subparsers(dest="command")
     serve = commands.add_parser(
         "serve",
