@@ -183,12 +183,21 @@ def test_{i}(mockserver):
     result.stdout.fnmatch_lines(["*2 workers*"])
 
 
-def test_the_readme_example_runs(pytester: pytest.Pytester) -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Use it in pytest", 1)[1]
-    code = re.search(r"```python\n(.*?)```", section, re.S)
-    assert code is not None
-    result = run(pytester, code.group(1))
+# The examples users copy: the README's short one, and the pytest page's of the docs site.
+EXAMPLES = {"README.md": "## Use it in pytest", "docs/pytest.md": "## An example"}
+
+
+def example(page: str) -> str:
+    """The first Python block under ``page``'s heading for the plugin."""
+    text = (ROOT / page).read_text(encoding="utf-8")
+    code = re.search(r"```python\n(.*?)```", text.split(EXAMPLES[page], 1)[1], re.S)
+    assert code is not None, f"{page}: the pytest example is gone"
+    return code.group(1)
+
+
+@pytest.mark.parametrize("page", list(EXAMPLES))
+def test_the_documented_examples_run(pytester: pytest.Pytester, page: str) -> None:
+    result = run(pytester, example(page))
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed", 0) >= 2 and "failed" not in outcomes, result.stdout.str()
 
@@ -230,15 +239,13 @@ def test_per_test_reset_is_well_under_a_millisecond() -> None:
 
 
 def test_with_sessions_each_xdist_worker_works_in_its_own_session_on_one_server(pytester: pytest.Pytester) -> None:
-    """One run (two workers): isolation per worker, the README example unchanged, the checks after
+    """One run (two workers): isolation per worker, the docs' example unchanged, the checks after
     each test, and tests with other settings on a server of their own."""
     pytester.makeini("[pytest]\nmockserver_sessions = true\n")
     pytester.makefile(".json", seed='{"access_profiles": [{"id": 4, "name": "Only one"}]}')
     seen = pytester.path / "seen"
     seen.mkdir()
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    example = re.search(r"```python\n(.*?)```", readme.split("## Use it in pytest", 1)[1], re.S)
-    assert example is not None
+    documented = example("docs/pytest.md")
     workers = "\n".join(
         f"""
 def test_{i}(mockserver):
@@ -268,7 +275,7 @@ def test_other_settings_get_a_server_of_their_own(mockserver):
     # Three processes (the controller and two workers) would each load the other installed plugins,
     # Schemathesis's and Hypothesis's among them: about three times the run's time on this machine.
     unrelated = ("-p", "no:schemathesis", "-p", "no:hypothesispytest", "-p", "no:anyio")
-    result = run(pytester, example.group(1) + "\nimport pathlib\n" + workers + checks, "-n", "2", *unrelated)
+    result = run(pytester, documented + "\nimport pathlib\n" + workers + checks, "-n", "2", *unrelated)
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed", 0) >= 12 + 3 + 1 and outcomes.get("failed") == 1, result.stdout.str()
     result.stdout.fnmatch_lines(

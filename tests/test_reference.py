@@ -133,12 +133,14 @@ def test_the_site_builds_strictly_with_every_page(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_broken_link_fails_the_build(tmp_path: Path) -> None:
-    """The strict build is strict: a copy of the site with one link to a page that is not there fails."""
+    """The strict build is strict: a copy of the site with a link to a page, and one to an anchor, that
+    are not there fails, naming both."""
     shutil.copytree(ROOT / "docs", tmp_path / "docs")
     for top in ("mkdocs.yml", "ARCHITECTURE.md", "CHANGELOG.md"):
         shutil.copy(ROOT / top, tmp_path / top)
     broken = tmp_path / "docs" / "sessions.md"
-    broken.write_text(broken.read_text(encoding="utf-8") + "\nSee [the missing page](missing.md).\n", encoding="utf-8")
+    links = "\nSee [the missing page](missing.md) and [a missing anchor](index.md#no-such-section).\n"
+    broken.write_text(broken.read_text(encoding="utf-8") + links, encoding="utf-8")
     built = _build(tmp_path / "mkdocs.yml", tmp_path / "site")
     assert built.returncode != 0
-    assert "missing.md" in built.stderr
+    assert "missing.md" in built.stderr and "#no-such-section" in built.stderr, built.stderr

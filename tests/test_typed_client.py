@@ -1,9 +1,9 @@
-"""Typed frontend clients, as the README shows them: openapi-typescript generates the types from a
+"""Typed frontend clients, as docs/frontend.md shows them: openapi-typescript generates the types from a
 served mock's /openapi.json, tsc --strict compiles an openapi-fetch client (tests/typed_client/),
 and node runs it against that mock.
 
 Everything is written to a temporary folder; the Node tools are the ones package-lock.json pins
-(installed by `make test`). tsc runs once, on the client, the README's example and a file of
+(installed by `make test`). tsc runs once, on the client, the docs' example and a file of
 misuses: the first two must compile clean, and every marked misuse must be refused, which proves
 the generated types are real.
 It is one test, so that a parallel run (pytest-xdist) serves, generates and compiles only once.
@@ -38,10 +38,11 @@ README_URL = "http://127.0.0.1:8080"
 
 
 def _readme_example(url: str) -> str:
-    """The README's openapi-fetch example, aimed at ``url`` (and importing the types as NodeNext wants)."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    example = re.search(r"```ts\n(.*?)```", readme.split("**Typed clients", 1)[1], re.S)
-    assert example is not None, "the README's typed-client example is gone"
+    """The docs' openapi-fetch example (docs/frontend.md), aimed at ``url`` (and importing the types as
+    NodeNext wants)."""
+    page = (ROOT / "docs" / "frontend.md").read_text(encoding="utf-8")
+    example = re.search(r"```ts\n(.*?)```", page.split("## Typed clients", 1)[1], re.S)
+    assert example is not None, "the typed-client example of docs/frontend.md is gone"
     code = example.group(1)
     assert README_URL in code and 'from "./bifrost";' in code, code
     return code.replace(README_URL, url).replace('from "./bifrost";', 'from "./bifrost.js";')
@@ -101,7 +102,7 @@ def test_a_typed_client_generated_from_the_served_spec(tmp_path: Path) -> None:
         env = {**os.environ, "BIFROST_URL": served.url, "BIFROST_TOKEN": TOKEN, "RUN_ID": run_id}
         ran = _run(["node", "out/client.js"], tmp_path, env=env)
         assert ran.returncode == 0, ran.stdout + ran.stderr
-        # The README's PUT on profile 1: it prints the new version, and the rate limit is gone.
+        # The docs' PUT on profile 1: it prints the new version, and the rate limit is gone.
         profile_1 = f"{served.url}{CANONICAL}/1"
         before = requests.get(profile_1, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).json()
         readme = _run(["node", "out/readme.js"], tmp_path)
