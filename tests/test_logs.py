@@ -16,7 +16,7 @@ import requests
 from conftest import CANONICAL
 from serving import Served, serve
 
-from mockserver.server.logs import JsonFormatter, LogWriter, TextFormatter
+from mockserver.server.logs import JsonFormatter, LogWriter, RequestRecord, TextFormatter, log_request
 
 AUTH = {"Authorization": "Bearer logs"}
 REQUEST_LINE = re.compile(r"^\d\d:\d\d:\d\d (GET|PUT|POST|DELETE) (\S+) (\S+) (\d{3}) \d+\.\dms( - .*)?$")
@@ -59,6 +59,52 @@ def test_stop_writes_what_is_still_queued_and_later_stops_are_harmless() -> None
     writer.stop()
     writer.stop()
     assert stream.getvalue().splitlines() == [f"line {n}" for n in range(500)]
+
+
+def test_a_request_record_has_every_field_of_a_plain_one() -> None:
+    """``RequestRecord`` skips ``LogRecord.__init__``; any format (pytest's, say) still finds its fields."""
+    plain = logging.LogRecord("mockserver.requests", logging.INFO, __file__, 1, "m", None, None)
+    made = RequestRecord(("GET", "/x", "getX", 200, 0.42, "", " - why"), {"method": "GET"})
+    assert set(vars(plain)) <= set(vars(made))
+    assert made.getMessage() == "GET /x getX 200 0.4ms - why"
+    assert abs(made.created - time.time()) < 1
+    everything = logging.Formatter(" ".join(f"%({name})s" for name in vars(plain)))
+    assert {"mockserver.requests", "INFO", "logs.py", "log_request"} <= set(everything.format(made).split())
+
+
+def test_lines_that_come_together_are_written_together() -> None:
+    class Counting(io.StringIO):
+        writes = 0
+
+        def write(self, text: str) -> int:
+            self.writes += 1
+            return super().write(text)
+
+    stream = Counting()
+    writer = LogWriter(stream, TextFormatter()).start()
+    for n in range(500):
+        writer.handler.handle(RequestRecord(("GET", f"/{n}", "getX", 200, 0.1, "", ""), {}))
+        if n % 50 == 0:
+            time.sleep(0.001)  # requests arrive over some milliseconds
+    writer.stop()
+    assert len(stream.getvalue().splitlines()) == 500
+    assert stream.writes <= 5  # woken once a line, it wrote 11 times or more
+
+
+def test_log_request_reaches_every_handler_as_a_record(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="mockserver.requests"):
+        log_request("PUT", "/p", None, 400, 1.25, "bad", session="s1")
+    (found,) = caplog.records
+    assert found.getMessage() == "PUT /p - 400 1.2ms [session s1] - bad"
+    assert found.request == {  # type: ignore[attr-defined]
+        "method": "PUT",
+        "path": "/p",
+        "operation_id": None,
+        "status": 400,
+        "duration_ms": 1.25,
+        "reason": "bad",
+        "session": "s1",
+    }
 
 
 def test_the_text_format_is_time_then_message() -> None:
