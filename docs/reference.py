@@ -1,11 +1,16 @@
-"""The configuration page of the docs site, written at build time from the CLI's own parsers.
+"""The pages of the docs site that are not files of docs/, made at build time.
 
-mkdocs.yml names this file as a hook: `on_files` adds ``configuration.md`` to the site's files, its
-text made by ``render()`` from ``mockserver.cli``'s argparse parsers (every command, every flag, its
-help) and the settings each command builds (``Settings``, ``ProxyOptions``, ``ContractSettings``...:
-the defaults and the ``MOCKSERVER_*`` variables). Nothing on the page is written by hand, so it
-cannot drift from ``--help``; tests/test_reference.py checks that every flag is on it and that no
-flag lacks its help.
+mkdocs.yml names this file as a hook. `on_files` adds to the site's files:
+
+- ``configuration.md``, made by ``render()`` from ``mockserver.cli``'s argparse parsers (every
+  command, every flag, its help) and the settings each command fills (``Settings``,
+  ``ProxyOptions``, ``ContractSettings``...: the defaults and the ``MOCKSERVER_*`` variables).
+  Nothing on it is written by hand, so it cannot drift from ``--help``; tests/test_reference.py
+  checks that every flag is on it and that no flag lacks its help;
+- ``architecture.md`` and ``changelog.md``: ARCHITECTURE.md and CHANGELOG.md. They stay at the top
+  of the repository, where developers and release readers look for them; a link of theirs into
+  ``docs/`` is made relative to the site (``docs/behaviour.md`` -> ``behaviour.md``), and any other
+  relative link fails the strict build, as it would not lead anywhere on the site.
 """
 
 from __future__ import annotations
@@ -210,5 +215,6 @@ def on_files(files: Any, config: Any) -> Any:
     # ARCHITECTURE.md and CHANGELOG.md stay at the top of the repository, where developers and
     # release readers look for them; the site shows them as they are.
     for page, source in INCLUDED.items():
-        files.append(File.generated(config, page, content=(ROOT / source).read_text(encoding="utf-8")))
+        text = (ROOT / source).read_text(encoding="utf-8").replace("](docs/", "](")
+        files.append(File.generated(config, page, content=text))
     return files
