@@ -11,16 +11,28 @@
   the lock makes ``n`` safe and the writes of a session linearizable. A reader asks for the rows it
   missed (``missed``) before it answers. The first process to find no saved state seeds it, under the
   same lock (the store does it inside ``writing()``).
-- **A write is three round trips**: the lock and the log's rows (sent together), the save (one
-  statement), the commit.
+- **A write is two round trips**: ``BEGIN``, the lock and the log's new rows, sent together; then the
+  save (one statement) with the ``COMMIT``. The writer is in autocommit and sends ``BEGIN`` and
+  ``COMMIT`` itself, in pipelines: psycopg's own transactions would add a round trip for each. The
+  first round trip only tries the lock (``pg_try_advisory_xact_lock``), so the server answers it at
+  once; a write that finds the lock taken then waits for it in a third.
 - **Connections.** One writing connection per process, one transaction at a time (as the SQLite file's
   writer), and one reading connection per thread (autocommit) for history, the log and loads, which
   never wait for a write in progress; a load reads the records and the log's last row in one snapshot.
-- **Faults.** A connection that fails (refused, dropped, timed out, the server restarting) is thrown
-  away and the caller gets ``StoreUnavailable`` (503): a write that failed committed nothing, since its
-  transaction died with the connection. The next call connects again (one found broken since its last
+- **Faults.** A connection that fails (refused, dropped, the server restarting) is thrown away and the
+  caller gets ``StoreUnavailable`` (503). The next call connects again (one found broken since its last
   use is replaced at once), so the mock recovers by itself when PostgreSQL is back. Messages name the
-  server, never a password.
+  server, never a password. A write that failed before its ``COMMIT`` went out committed nothing, since
+  its transaction died with the connection; one whose ``COMMIT`` got no answer may have been committed
+  all the same, and its 503 says so: it is then in the log, and this process applies it with its next
+  request, as every other does.
+- **A server that stops answering** (it hangs, or the network drops packets while both ends' kernels
+  still acknowledge them) is a 503 within seconds: every call has a deadline (``READ_S`` for a read, the
+  catch-up and a write's first round trip; the server's lock wait and ``READ_S`` for a write that waits
+  for the lock; ``WRITE_S`` for a write's statements and commit), kept by a thread (``Watchdog``) that
+  shuts the connection's socket when one passes. psycopg's blocking calls have no time limit of their
+  own, and the server's limits (``statement_timeout``, ``lock_timeout``) never fire for a statement
+  that never reached it. ``tcp_user_timeout`` and keepalives are a second line.
 - **JSON as written.** Columns are ``json``, which keeps the text: a record comes back with its fields
   in the order the mock wrote them (``jsontext``), and psycopg reads it with ``json.loads``.
 """
@@ -333,6 +345,9 @@ class Database:
         self._writer: Connection | None = None
         self._depth = 0  # transactions open on the writer (the outer one commits; the inner ones join it)
         self._after: list[Callable[[], None]] = []  # run once the outer transaction committed
+        self._held: set[int] = set()  # the advisory locks the transaction in progress holds
+        # Statements sent with the COMMIT (one round trip for both), each with what to do with its row.
+        self._deferred: list[tuple[str, dict[str, Any], Callable[[tuple[Any, ...] | None], None]]] = []
         self.fetched: list[tuple[Any, ...]] = []  # the rows of the query a transaction began with
         self._readers = threading.local()
         self._opened: list[tuple[threading.Thread, Connection]] = []
@@ -370,13 +385,16 @@ class Database:
 
     # -- connections ---------------------------------------------------------------------------------
 
-    def connect(self, autocommit: bool) -> Connection:
+    def connect(self, writing: bool) -> Connection:
+        """A new connection, in autocommit: the writer opens and ends its transactions itself (``BEGIN`` sent
+        with a write's first statements, ``COMMIT`` with its last), which saves psycopg's own round trip for
+        ``BEGIN``."""
         if self.closed:
             raise StoreUnavailable(f"the state store was closed ({self.where})")
         try:
-            db = psycopg.connect(self._conninfo, autocommit=autocommit)
+            db = psycopg.connect(self._conninfo, autocommit=True)
         except psycopg.Error as exc:
-            raise self.unavailable(exc, writing=not autocommit) from None
+            raise self.unavailable(exc, writing=writing) from None
         return db
 
     def _discard(self, db: Connection) -> None:
@@ -391,7 +409,7 @@ class Database:
         db: Connection | None = getattr(self._readers, "db", None)
         if db is not None and not db.closed:
             return db, False
-        db = self.connect(autocommit=True)
+        db = self.connect(writing=False)
         # Loads read the records and the log's last row of one moment.
         db.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         with self._opened_lock:
@@ -436,18 +454,18 @@ class Database:
         while True:
             db, new = self._writer, False
             if db is None or db.closed:
-                db, new = self.connect(autocommit=False), True
+                db, new = self.connect(writing=True), True
                 self._writer = db
             try:
                 self.fetched = []
                 # Most writes find the lock free, and the server answers at once: one that says nothing for
                 # READ_S is gone, not busy.
                 with WATCHDOG.watch(db, READ_S) as deadline:
-                    if self._locked(db, TRY_LOCK_SQL, key, then):
+                    if self._locked(db, TRY_LOCK_SQL, key, then, begin=True):
                         return db
                 # Another process's write holds it: wait in the server's queue (lock_timeout bounds the wait).
                 with WATCHDOG.watch(db, LOCK_STEP_S) as deadline:
-                    self._locked(db, LOCK_SQL, key, then)
+                    self._locked(db, LOCK_SQL, key, then, begin=False)
                     return db
             except psycopg.Error as exc:
                 stale = not new and db.broken and not deadline.fired
@@ -455,10 +473,13 @@ class Database:
                 if not stale:
                     raise self._failed(db, exc, deadline) from None
 
-    def _locked(self, db: Connection, lock: str, key: int, then: Query | None) -> bool:
-        """Send ``lock`` of ``key`` and ``then`` together (one round trip); whether the lock is held. Once
-        it is, ``then``'s rows are in ``fetched``: its snapshot was taken after the lock was."""
+    def _locked(self, db: Connection, lock: str, key: int, then: Query | None, begin: bool) -> bool:
+        """Send ``lock`` of ``key`` and ``then`` together, after ``BEGIN`` when ``begin`` (one round trip);
+        whether the lock is held. Once it is, ``then``'s rows are in ``fetched``: its snapshot was taken
+        after the lock was."""
         with db.pipeline():
+            if begin:
+                db.execute("BEGIN")
             taken = db.execute(lock, (key,))
             cursor = None if then is None else db.execute(*then)
         row = taken.fetchone()
@@ -494,7 +515,10 @@ class Database:
         with self.lock:
             if self._depth:  # inside another transaction of this thread: join it
                 assert self._writer is not None
-                self._writer.execute(LOCK_SQL, (key,))
+                self._send_deferred(self._writer)  # what comes next follows it
+                if key not in self._held:
+                    self._writer.execute(LOCK_SQL, (key,))
+                    self._held.add(key)
                 self.fetched = [] if then is None else self._writer.execute(*then).fetchall()
                 self._depth += 1
                 try:
@@ -504,6 +528,7 @@ class Database:
                 return
             db = self._begin(key, then)
             self._depth = 1
+            self._held = {key}
             committing = False
             try:
                 # The write's statements, its commit, or the rollback of a write that failed: bounded.
@@ -511,7 +536,7 @@ class Database:
                     try:
                         yield db
                         committing = True
-                        db.commit()
+                        self._commit(db)
                     except BaseException:
                         self._abort(db)
                         raise
@@ -523,6 +548,32 @@ class Database:
             finally:
                 self._depth = 0
                 self._after = []
+                self._held = set()
+                self._deferred = []
+
+    def defer(self, sql: str, parameters: dict[str, Any], done: Callable[[tuple[Any, ...] | None], None]) -> None:
+        """Run ``sql`` in the transaction in progress, sent with its COMMIT when nothing follows it (one round
+        trip for both), else before what follows; ``done`` gets its first row (None without one) when it ran.
+        Binary parameters (``%(name)b``) spare the text form's quoting of every array element."""
+        self._deferred.append((sql, parameters, done))
+
+    def _send_deferred(self, db: Connection) -> None:
+        deferred, self._deferred = self._deferred, []
+        for sql, parameters, done in deferred:
+            done(db.execute(sql, parameters).fetchone())
+
+    def _commit(self, db: Connection) -> None:
+        """Commit, with the statements deferred until now in the same round trip (a pipeline: one sync, at its
+        end; ``Connection.commit()`` would sync once more)."""
+        if not self._deferred:
+            db.execute("COMMIT")
+            return
+        deferred, self._deferred = self._deferred, []
+        with db.pipeline():
+            sent = [(db.execute(sql, parameters), done) for sql, parameters, done in deferred]
+            db.execute("COMMIT")
+        for cursor, done in sent:
+            done(cursor.fetchone() if cursor.description is not None else None)
 
     def on_commit(self, done: Callable[[], None]) -> None:
         """Call ``done`` once the transaction in progress has committed (never, if it does not)."""
@@ -531,7 +582,7 @@ class Database:
     def prepare(self, fresh: bool) -> None:
         """Create or check the layout; ``fresh``: start again, every session's state gone (``_wipe``)."""
         with self.lock:
-            db = self.connect(autocommit=False)
+            db = self.connect(writing=True)
             self._writer = db
             try:
                 # The layout lock may wait for another instance's start; then the layout, or a wipe.
@@ -592,41 +643,42 @@ APPEND_SQL = (
 # A write in one statement: its records saved and removed, its history rows and their counts, the session's
 # counters and last use, its log row (when it changed more than history) and the log's pruning.
 # Data-modifying parts of one statement see one snapshot; none of them reads what another writes, and a
-# write never saves and removes one record.
+# write never saves and removes one record. Its parameters go in binary (%(name)b): in text, psycopg quotes
+# every character of every JSON text in an array that needs it (a regular expression, a call per quote).
 SAVE_SQL = """
 WITH saved AS (
     INSERT INTO records (session, kind, key, data)
-    SELECT %(session)s, kind, key, data::json
-    FROM unnest(%(kinds)s::text[], %(keys)s::text[], %(data)s::text[]) AS r (kind, key, data)
+    SELECT %(session)b, kind, key, data::json
+    FROM unnest(%(kinds)b::text[], %(keys)b::text[], %(data)b::text[]) AS r (kind, key, data)
     ON CONFLICT (session, kind, key) DO UPDATE SET data = excluded.data, row_version = records.row_version + 1
 ), removed AS (
-    DELETE FROM records WHERE session = %(session)s
-    AND (kind, key) IN (SELECT * FROM unnest(%(gone_kinds)s::text[], %(gone_keys)s::text[]))
+    DELETE FROM records WHERE session = %(session)b
+    AND (kind, key) IN (SELECT * FROM unnest(%(gone_kinds)b::text[], %(gone_keys)b::text[]))
 ), versions AS (
     INSERT INTO versions (session, id, profile_id, version, data)
-    SELECT %(session)s, id, profile_id, version, data::json
-    FROM unnest(%(v_ids)s::bigint[], %(v_profiles)s::bigint[], %(v_versions)s::integer[], %(v_data)s::text[])
+    SELECT %(session)b, id, profile_id, version, data::json
+    FROM unnest(%(v_ids)b::bigint[], %(v_profiles)b::bigint[], %(v_versions)b::integer[], %(v_data)b::text[])
         AS v (id, profile_id, version, data)
 ), audit AS (
     INSERT INTO audit (session, id, profile_id, action, user_id, data)
-    SELECT %(session)s, id, profile_id, action, user_id, data::json
-    FROM unnest(%(a_ids)s::bigint[], %(a_profiles)s::bigint[], %(a_actions)s::text[], %(a_users)s::text[],
-                %(a_data)s::text[]) AS a (id, profile_id, action, user_id, data)
+    SELECT %(session)b, id, profile_id, action, user_id, data::json
+    FROM unnest(%(a_ids)b::bigint[], %(a_profiles)b::bigint[], %(a_actions)b::text[], %(a_users)b::text[],
+                %(a_data)b::text[]) AS a (id, profile_id, action, user_id, data)
 ), counted AS (
     INSERT INTO history_counts (session, key, n)
-    SELECT %(session)s, key, n FROM unnest(%(count_keys)s::text[], %(count_ns)s::bigint[]) AS c (key, n)
+    SELECT %(session)b, key, n FROM unnest(%(count_keys)b::text[], %(count_ns)b::bigint[]) AS c (key, n)
     ON CONFLICT (session, key) DO UPDATE SET n = history_counts.n + excluded.n
 ), used AS (
-    UPDATE sessions SET counters = COALESCE(%(counters)s::text::json, counters),
-        last_used = COALESCE(%(used)s::text, last_used)
-    WHERE name = %(session)s AND (%(counters)s::text IS NOT NULL OR %(used)s::text IS NOT NULL)
+    UPDATE sessions SET counters = COALESCE(%(counters)b::text::json, counters),
+        last_used = COALESCE(%(used)b::text, last_used)
+    WHERE name = %(session)b AND (%(counters)b::text IS NOT NULL OR %(used)b::text IS NOT NULL)
 ), added AS (
     INSERT INTO changes (session, n, data)
-    SELECT %(session)s, COALESCE(max(n), 0) + 1, %(log)s::text::json FROM changes WHERE session = %(session)s
-    HAVING %(log)s::text IS NOT NULL
+    SELECT %(session)b, COALESCE(max(n), 0) + 1, %(log)b::text::json FROM changes WHERE session = %(session)b
+    HAVING %(log)b::text IS NOT NULL
     RETURNING n
 ), pruned AS (
-    DELETE FROM changes WHERE session = %(session)s AND n <= (SELECT n FROM added) - %(kept)s
+    DELETE FROM changes WHERE session = %(session)b AND n <= (SELECT n FROM added) - %(kept)b
 )
 SELECT n FROM added
 """
@@ -756,8 +808,8 @@ class PostgresState:
     def save(self, changes: Changes) -> None:
         """Write one change in one transaction with its log row, or raise and write nothing.
 
-        One statement (``SAVE_SQL``), so a write costs one round trip besides taking the lock and
-        committing."""
+        One statement (``SAVE_SQL``), sent with the transaction's COMMIT: a write inside ``writing()`` is
+        two round trips, the lock with the log's new rows, then this and the commit."""
         saved = [jsontext.text(record) for _, _, record in changes.saved]
         counts = _audit_counts((r["access_profile_id"], r["action"], r["user_id"], 1) for r in changes.audit)
         if changes.versions:
@@ -786,10 +838,12 @@ class PostgresState:
             "log": _write_entry(changes, saved) if logged else None,
             "kept": LOG_KEPT,
         }
-        with self._transaction() as db:
-            found = db.execute(SAVE_SQL, parameters, binary=True).fetchone()
-            if found is not None:
-                self._logged(int(found[0]))
+        with self._transaction():
+            self._db.defer(SAVE_SQL, parameters, self._saved)
+
+    def _saved(self, found: tuple[Any, ...] | None) -> None:
+        if found is not None:  # the log row's n (none when only history was written)
+            self._logged(int(found[0]))
 
     def replace(self, state: State) -> State:
         """Make the database hold exactly ``state`` for this session (a start from the fixtures, a reset, a
