@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import re
 import shutil
 import subprocess
 import sys
@@ -144,3 +145,16 @@ def test_a_broken_link_fails_the_build(tmp_path: Path) -> None:
     built = _build(tmp_path / "mkdocs.yml", tmp_path / "site")
     assert built.returncode != 0
     assert "missing.md" in built.stderr and "#no-such-section" in built.stderr, built.stderr
+
+
+def test_the_readme_is_a_short_front_door_whose_links_lead_somewhere() -> None:
+    """At most 300 lines (issue 25); every link of it into the repository names a file or folder that
+    exists, and every page of the site's nav that is a file of docs/ is linked from it."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 300
+    targets = [t.split("#")[0] for t in re.findall(r"\]\(([^)]+)\)", readme) if "://" not in t]
+    assert targets
+    missing = [t for t in targets if not (ROOT / t).exists()]
+    assert not missing, missing
+    unlinked = [p for p in PAGES if (ROOT / "docs" / p).exists() and f"docs/{p}" not in targets]
+    assert not unlinked, unlinked
