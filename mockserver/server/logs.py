@@ -193,10 +193,10 @@ class _Handler(QueueHandler):
 class LogWriter:
     """A queue for log records and the one thread that writes them to ``stream``.
 
-    Woken by a record, the thread first lets the lines of the next ``gather`` seconds join it, then
-    writes them all at once: woken for every line, it took the interpreter lock from the serving
-    threads once a request, which cost a served request more than making its line did. A line shows
-    at most that late.
+    Woken by a record that came alone, the thread first lets the lines of the next ``gather`` seconds
+    join it, then writes them all at once: woken for every line, it took the interpreter lock from
+    the serving threads once a request, which cost a served request more than making its line did.
+    A line shows at most that late; lines that wait already are written at once, ``batch`` at a time.
     """
 
     def __init__(
@@ -223,7 +223,7 @@ class LogWriter:
     def _run(self) -> None:
         while True:
             batch = [self._queue.get()]
-            if batch[0] is not _STOP and self.gather:
+            if batch[0] is not _STOP and self.gather and self._queue.empty():  # a line alone: others may follow
                 time.sleep(self.gather)
             while len(batch) < self.batch:
                 try:
