@@ -8,7 +8,9 @@ PostgreSQL (tests/postgres.py), and clients that send their requests at the same
 - Faults: ``kill -9`` of one instance under load (the other keeps serving and has everything the dead one
   acknowledged); PostgreSQL stopped and started again under load (503 ``state_store_unavailable``, never a
   500 and never a wait of more than a few seconds, nothing half-applied, both recover by themselves); a
-  connection dropped in the middle of a write, through ``postgres.Proxy`` (a 503, nothing changed).
+  connection dropped in the middle of a write, through ``postgres.Proxy`` (a 503, nothing changed); a
+  server that hangs, its connections open (a 503 within the engine's deadlines, then recovery); a start on
+  a server that cannot be reached (exit 2, the URL named without its password).
 - ``--workers 2`` on one SQLite file: the same guarantees between the workers of one port.
 
 Every count asserted here is exact (a version raised by exactly N, one 201 and N-1 409s), so a race that
@@ -20,6 +22,8 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -34,7 +38,7 @@ import psycopg
 import pytest
 import requests
 from conftest import CANONICAL, FIXTURE_COUNTS
-from postgres import Cluster, Proxy, start_cluster
+from postgres import Cluster, Proxy, free_port, start_cluster
 from psycopg import sql
 from serving import Served, serve
 
@@ -466,6 +470,31 @@ def test_a_connection_dropped_in_the_middle_of_a_write_changes_nothing(
             assert after.json()["access_profile"]["version"] == before["version"] + 1
             assert profile(b.url, 6)["version"] == before["version"] + 1
             assert len(versions(b.url, 6)) == listed + 1
+
+
+# -- PostgreSQL unreachable at the start ---------------------------------------------------------------
+
+
+def test_a_start_on_a_postgresql_that_cannot_be_reached_names_the_url_and_exits_2(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there once the probe is closed
+    url = f"postgresql://mock:hunter2@127.0.0.1:{port}/mock"
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "mockserver", "serve", "--port", "0", "--no-watch", "--state", url],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    shown = f"postgresql://mock:***@127.0.0.1:{port}/mock"
+    assert lines[0].startswith(f"mockserver: error: the state store cannot be reached at {shown} ("), lines[0]
+    assert "Connection refused" in lines[0] and lines[0].endswith(")")
+    assert "saved" not in lines[0] and "changed" not in lines[0]  # nothing was being saved at the start
+    assert "hunter2" not in result.stderr + result.stdout
+    assert time.monotonic() - started < 30
 
 
 # -- a server that hangs ------------------------------------------------------------------------------

@@ -57,6 +57,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from mockserver.domain.timeutil import format_timestamp, parse_timestamp
+from mockserver.settings import masked
 from mockserver.spec import jsontext
 from mockserver.spec.errors import StoreUnavailable
 from mockserver.storage.base import (
@@ -321,6 +322,7 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.where = describe(url)
+        self.shown = masked(url)  # the URL as given, its password masked: what a start that fails names
         params = conninfo_to_dict(url)
         self._password = str(params.get("password") or "")
         # The user's own settings win; these only fill in what the URL leaves out.
@@ -357,10 +359,16 @@ class Database:
     # -- errors --------------------------------------------------------------------------------------
 
     def unavailable(
-        self, exc: BaseException, writing: bool, deadline: Deadline | None = None, committing: bool = False
+        self,
+        exc: BaseException,
+        writing: bool,
+        deadline: Deadline | None = None,
+        committing: bool = False,
+        starting: bool = False,
     ) -> StoreUnavailable:
         """The 503 of a call that failed with ``exc``. ``deadline``: the call's, when it ended the call;
-        ``committing``: the failure came in answer to a write's COMMIT, which may then have been committed."""
+        ``committing``: the failure came in answer to a write's COMMIT, which may then have been committed;
+        ``starting``: the mock's first call, at its start (where the user reads the URL they gave)."""
         if deadline is not None and deadline.fired:
             reason = f"no answer within {deadline.seconds:g} s"
         else:
@@ -375,6 +383,8 @@ class Database:
                 f"the state store is busy ({self.where}: another process held this session's write lock for "
                 f"{LOCK_WAIT_MS // 1000} s){what}; try again"
             )
+        if starting:
+            return StoreUnavailable(f"the state store cannot be reached at {self.shown} ({reason})")
         return StoreUnavailable(f"the state store cannot be reached ({self.where}: {reason}){what}")
 
     def _not_saved(self, exc: BaseException) -> StateNotSaved:
@@ -385,7 +395,7 @@ class Database:
 
     # -- connections ---------------------------------------------------------------------------------
 
-    def connect(self, writing: bool) -> Connection:
+    def connect(self, writing: bool, starting: bool = False) -> Connection:
         """A new connection, in autocommit: the writer opens and ends its transactions itself (``BEGIN`` sent
         with a write's first statements, ``COMMIT`` with its last), which saves psycopg's own round trip for
         ``BEGIN``."""
@@ -394,7 +404,7 @@ class Database:
         try:
             db = psycopg.connect(self._conninfo, autocommit=True)
         except psycopg.Error as exc:
-            raise self.unavailable(exc, writing=writing) from None
+            raise self.unavailable(exc, writing=writing, starting=starting) from None
         return db
 
     def _discard(self, db: Connection) -> None:
@@ -582,7 +592,7 @@ class Database:
     def prepare(self, fresh: bool) -> None:
         """Create or check the layout; ``fresh``: start again, every session's state gone (``_wipe``)."""
         with self.lock:
-            db = self.connect(writing=True)
+            db = self.connect(writing=False, starting=True)
             self._writer = db
             try:
                 # The layout lock may wait for another instance's start; then the layout, or a wipe.
@@ -594,7 +604,7 @@ class Database:
             except psycopg.Error as exc:
                 self._abort(db)
                 raise (
-                    self.unavailable(exc, writing=False, deadline=deadline)
+                    self.unavailable(exc, writing=False, deadline=deadline, starting=True)
                     if _lost(db, exc)
                     else LayoutError(f"{self.where}: {_first_line(exc)}")
                 ) from None
