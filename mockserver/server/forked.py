@@ -16,13 +16,21 @@ fast as waitress on this project's machine, because the HTTP work leaves Python.
   ends, even by ``kill -9``: no worker is left holding the port or the state file.
 - **Ctrl-C and SIGTERM** reach granian, which stops the workers gracefully; each writes its queued
   log lines as it exits. A worker still building its app ends at once.
-- **The tail.** granian runs the app on ``threads`` blocking threads, which take turns at the
-  interpreter lock. A thread that waits for the lock asks the holder to let go only after the switch
-  interval (5 ms by default), so under load a request waited several intervals: p99 30-60 ms against
-  1 thread's 5-20 ms in one run (wrk -t1 -c10, six alternating rounds). The worker sets a 1 ms interval
-  (``SWITCH_INTERVAL``): p99 9-24 ms in the same run, for about a tenth of the throughput. One thread
-  would do better still, but a delayed answer (``Prefer: delay``, ``--latency``) holds its thread while
-  it waits, so ``--threads`` also says how many answers can wait at once, as on waitress.
+- **One turn at a time.** granian runs the app on ``threads`` blocking threads (8), so that that many
+  delayed answers (``Prefer: delay``, ``--latency``) can wait at once, as on waitress. Threads that
+  all want the interpreter lock hand it over at every switch interval, and a request waited several
+  intervals: p99 30-60 ms at the default 5 ms, against 1 thread's 5-20 ms (wrk -t1 -c10, six
+  alternating rounds). The worker sets a 1 ms interval (``SWITCH_INTERVAL``: p99 9-24 ms in that run)
+  and wraps the app in ``turns.Turns``: one request at a time runs the mock's Python, the others
+  wait asleep in a lock, and a request gives its turn up around a delay's sleep and before the store
+  waits on its disk or database (``server/turns.py``). Measured on GET one (wrk -t1 -c10, 4-5 s
+  rounds, the servers taking turns, on the 2 cores shared with other jobs: load average 3-9), the
+  turn lowered the median p99 in each of six runs (by 1 to 35 ms; 19.7 against 20.6 ms in the
+  quietest), but not the rate: 8 threads served about what they served without it (within 10%
+  either way), and 1 thread still more (2,822 req/s against 2,685 in the quietest run, at 322 us of
+  the worker's CPU a request against 411, and half its context switches). What is left of the
+  threads' cost happens before the app is called: granian hands each request to whichever thread is
+  idle, and that thread takes the interpreter lock to build the request's environ.
 - **``Prefer: fault=empty``** is exact here too: see ``serving.no_answer``.
 - **Only where processes fork** (Linux). The pytest plugin's in-thread server is always waitress.
 """
