@@ -378,6 +378,71 @@ def test_the_catch_up_query_searches_the_primary_key(two: tuple[Api, Api]) -> No
     assert plan == ["SEARCH changes USING PRIMARY KEY (session=? AND n>?)"]
 
 
+def test_a_read_asks_for_log_rows_only_after_a_commit_and_sees_every_commit_on_every_thread(
+    two: tuple[Api, Api], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The catch-up's query is skipped while the file's data_version stays the same; a write of another
+    worker, or of this one, changes it for every thread's reading connection."""
+    a, b = two
+    asked: list[int] = []
+    missed = SqliteState.missed
+
+    def counted(self: SqliteState) -> list[Any]:
+        asked.append(threading.get_ident())
+        return missed(self)
+
+    monkeypatch.setattr(SqliteState, "missed", counted)
+
+    def on_threads(api: Api) -> list[str]:
+        """The description of profile 1 as read on three threads of their own (each its own connection)."""
+        found: list[str] = []
+        for _ in range(3):
+            thread = threading.Thread(target=lambda: found.append(api.profile(1)["description"]))
+            thread.start()
+            thread.join()
+        return found
+
+    pool = ThreadPoolExecutor(max_workers=1)  # one thread that reads again and again (its connection stays)
+
+    def read(api: Api) -> str:
+        return pool.submit(lambda: api.profile(1)["description"]).result()  # type: ignore[no-any-return]
+
+    read(a)
+    asked.clear()
+    assert [read(a) for _ in range(5)] == [read(a)] * 5
+    assert asked == []  # nothing committed since: no query
+    b.put(f"{CANONICAL}/1", {"description": "from b"})
+    assert read(a) == "from b"
+    assert len(asked) == 1
+    assert on_threads(a) == ["from b"] * 3
+    a.put(f"{CANONICAL}/1", {"description": "from a"})  # this process's own writing connection
+    assert read(a) == "from a"
+    assert read(b) == "from a"
+    assert on_threads(b) == ["from a"] * 3
+    b.put(f"{CANONICAL}/1", {"description": "from b again"})
+    asked.clear()
+    assert read(a) == "from b again"
+    assert asked  # looked for it
+    pool.shutdown()
+
+
+def test_data_version_changes_for_another_process_and_for_this_process_s_writer(path: Path) -> None:
+    state = SqliteState(path, shared=True)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        first = state._file.data_version()
+        assert state._file.data_version() == first  # nothing committed
+        other.execute("INSERT INTO meta (key, value) VALUES ('test', 'a')")  # another process's commit
+        second = state._file.data_version()
+        assert second[0] == first[0] and second[1] != first[1]
+        with state._file.transaction() as db:  # this process's writing connection
+            db.execute("UPDATE meta SET value = 'b' WHERE key = 'test'")
+        assert state._file.data_version()[1] != second[1]
+    finally:
+        other.close()
+        state.close()
+
+
 def test_a_single_process_asks_for_no_log_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without --workers the file has one process: no read or write asks for other processes' rows."""
     asked: list[str] = []

@@ -453,6 +453,8 @@ class Persistence(Protocol):
       ends; on any failure it rolls back, raising ``StateNotSaved`` (or ``StoreUnavailable``), and
       ``seen`` is as it was after the rows it yielded.
     - ``missed()`` is the rows after ``seen``, without a lock: one indexed query, ``[]`` when none.
+    - ``unchanged()``, where an engine has it, says without a query and without waiting that ``missed()``
+      would find nothing (SQLite: no commit to the file since it last did); the store then skips it.
     """
 
     shared: bool
@@ -551,6 +553,11 @@ class Store:
         if not self.shared or self.dropped or self._writer == threading.get_ident():
             return
         assert self.persistence is not None
+        # An engine that can tell at once that nothing was committed (SQLite's data_version) saves the query,
+        # and the request keeps its turn (Store.waiting gives it up).
+        unchanged = getattr(self.persistence, "unchanged", None)
+        if unchanged is not None and unchanged():
+            return
         with Store.waiting():
             entries = self.persistence.missed()
         if not entries:

@@ -121,6 +121,8 @@ class SqliteState:
         self.seen = 0  # the last change log row this process's state of the session holds
         self._joined: sqlite3.Connection | None = None  # the transaction of ``writing()``, while it runs
         self._logged = 0  # the row that transaction appended
+        # By reading connection (one per thread): its data_version and the seen when missed() last found nothing.
+        self._quiet: dict[int, tuple[int, int]] = {}
         # What a new session's row says (the registry of sessions sets them before the first save).
         self.created_at = ""
         self.chaos: dict[str, Any] = {}
@@ -145,6 +147,7 @@ class SqliteState:
         other.seen = 0
         other._joined = None
         other._logged = 0
+        other._quiet = {}
         other.created_at = ""
         other.chaos = {}
         other.now = None
@@ -197,7 +200,20 @@ class SqliteState:
 
     def missed(self) -> list[LogEntry]:
         """The change log rows after ``seen`` (one search of the primary key), without waiting for a write."""
-        return _entries(self._file.rows(CATCH_UP_SQL, (self.session, self.seen)))
+        reader, version = self._file.data_version()  # before the query: a commit between the two is looked for again
+        seen = self.seen
+        found = _entries(self._file.rows(CATCH_UP_SQL, (self.session, seen)))
+        if not found:
+            self._quiet[reader] = (version, seen)
+        return found
+
+    def unchanged(self) -> bool:
+        """Whether ``missed()`` would find nothing, known without reading the log: this thread's reading
+        connection found nothing after ``seen`` (or an older one) last time, and nobody has committed to
+        the file since (its ``data_version`` is the same). Cheaper than the query, and never waits."""
+        reader, version = self._file.data_version()
+        quiet = self._quiet.get(reader)
+        return quiet is not None and quiet[0] == version and self.seen >= quiet[1]
 
     def _log(self, db: sqlite3.Connection, data: str) -> None:
         n = log_change(db, self.session, data)

@@ -363,6 +363,14 @@ class StateFile:
                     ) from exc
                 raise StateNotSaved(f"{self.path}: the change was not saved ({exc}); nothing was changed") from exc
 
+    def data_version(self) -> tuple[int, int]:
+        """This thread's reading connection and its ``PRAGMA data_version``: SQLite changes the value when
+        any other connection commits to the file (another worker's, or this process's writing one; the
+        reader never writes), so an unchanged value says nothing was committed since it was last read.
+        The value is the connection's own, hence the connection's id with it (``unchanged``)."""
+        db = self._reader()
+        return id(db), int(db.execute("PRAGMA data_version").fetchone()[0])
+
     def rows(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """What ``sql`` selects from the last committed state; never waits for a write in progress."""
         return self._reader().execute(sql, parameters).fetchall()
