@@ -763,6 +763,10 @@ def test_the_watchdog_ends_only_calls_that_overran(postgresql: str) -> None:
             watchdog.forget(other)  # about to be closed: never shut after this
             time.sleep(0.4)
         assert not forgotten.fired and other.execute("SELECT 2").fetchone() == (2,)
+        with watchdog.watch(other, 0.2) as extended:
+            watchdog.extend(extended, 3)  # a whole state's work joined the transaction
+            assert other.execute("SELECT 3 FROM pg_sleep(0.5)").fetchone() == (3,)
+        assert not extended.fired and extended.seconds == 3
 
 
 @pytest.mark.usefixtures("short_deadlines")

@@ -29,7 +29,8 @@
 - **A server that stops answering** (it hangs, or the network drops packets while both ends' kernels
   still acknowledge them) is a 503 within seconds: every call has a deadline (``READ_S`` for a read, the
   catch-up and a write's first round trip; the server's lock wait and ``READ_S`` for a write that waits
-  for the lock; ``WRITE_S`` for a write's statements and commit), kept by a thread (``Watchdog``) that
+  for the lock; ``WRITE_S`` for a write's statements and commit; ``WHOLE_S`` for a whole session's state
+  read or written: a load, a reset, a restore, a snapshot), kept by a thread (``Watchdog``) that
   shuts the connection's socket when one passes. psycopg's blocking calls have no time limit of their
   own, and the server's limits (``statement_timeout``, ``lock_timeout``) never fire for a statement
   that never reached it. ``tcp_user_timeout`` and keepalives are a second line.
@@ -218,6 +219,9 @@ logging.getLogger("psycopg").addFilter(_PipelineNoise())
 READ_S = 5.0  # a read: the catch-up, a load, a page of history
 LOCK_STEP_S = LOCK_WAIT_MS / 1000 + READ_S  # taking a session's lock: the server's own lock wait, then a read
 WRITE_S = 10.0  # a write's statements and its commit, once the lock is held
+# A whole session's state read or written (a load; a reset, a restore, a snapshot, a deletion): its size is
+# the state's, so it gets longer.
+WHOLE_S = 30.0
 
 
 class Deadline:
@@ -265,6 +269,14 @@ class Watchdog:
         finally:
             with self._lock:
                 self._armed.discard(deadline)
+
+    def extend(self, deadline: Deadline, seconds: float) -> None:
+        """``deadline`` ends no sooner than ``seconds`` from now (a call that turned out to need longer)."""
+        with self._lock:
+            at = time.monotonic() + seconds
+            if at > deadline.at:
+                deadline.at = at
+                deadline.seconds = max(deadline.seconds, seconds)  # what a 503 says it waited for
 
     def forget(self, db: Connection) -> None:
         """No deadline ends ``db`` any more (it is about to be closed)."""
@@ -348,6 +360,7 @@ class Database:
         self._depth = 0  # transactions open on the writer (the outer one commits; the inner ones join it)
         self._after: list[Callable[[], None]] = []  # run once the outer transaction committed
         self._held: set[int] = set()  # the advisory locks the transaction in progress holds
+        self._deadline: Deadline | None = None  # the transaction's, once it holds its lock
         # Statements sent with the COMMIT (one round trip for both), each with what to do with its row.
         self._deferred: list[tuple[str, dict[str, Any], Callable[[tuple[Any, ...] | None], None]]] = []
         self.fetched: list[tuple[Any, ...]] = []  # the rows of the query a transaction began with
@@ -435,13 +448,13 @@ class Database:
         self._readers.db = db
         return db, True
 
-    def read(self, work: Callable[[Connection], T]) -> T:
+    def read(self, work: Callable[[Connection], T], seconds: float | None = None) -> T:
         """``work`` on this thread's reading connection. A connection found broken (the server restarted
         since its last use) is replaced once; a failure on a new one is ``StoreUnavailable``."""
         while True:
             db, new = self._reader()
             try:
-                with WATCHDOG.watch(db, READ_S) as deadline:
+                with WATCHDOG.watch(db, READ_S if seconds is None else seconds) as deadline:
                     return work(db)
             except psycopg.Error as exc:
                 if not _lost(db, exc):
@@ -517,14 +530,17 @@ class Database:
         return self._not_saved(exc)
 
     @contextmanager
-    def transaction(self, key: int, then: Query | None = None) -> Iterator[Connection]:
+    def transaction(self, key: int, then: Query | None = None, seconds: float | None = None) -> Iterator[Connection]:
         """One transaction on the writer, holding the advisory lock ``key`` (and ``then``'s rows in
         ``fetched``); it commits when the outer block ends. A failure rolls it back (or loses it with the
         connection) and raises ``StoreUnavailable`` (the server cannot be reached) or ``StateNotSaved``;
-        nothing was committed either way."""
+        nothing was committed either way. ``seconds``: how long its statements and commit may take (a
+        block that joins the transaction in progress gives it that long from now, if that is longer)."""
         with self.lock:
             if self._depth:  # inside another transaction of this thread: join it
                 assert self._writer is not None
+                if seconds is not None and self._deadline is not None:
+                    WATCHDOG.extend(self._deadline, seconds)
                 self._send_deferred(self._writer)  # what comes next follows it
                 if key not in self._held:
                     self._writer.execute(LOCK_SQL, (key,))
@@ -542,7 +558,8 @@ class Database:
             committing = False
             try:
                 # The write's statements, its commit, or the rollback of a write that failed: bounded.
-                with WATCHDOG.watch(db, WRITE_S) as deadline:
+                with WATCHDOG.watch(db, WRITE_S if seconds is None else seconds) as deadline:
+                    self._deadline = deadline
                     try:
                         yield db
                         committing = True
@@ -560,6 +577,7 @@ class Database:
                 self._after = []
                 self._held = set()
                 self._deferred = []
+                self._deadline = None
 
     def defer(self, sql: str, parameters: dict[str, Any], done: Callable[[tuple[Any, ...] | None], None]) -> None:
         """Run ``sql`` in the transaction in progress, sent with its COMMIT when nothing follows it (one round
@@ -805,7 +823,7 @@ class PostgresState:
                 last = db.execute("SELECT max(n) FROM changes WHERE session = %s", (self.session,)).fetchone()
             return row, records, int(last[0]) if last is not None and last[0] is not None else 0
 
-        row, records, last = self._db.read(read)
+        row, records, last = self._db.read(read, WHOLE_S)
         self.seen = last
         if row is None:
             return None
@@ -860,7 +878,7 @@ class PostgresState:
         restore). Returns the state to use from now on: the same records, history read from the database.
         """
         versions, audit = state.history.rows()
-        with self._transaction() as db, db.pipeline():
+        with self._transaction(seconds=WHOLE_S) as db, db.pipeline():
             self._clear(db)
             db.cursor().executemany(
                 "INSERT INTO records (session, kind, key, data) VALUES (%s, %s, %s, %s)", self._rows(state.records())
@@ -884,7 +902,7 @@ class PostgresState:
         of a session made again goes on from it). ``idle_before``: only when no process used the session
         since then, and the row says it expired.
         """
-        with self._transaction() as db:
+        with self._transaction(seconds=WHOLE_S) as db:
             if idle_before is not None:
                 row = db.execute("SELECT last_used FROM sessions WHERE name = %s", (self.session,)).fetchone()
                 if row is not None and _instant(row[0]) >= idle_before:
@@ -911,7 +929,7 @@ class PostgresState:
 
     def save_snapshot(self, name: str, created_at: str, state: State) -> int:
         """Keep the state (the records of ``state``, the history in the database) under ``name``."""
-        with self._transaction() as db:
+        with self._transaction(seconds=WHOLE_S) as db:
             self._drop_snapshot(db, name)
             db.execute(
                 "INSERT INTO snapshots (session, name, created_at, profiles, data) VALUES (%s, %s, %s, %s, %s)",
@@ -927,7 +945,7 @@ class PostgresState:
 
     def restore_snapshot(self, name: str) -> State | None:
         """Make the snapshot the live state; None when there is no snapshot of that name."""
-        with self._transaction() as db:
+        with self._transaction(seconds=WHOLE_S) as db:
             row = db.execute(
                 "SELECT data FROM snapshots WHERE session = %s AND name = %s", (self.session, name)
             ).fetchone()
@@ -979,10 +997,10 @@ class PostgresState:
     # -- helpers -----------------------------------------------------------------------------------
 
     @contextmanager
-    def _transaction(self, then: Query | None = None) -> Iterator[Connection]:
+    def _transaction(self, then: Query | None = None, seconds: float | None = None) -> Iterator[Connection]:
         if self._dropped:
             raise StateNotSaved(f"the session {self.session!r} was deleted; {_NOT_SAVED}")
-        with self._db.transaction(self._key, then) as db:
+        with self._db.transaction(self._key, then, seconds) as db:
             yield db
 
     def _clear(self, db: Connection) -> None:
