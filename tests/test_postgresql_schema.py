@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from postgres import Cluster
 
 from mockserver.storage import postgresql as engine
 from mockserver.storage.sqlite import SqliteState
@@ -130,3 +134,21 @@ def test_records_keep_their_fields_order_and_the_change_log_its_order(postgresql
         assert rows.fetchall() == [(2, {"n": 2}), (3, {"n": 3})]
         with pytest.raises(psycopg.errors.UniqueViolation):  # one row per n in a session
             db.execute("INSERT INTO changes (session, n, data) VALUES ('s', 3, '{}')")
+
+
+def test_mockserver_serve_on_a_database_of_another_layout_stops_at_start_with_exit_2(
+    postgresql: str, postgres_cluster: Cluster
+) -> None:
+    with psycopg.connect(postgresql) as db:
+        engine.prepare(db)
+        db.execute("INSERT INTO layout_versions (version) VALUES (7)")
+        db.commit()
+    done = subprocess.run(
+        [sys.executable, "-m", "mockserver", "serve", "--port", "0", "--no-watch"],
+        env={**os.environ, "MOCKSERVER_STATE": postgres_cluster.url(postgresql.rsplit("dbname=", 1)[1])},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "holds mockserver's layout 7" in done.stderr and "Traceback" not in done.stderr

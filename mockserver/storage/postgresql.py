@@ -78,6 +78,7 @@ from mockserver.storage.sqlite_file import (
     HISTORY_TABLES,
     SESSION_TABLES,
     VERSIONS_KEY,
+    StateFileError,
     audit_key,
     audit_keys,
     session_column,
@@ -115,8 +116,8 @@ LOCK_SQL = "SELECT pg_advisory_xact_lock(%s)"
 TRY_LOCK_SQL = "SELECT pg_try_advisory_xact_lock(%s)"
 
 
-class LayoutError(Exception):
-    """A database whose layout the mock cannot use."""
+class LayoutError(StateFileError):
+    """A database whose layout the mock cannot use (refused at start, as a state file of another layout is)."""
 
 
 def _state_data(found: dict[str, list[Record]], counters: dict[str, int]) -> dict[str, Any]:
