@@ -24,6 +24,7 @@ from postgres import Cluster, Proxy
 
 from mockserver import Settings, create_app
 from mockserver.domain.timeutil import format_timestamp
+from mockserver.server import journal as shared_journal
 from mockserver.server.context import SharedViolations, Violation
 from mockserver.server.journal import Budget, Entry, Recorder, SharedJournal, entry_row, row_entry
 from mockserver.spec.errors import StoreUnavailable
@@ -333,7 +334,7 @@ def unreachable(database: Database, request: pytest.FixtureRequest) -> Iterator[
         assert relay.accepted > 0
 
 
-def test_a_recorder_drops_and_counts_what_it_cannot_write_and_writes_again_later(
+def test_a_recorder_keeps_what_it_cannot_write_and_writes_it_when_the_database_is_back(
     tables: Database, request: pytest.FixtureRequest
 ) -> None:
     recorder = Recorder(tables.log(), "a", Budget())
@@ -344,11 +345,13 @@ def test_a_recorder_drops_and_counts_what_it_cannot_write_and_writes_again_later
         for n in range(3):
             journal.record(entry(f"/{n}"))  # never raises: the request path only appends in memory
         assert recorder.flush() == 0
-        assert journal.dropped == 3
+        assert len(journal.kept) == 3 and journal.dropped == 0  # they wait for the next try
+        with pytest.raises(StoreUnavailable):
+            journal.entries()  # a read cannot record its demand: it fails, as the store's reads do
         recorder.log = working
     journal.record(entry("/later"))
-    assert [e.path for e in journal.entries()] == ["/later"]
-    assert journal.dropped == 3  # counted until the journal is cleared
+    assert [e.path for e in journal.entries()] == ["/0", "/1", "/2", "/later"]
+    assert len(journal.kept) == 0  # written, so let go
     journal.clear()
     assert journal.dropped == 0 and len(journal) == 0
     recorder.close()
@@ -604,7 +607,7 @@ def test_an_unreachable_journal_database_fails_no_request(
     apps: Callable[..., Api], database: Database, request: pytest.FixtureRequest
 ) -> None:
     """The journal's rows and violations cannot be written (the store itself still works): the requests
-    are answered as ever, and what was lost is counted."""
+    are answered as ever, a lost violation is counted, and the entries wait for the database."""
     a = apps("a")
     recorder, violations = a.mock.journal.recorder, a.mock.violations
     assert isinstance(violations, SharedViolations)
@@ -616,12 +619,13 @@ def test_an_unreachable_journal_database_fails_no_request(
         a.mock.record(Violation(None, "GET", "/x", None, ("lost",)))  # does not raise either
         answer = a.client.get("/__mock/journal")
         assert answer.status_code == 503 and answer.json["error"]["type"] == "state_store_unavailable"
-        assert a.mock.journal.dropped == 5  # the five entries went, counted
+        assert a.mock.journal.dropped == 0 and len(a.mock.journal.kept) == 5  # kept in memory meanwhile
         assert violations.dropped == 1
         recorder.log = violations.log = working
     assert a.get(f"{CANONICAL}/1").status_code == 200
     listed = a.client.get("/__mock/journal").json
-    assert [e["path"] for e in listed["entries"]] == [f"{CANONICAL}/1"] and listed["dropped"] == 5
+    assert [e["path"] for e in listed["entries"]] == [f"{CANONICAL}/{n}" for n in (1, 2, 3, 4, 5, 1)]
+    assert listed["dropped"] == 0
     assert a.client.get("/__mock/violations").json == {"violations": [], "dropped": 1}
 
 
@@ -692,12 +696,20 @@ def test_the_workers_of_one_server_keep_one_journal() -> None:
     assert [e["time"] for e in entries] == sorted(e["time"] for e in entries)
 
 
-def test_a_process_that_ends_writes_the_entries_still_waiting(tmp_path: Path) -> None:
-    """An instance stopped within the tenth of a second its writer waits between batches loses nothing."""
+@pytest.mark.parametrize("read", [True, False])
+def test_a_process_that_ends_writes_the_entries_it_holds_when_a_reader_asks(tmp_path: Path, read: bool) -> None:
+    """An instance stopped within the tenth of a second its writer waits between batches loses nothing a
+    reader asked for; nobody reading, it writes nothing."""
     import subprocess
     import sys
 
     path = tmp_path / "state.db"
+    state = StateFile(path)
+    state.prepare(fresh=False)
+    state.close()
+    log = SqliteLog(path)
+    if read:
+        log.demand()
     script = (
         "import sys; from pathlib import Path; from mockserver import Settings, create_app\n"
         "app = create_app(Settings(state=Path(sys.argv[1]), workers=2, instance='quick'))\n"
@@ -705,12 +717,61 @@ def test_a_process_that_ends_writes_the_entries_still_waiting(tmp_path: Path) ->
         "assert answer.status_code == 200\n"
     )
     subprocess.run([sys.executable, "-c", script, str(path)], check=True, timeout=60)
-    log = SqliteLog(path)
     try:
-        [written] = log.after("", 0, 10)
+        written = log.after("", 0, 10)
     finally:
         log.close()
-    assert written.instance == "quick" and json.loads(written.data)["path"] == f"{CANONICAL}/1"
+    if not read:
+        assert written == []
+        return
+    [one] = written
+    assert one.instance == "quick" and json.loads(one.data)["path"] == f"{CANONICAL}/1"
+
+
+def test_no_journal_row_is_written_while_nobody_reads(apps: Callable[..., Api], database: Database) -> None:
+    a, b = apps("a"), apps("b")
+    for n in range(20):
+        assert (a if n % 2 else b).get(f"{CANONICAL}/1?n={n}").status_code == 200
+    time.sleep(3 * shared_journal.FLUSH_S)  # the writers looked for a reader meanwhile, more than once
+    shared = database.log()
+    assert shared.count("") == 0 and shared.used_bytes() == 0 and shared.demand_age() is None
+    assert len(a.mock.journal.kept) == 10 and len(b.mock.journal.kept) == 10  # held in memory, as one process does
+
+
+def test_the_first_read_after_a_quiet_time_lists_another_instances_earlier_requests(
+    apps: Callable[..., Api], database: Database
+) -> None:
+    a, b = apps("a"), apps("b")
+    in_s = {"X-Mockserver-Session": "s"}
+    for n in range(3):
+        assert a.get(f"{CANONICAL}/1?n={n}").status_code == 200
+    assert a.get(f"{CANONICAL}/2", headers=in_s).status_code == 200
+    assert b.get(f"{CANONICAL}/1?n=3").status_code == 200
+    started = time.monotonic()
+    entries = b.client.get("/__mock/journal").json["entries"]  # once, no polling
+    assert time.monotonic() - started >= shared_journal.DEMAND_WAIT_S  # it waited for the others
+    assert [(e["instance"], e["query"]["n"]) for e in entries] == [
+        ("a", ["0"]),
+        ("a", ["1"]),
+        ("a", ["2"]),
+        ("b", ["3"]),
+    ]
+    # The demand lasts: a's entries of every session are written as they come, and a's memory lets them go.
+    [in_session] = journal_of(b, 1, in_s)["entries"]
+    assert in_session["instance"] == "a"
+    assert a.get(f"{CANONICAL}/3").status_code == 200
+    assert [e["path"] for e in journal_of(b, 5)["entries"]][-1] == f"{CANONICAL}/3"
+    assert len(a.mock.journal.kept) == 0
+
+
+def test_a_clear_also_clears_what_other_instances_have_not_written_yet(
+    apps: Callable[..., Api], database: Database
+) -> None:
+    a, b = apps("a"), apps("b")
+    assert a.get(f"{CANONICAL}/1").status_code == 200  # held by a, nobody reading
+    assert b.client.delete("/__mock/journal").status_code == 200
+    assert a.get(f"{CANONICAL}/2").status_code == 200  # after the clear: stays
+    assert [e["path"] for e in b.client.get("/__mock/journal").json["entries"]] == [f"{CANONICAL}/2"]
 
 
 def test_an_instance_that_learns_late_of_a_deletion_keeps_the_rows_of_the_session_made_again(

@@ -9,12 +9,17 @@ Two bounds, oldest entries first: each journal keeps its last 1,000 entries, and
 mock (its default state and every session) share a ``Budget`` of bytes (``--journal-mb``).
 
 **A shared state** (``--state postgresql://...``, or ``--workers N``): every instance's requests are in
-one journal, the database's (``storage.shared_log``). Recording stays what it is, an append in memory:
-a ``Recorder`` thread writes what was recorded in batches (every ``FLUSH_S``, or sooner once
-``BATCH`` entries wait), so no request waits for the database, and a batch that cannot be written is
-dropped and counted, never failing a request. Reading a ``SharedJournal`` first writes this process's
-waiting entries, then reads the rows, which name the instance that answered each request. The bounds
-apply to the rows: the last 1,000 of each session, and ``--journal-mb`` for all of them together.
+one journal, the database's (``storage.shared_log``), written only while someone reads it. Recording
+stays what it is, an append to this process's journal in memory, within the same bounds. Reading a
+``SharedJournal`` records the demand in the database (at most once every ``DEMAND_EVERY_S``); a
+``Recorder`` thread in each process looks for a demand every ``FLUSH_S`` and, while one is younger than
+``DEMAND_S``, writes every entry it has not written yet, oldest first, in batches (every ``FLUSH_S``, or
+sooner once ``BATCH`` entries wait), then lets them go from memory. No request waits for the database;
+a batch that cannot be written waits for the next try. A read that finds no recent demand (the first
+after a quiet time) waits ``DEMAND_WAIT_S`` for the other instances to write theirs, then reads the
+rows, which name the instance that answered each request. The bounds apply to the rows too: the last
+1,000 of each session, and ``--journal-mb`` for all of them together. While nobody reads, the journal
+costs the database one small query per process every ``FLUSH_S`` and no write at all.
 A journal that is not shared does none of this: its request path is the one above.
 """
 
@@ -60,13 +65,18 @@ MASK = "****"
 # Request headers whose values are credentials, by lower-case name; any name holding one of the words too.
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})
 SECRET_WORDS = ("token", "secret", "password", "api-key", "apikey", "session", "auth", "credential")
-# A shared journal's writer: a batch every FLUSH_S seconds, or sooner once BATCH entries wait; at most
-# PENDING wait (the oldest go, counted, while the database is away); the thread ends after IDLE_S
+# A shared journal's writer: while a reader's demand is younger than DEMAND_S, a batch every FLUSH_S seconds,
+# or sooner once BATCH entries wait; without one, a look for one every FLUSH_S. The thread ends after IDLE_S
 # seconds with nothing to write and starts again with the next entry.
 FLUSH_S = 0.1
 BATCH = 200
-PENDING = 10_000
 IDLE_S = 5.0
+DEMAND_S = 30.0
+DEMAND_EVERY_S = 1.0  # a reading process records its demand at most this often
+# A read that finds no demand younger than DEMAND_S (less this margin: a writer may look just before it
+# ends) waits DEMAND_WAIT_S, a few writers' looks, for the other instances to write what they hold.
+DEMAND_MARGIN_S = 1.0
+DEMAND_WAIT_S = 0.3
 # The byte budget of the shared rows is checked (a scan of the table) after each ``1/BUDGET_CHECKS`` of
 # it written by this process, or BUDGET_CHECK_S seconds after the last check, whichever comes first.
 BUDGET_CHECKS = 32
@@ -309,6 +319,14 @@ class Journal:
             self._drop_all()
             self.dropped = 0
 
+    def written_through(self, seq: int) -> None:
+        """Let go of the entries up to ``seq``, written to a shared journal (not counted as dropped)."""
+        with self._lock:
+            while self._entries and self._entries[0].seq <= seq:
+                self._entries.popleft()
+                self._stamps.popleft()
+                self.budget.used -= self._bytes.popleft()
+
     def close(self) -> None:
         """Let go of every entry and of the budget's share (a deleted session's journal)."""
         self.budget.leave(self)
@@ -482,7 +500,7 @@ def entry_row(entry: Entry, session: str, instance: str) -> LogRow:
         text = jsontext.dumps(data)
     except (UnicodeError, ValueError, TypeError):  # a path or header no encoder takes whole: replaced, not lost
         text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8", "replace")
-    return LogRow(session, instance, _row_time(entry.time), text.decode("utf-8"), len(text))
+    return LogRow(session, instance, _row_time(entry.time), text.decode("utf-8"), len(text), time=entry.time)
 
 
 def row_entry(row: LogRow) -> Entry:
@@ -513,100 +531,174 @@ def row_entry(row: LogRow) -> Entry:
 
 
 class Recorder:
-    """Writes the entries every journal of one process records to the shared log, in batches, from a
-    thread of its own; one per app (its default state and every session).
+    """Writes the entries the journals of one process keep in memory to the shared log while a reader
+    asks for them, in batches, from a thread of its own; one per app (its default state and every session).
 
-    The request path only appends to ``_pending`` under a lock. A batch that cannot be written (the
-    database away) is dropped: its entries count as dropped in their sessions' journals, and one
-    warning is logged until a batch is written again. The sessions a batch writes to keep their last
-    ``size`` rows, in the batch's own transaction; every so often, all rows are cut to the byte budget
-    (oldest first).
+    The request path records in the session's journal in memory and counts the entry. The thread looks
+    for a reader's demand every ``FLUSH_S`` (one query; a demand found is known for its remaining time
+    without looking again); with one, it writes every entry not written yet, and the journals let go of
+    those written. A batch that cannot be written (the database away) stays in memory for the next try,
+    and one warning is logged until a batch is written again. The sessions a batch writes to keep their
+    last ``size`` rows, in the batch's own transaction; every so often, all rows are cut to the byte
+    budget (oldest first).
     """
 
     def __init__(self, shared: SharedLog, instance: str, budget: Budget, size: int = ENTRIES) -> None:
         self.log = shared
         self.instance = instance
-        self.budget = budget  # its limit applies to the rows; nothing is kept in memory against it
+        self.budget = budget  # its limit applies to the rows, and to the entries held in memory
         self.size = size
-        self.dropped: Counter[str] = Counter()  # by session: entries this process dropped or cut
+        self.dropped: Counter[str] = Counter()  # by session: rows this process cut to the bounds, or lost
         self.written = 0  # entries written
-        self._pending: deque[tuple[str, Entry]] = deque()
-        self._lock = threading.Lock()  # _pending, the counters and the thread
+        self._journals: weakref.WeakSet[SharedJournal] = weakref.WeakSet()
+        self._recorded = 0  # entries recorded since the last batch
+        self._lock = threading.Lock()  # the journals, the counters and the thread
         self._writing = threading.Lock()  # one batch (or a clear) at a time, in the order taken
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._failing = False  # a warning was logged; the next batch written says it is over
+        self._demand_until = 0.0  # (monotonic) until when a reader's demand is known to last
+        self._demanded_at = -math.inf  # (monotonic) when this process last recorded its own
         self._since_check = 0  # bytes written since the byte budget was last checked
         self._checked_at = clock.monotonic()
         self._used: tuple[float, int] | None = None  # (when, bytes) the rows last added up to
         self._horizon = 0  # see horizon()
         _RECORDERS.add(self)
 
+    def join(self, journal: SharedJournal) -> None:
+        with self._lock:
+            self._journals.add(journal)
+
+    def leave(self, journal: SharedJournal) -> None:
+        with self._lock:
+            self._journals.discard(journal)
+
     # -- the request path --------------------------------------------------------------------------
 
-    def put(self, session: str, entry: Entry) -> None:
+    def recorded(self) -> None:
+        """An entry was recorded in one of the journals: the writer runs, and hurries with a demand."""
         with self._lock:
-            if len(self._pending) >= PENDING:
-                gone, _ = self._pending.popleft()
-                self.dropped[gone] += 1
-            self._pending.append((session, entry))
-            waiting = len(self._pending)
+            self._recorded += 1
+            waiting = self._recorded
             if self._thread is None and not self._stopping:
                 self._thread = threading.Thread(target=self._run, name="mockserver-journal", daemon=True)
                 self._thread.start()
-        if waiting >= BATCH and not self._wake.is_set():  # set once: each set takes the event's lock and notifies
+        # Set once: each set takes the event's lock and notifies.
+        if waiting >= BATCH and not self._wake.is_set() and clock.monotonic() < self._demand_until:
             self._wake.set()
 
+    # -- demand --------------------------------------------------------------------------------------
+
+    def demanded(self) -> bool:
+        """Whether a reader read the journal within ``DEMAND_S`` (the database away: no)."""
+        now = clock.monotonic()
+        if now < self._demand_until:
+            return True
+        try:
+            age = self.log.demand_age()
+        except StoreUnavailable:
+            return False
+        if age is None or age >= DEMAND_S:
+            return False
+        self._demand_until = now + DEMAND_S - age
+        return True
+
+    def read(self) -> None:
+        """A journal of this process is about to be read: record the demand (at most once every
+        ``DEMAND_EVERY_S``), write this process's entries, and, when no reader had asked lately, give the
+        other instances ``DEMAND_WAIT_S`` to write theirs. Raises ``StoreUnavailable`` (the read fails)."""
+        now = clock.monotonic()
+        quiet = False
+        if now - self._demanded_at >= DEMAND_EVERY_S:
+            age = self.log.demand()
+            self._demanded_at, self._demand_until = now, now + DEMAND_S
+            quiet = age is None or age >= DEMAND_S - DEMAND_MARGIN_S
+        self.flush()
+        if quiet:
+            rest = DEMAND_WAIT_S - (clock.monotonic() - now)
+            if rest > 0:
+                clock.sleep(rest)
+
     # -- the writer --------------------------------------------------------------------------------
+
+    def _holding(self) -> bool:
+        """Whether a journal holds entries not written yet."""
+        with self._lock:
+            journals = list(self._journals)
+        return any(len(journal.kept) for journal in journals)
 
     def _run(self) -> None:
         idle_since = clock.monotonic()
         while True:
             self._wake.wait(FLUSH_S)
             self._wake.clear()
+            holding = True
             try:
-                if self.flush():
+                holding = self._holding()
+                if holding and self.demanded() and self.flush():
                     idle_since = clock.monotonic()
+                    holding = self._holding()
             except Exception:  # a defect: the thread must outlive it, or nothing would be written again
                 log.exception("the shared journal's writer failed")
-            with self._lock:
-                idle = not self._pending and clock.monotonic() - idle_since >= IDLE_S
-                if self._stopping or idle:
+            if not holding and clock.monotonic() - idle_since >= IDLE_S or self._stopping:
+                with self._lock:
                     self._thread = None  # the next entry starts a new thread
                     return
 
     def flush(self) -> int:
-        """Write every entry waiting now; how many were written (0 also when the batch was dropped)."""
+        """Write every entry the journals hold now, whatever the demand; how many were written."""
         with self._writing:
             with self._lock:
-                batch = list(self._pending)
-                self._pending.clear()
-            if not batch:
-                return 0
-            try:
-                rows = [entry_row(entry, session, self.instance) for session, entry in batch]
-                # The sessions written to keep their last `size` rows, in the batch's own transaction.
-                cut = self.log.append(rows, keep=self.size)
-            except StoreUnavailable as exc:
-                self._lost(batch)
-                if not self._failing:
-                    self._failing = True
-                    log.warning("the shared journal dropped %d entries: %s", len(batch), exc.message)
-                return 0
-            except Exception:  # a defect: said once per batch, and the writer goes on with the next one
-                self._lost(batch)
-                log.exception("the shared journal dropped %d entries", len(batch))
-                return 0
-            if self._failing:
-                self._failing = False
-                log.warning("the shared journal is written again")
-            with self._lock:
-                self.written += len(rows)
-                self.dropped.update(cut)
-            self._since_check += sum(row.size for row in rows)
-            self._keep_to_budget()
-            return len(rows)
+                journals = list(self._journals)
+                self._recorded = 0
+            waiting = [(journal, entry) for journal in journals for entry in journal.kept.entries()]
+            done = 0
+            for start in range(0, len(waiting), BATCH):
+                written = self._write(waiting[start : start + BATCH])
+                if written is None:
+                    break
+                done += written
+            if done:
+                self._keep_to_budget()
+            return done
+
+    def _write(self, batch: list[tuple[SharedJournal, Entry]]) -> int | None:
+        """One batch in one transaction (``_writing`` held); None when the database is away (the batch
+        stays for the next try)."""
+        try:
+            rows = [entry_row(entry, journal.session, self.instance) for journal, entry in batch]
+            # The sessions written to keep their last `size` rows, in the batch's own transaction.
+            cut = self.log.append(rows, keep=self.size)
+        except StoreUnavailable as exc:
+            if not self._failing:
+                self._failing = True
+                log.warning("the shared journal cannot be written (the entries wait): %s", exc.message)
+            return None
+        except Exception:  # a defect: said once per batch, and the writer goes on with the next one
+            log.exception("the shared journal dropped %d entries", len(batch))
+            self._let_go(batch, lost=True)
+            return 0
+        if self._failing:
+            self._failing = False
+            log.warning("the shared journal is written again")
+        self._let_go(batch)
+        with self._lock:
+            self.written += len(rows)
+            self.dropped.update(cut)
+        self._since_check += sum(row.size for row in rows)
+        return len(rows)
+
+    def _let_go(self, batch: list[tuple[SharedJournal, Entry]], lost: bool = False) -> None:
+        """The journals let go of a batch's entries (written, or lost and counted)."""
+        newest: dict[int, tuple[SharedJournal, int]] = {}
+        for journal, entry in batch:
+            newest[id(journal)] = (journal, entry.seq)
+            if lost:
+                with self._lock:
+                    self.dropped[journal.session] += 1
+        for journal, seq in newest.values():
+            journal.kept.written_through(seq)
 
     def _keep_to_budget(self) -> None:
         """Cut all rows to the byte budget when it is time to look (``_writing`` held); a cut that fails
@@ -623,22 +715,13 @@ class Recorder:
             with self._lock:
                 self.dropped.update(cut)
 
-    def _lost(self, batch: list[tuple[str, Entry]]) -> None:
-        with self._lock:
-            self.dropped.update(session for session, _ in batch)
-
-    def clear(self, session: str) -> None:
-        """Delete the session's rows, and its entries still waiting; not while a batch is being written
-        (one holding entries of the session would put them back after the clear)."""
+    def clear(self, session: str, before: float) -> None:
+        """Delete the session's rows, and the rows of requests made before ``before`` that any instance
+        writes later; not while a batch is being written."""
         with self._writing:
-            self.forget(session)
-            self.log.clear(session)
-
-    def forget(self, session: str) -> None:
-        """Drop the session's entries still waiting, and what was counted as dropped of it."""
-        with self._lock:
-            self._pending = deque(item for item in self._pending if item[0] != session)
-            self.dropped.pop(session, None)
+            with self._lock:
+                self.dropped.pop(session, None)
+            self.log.clear(session, before)
 
     def horizon(self, last: int) -> int:
         """The newest ``last`` a window has shown this process: a clear of the newest rows lowers what
@@ -656,14 +739,16 @@ class Recorder:
         return self._used[1]
 
     def close(self) -> None:
-        """Write what waits, stop the thread and close the log's connections (an app let go)."""
+        """Write what waits if a reader asks for it, stop the thread and close the log's connections (an
+        app let go)."""
         with self._lock:
             self._stopping = True
             thread = self._thread
         self._wake.set()
         if thread is not None:
             thread.join(timeout=10)
-        self.flush()
+        if self.demanded():
+            self.flush()
         self.log.close()
 
 
@@ -672,40 +757,47 @@ _RECORDERS: weakref.WeakSet[Recorder] = weakref.WeakSet()
 
 @atexit.register
 def _write_the_rest() -> None:
-    """A process that ends on its own (a worker stopped with its server) writes what still waits."""
+    """A process that ends on its own (a worker stopped with its server) writes what it holds, if a reader
+    asks for it."""
     for recorder in list(_RECORDERS):
         try:
-            recorder.flush()
+            if recorder.demanded():
+                recorder.flush()
         except Exception:  # noqa: BLE001 - the process is ending: nothing is left to tell
             pass
 
 
 class SharedJournal(Journal):
-    """One session's journal in a shared state: recorded through the process's ``Recorder``, read from
-    the shared rows (every instance's entries, each naming its instance)."""
+    """One session's journal in a shared state: recorded in memory (``kept``, until the ``Recorder`` writes
+    the entries), read from the shared rows (every instance's entries, each naming its instance)."""
 
     def __init__(self, recorder: Recorder, session: str | None) -> None:
-        # Nothing kept in memory, so no share of the budget is joined: Journal.__init__ is not called.
+        # The entries are kept in ``kept``, a journal of this process's: Journal.__init__ is not called.
         self.recorder = recorder
         self.session = session or ""
         self.size = recorder.size
         self.budget = recorder.budget
+        self.kept = Journal(recorder.size, recorder.budget)  # entries not written yet, within the same bounds
+        recorder.join(self)
 
     @property
     def dropped(self) -> int:
-        """Entries of this session that this process dropped (the database away) or cut to the bounds."""
-        return self.recorder.dropped[self.session]
+        """Entries of this session that this process dropped before they were written (the bounds, while
+        nobody read) or cut from the rows to the bounds."""
+        return self.recorder.dropped[self.session] + self.kept.dropped
 
     @dropped.setter
     def dropped(self, value: int) -> None:
         self.recorder.dropped[self.session] = value
+        self.kept.dropped = 0
 
     def record(self, entry: Entry) -> None:
-        self.recorder.put(self.session, entry)
+        self.kept.record(entry)
+        self.recorder.recorded()
 
     def _fresh(self) -> SharedLog:
-        """The log, once this process's waiting entries are in it: a client reads its own requests."""
-        self.recorder.flush()
+        """The log, once the entries of this process (and, after a quiet time, of the others) are in it."""
+        self.recorder.read()
         return self.recorder.log
 
     def listing(
@@ -761,11 +853,18 @@ class SharedJournal(Journal):
         return {"entries": self.size, "bytes": self.budget.limit, "bytes_used": self.recorder.used_bytes()}
 
     def clear(self) -> None:
-        self.recorder.clear(self.session)
+        """Every instance's entries of the session go: the rows, this process's entries in memory, and those
+        the other instances still hold (by the clock: made before now)."""
+        now = clock.time()
+        self.kept.clear()
+        self.recorder.clear(self.session, now)
 
     def close(self) -> None:
         """The session was deleted: its rows go too, its violations' as well (they share the log, and a
-        session made again under the name starts without them); an instance that drops it later finds none."""
+        session made again under the name starts without them); an instance that drops it later finds none,
+        and writes none of the entries it still holds."""
+        self.recorder.leave(self)
+        self.kept.close()
         try:
             self.clear()
             self.recorder.log.clear_violations(self.session)
@@ -773,9 +872,12 @@ class SharedJournal(Journal):
             log.warning("the shared journal of session %r was not cleared: %s", self.session, exc.message)
 
     def let_go(self) -> None:
-        """Another process deleted the session (and its rows): only this process's waiting entries go.
+        """Another process deleted the session (and its rows): only this process's entries in memory go.
         Deleting rows here could delete those of a session made again under the name meanwhile."""
-        self.recorder.forget(self.session)
+        self.recorder.leave(self)
+        self.kept.close()
+        with self.recorder._lock:
+            self.recorder.dropped.pop(self.session, None)
 
     def sibling(self, session: str | None) -> Journal:
         return SharedJournal(self.recorder, session)

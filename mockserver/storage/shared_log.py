@@ -35,6 +35,7 @@ PostgreSQL's driver (psycopg) is imported only when a PostgreSQL log is opened.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import threading
 from collections import Counter
@@ -66,6 +67,7 @@ class LogRow:
     data: str  # JSON text
     size: int = 0
     seq: int = 0
+    time: float = 0.0  # a journal row's request time, seconds since the epoch (not a column: see ``append``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +90,8 @@ class SharedLog(Protocol):
 
     def append(self, rows: Sequence[LogRow], keep: int | None = None) -> Counter[str]:
         """Add journal rows, numbered in this order, in one transaction; with ``keep``, the sessions written
-        to keep their newest ``keep`` rows in that same transaction (how many went, by session)."""
+        to keep their newest ``keep`` rows in that same transaction (how many went, by session). A row whose
+        ``time`` is before its session's last clear (``clear``'s ``before``) is left out."""
 
     def after(self, session: str, seq: int, limit: int) -> list[LogRow]:
         """The session's rows numbered above ``seq``, oldest first, at most ``limit``."""
@@ -104,8 +107,15 @@ class SharedLog(Protocol):
     def count(self, session: str) -> int:
         """How many journal rows the session keeps."""
 
-    def clear(self, session: str) -> int:
-        """Delete the session's journal rows; how many."""
+    def clear(self, session: str, before: float | None = None) -> int:
+        """Delete the session's journal rows; how many. ``before``: rows of requests made before then that
+        any instance appends later are left out too (the entries it has not written yet)."""
+
+    def demand(self) -> float | None:
+        """Record that a reader reads the journal now; how many seconds before the last reader did (None: never)."""
+
+    def demand_age(self) -> float | None:
+        """How many seconds ago a reader last read the journal (None: never), by the database's clock."""
 
     def keep_last(self, sessions: Iterable[str], keep: int) -> Counter[str]:
         """Delete all but the newest ``keep`` rows of each of these sessions; how many went, by session."""
@@ -154,6 +164,12 @@ _SQL = {
     "row": f"SELECT {_ROW} FROM journal WHERE session = ? AND seq = ?",
     "count": "SELECT COUNT(*) FROM journal WHERE session = ?",
     "clear": "DELETE FROM journal WHERE session = ?",
+    "mark_cleared": "INSERT INTO journal_cleared (session, at) VALUES (?, ?) "
+    "ON CONFLICT (session) DO UPDATE SET at = excluded.at",
+    "cleared": "SELECT at FROM journal_cleared WHERE session = ?",
+    "demand_age": "SELECT {now} - read_at FROM journal_demand WHERE id = 1",
+    "demand": "INSERT INTO journal_demand (id, read_at) VALUES (1, {now}) "
+    "ON CONFLICT (id) DO UPDATE SET read_at = excluded.read_at",
     # The seq of the session's newest row that goes: the one `keep` rows below its newest.
     "keep_last": "DELETE FROM journal WHERE session = ? AND seq <= "
     "(SELECT seq FROM journal WHERE session = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
@@ -203,9 +219,14 @@ class _SqlLog:
             return Counter()
 
         def work(db: Any) -> Counter[str]:
-            self._lock_order(db)
-            db.executemany(self._sql["append"], [(r.session, r.instance, r.at, r.size, r.data) for r in rows])
-            return Counter() if keep is None else self._keep_last(db, {r.session for r in rows}, keep)
+            self._lock_order(db)  # also orders this append after a clear in progress: its mark is read next
+            marks: dict[str, float] = {}
+            for name in {r.session for r in rows}:
+                found = db.execute(self._sql["cleared"], (name,)).fetchone()
+                marks[name] = float(found[0]) if found is not None else -math.inf
+            kept = [r for r in rows if r.time >= marks[r.session]]
+            db.executemany(self._sql["append"], [(r.session, r.instance, r.at, r.size, r.data) for r in kept])
+            return Counter() if keep is None else self._keep_last(db, {r.session for r in kept}, keep)
 
         return self._write(work)
 
@@ -232,8 +253,26 @@ class _SqlLog:
     def count(self, session: str) -> int:
         return int(self._read(lambda db: db.execute(self._sql["count"], (session,)).fetchone()[0]))
 
-    def clear(self, session: str) -> int:
-        return int(self._write(lambda db: db.execute(self._sql["clear"], (session,)).rowcount))
+    def clear(self, session: str, before: float | None = None) -> int:
+        def work(db: Any) -> int:
+            self._lock_order(db)
+            if before is not None:
+                db.execute(self._sql["mark_cleared"], (session, before))
+            return int(db.execute(self._sql["clear"], (session,)).rowcount)
+
+        return self._write(work)
+
+    def demand(self) -> float | None:
+        def work(db: Any) -> float | None:
+            found = db.execute(self._sql["demand_age"]).fetchone()
+            db.execute(self._sql["demand"])
+            return float(found[0]) if found is not None else None
+
+        return self._write(work)
+
+    def demand_age(self) -> float | None:
+        found = self._read(lambda db: db.execute(self._sql["demand_age"]).fetchone())
+        return float(found[0]) if found is not None else None
 
     def keep_last(self, sessions: Iterable[str], keep: int) -> Counter[str]:
         names = set(sessions)
@@ -323,7 +362,9 @@ class SqliteLog(_SqlLog):
     def __init__(self, path: Path) -> None:
         self.path = path
         self.where = str(path)
-        self._sql = {name: sql.format(data="data") for name, sql in _SQL.items()}
+        # Seconds since the epoch by SQLite's clock, to the millisecond.
+        now = "((julianday('now') - 2440587.5) * 86400.0)"
+        self._sql = {name: sql.format(data="data", now=now) for name, sql in _SQL.items()}
         self._writer = _Connection(self._open)
         self._reader = _Connection(self._open)
 
@@ -421,7 +462,8 @@ class PostgresLog(_SqlLog):
     def __init__(self, url: str) -> None:
         self.url = url
         self.where = masked_url(url)
-        self._sql = {name: sql.replace("?", "%s").format(data="data::text") for name, sql in _SQL.items()}
+        now = "extract(epoch FROM clock_timestamp())::float8"
+        self._sql = {name: sql.replace("?", "%s").format(data="data::text", now=now) for name, sql in _SQL.items()}
         self._writer = _Connection(self._open)
         self._reader = _Connection(self._open)
 

@@ -80,6 +80,8 @@ CREATE TABLE IF NOT EXISTS violations (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, session TEXT NOT NULL, instance TEXT NOT NULL, at TEXT NOT NULL,
     data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS violations_by_session ON violations (session, seq);
+CREATE TABLE IF NOT EXISTS journal_demand (id INTEGER PRIMARY KEY CHECK (id = 1), read_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS journal_cleared (session TEXT PRIMARY KEY, at REAL NOT NULL);
 """
 # The rows of a session's change log after the last one a process has seen, in order: a search of the
 # primary key (tests/test_state_file.py checks the plan).
@@ -414,7 +416,8 @@ class StateFile:
                 self._migrate_from_3(db)
             elif version not in (None, "4", SCHEMA_VERSION):
                 raise StateFileError(f"{self.path}: written by another version of mockserver; start with --fresh")
-            # Layout 5 is 4 and the change log, the journal and the violations: the statements make what is missing.
+            # Layout 5 is 4 and the change log, the journal, the violations and the journal's demand and clears:
+            # the statements make what is missing (a file of layout 5 made before the last two were added too).
             for statement in _statements(_SCHEMA):
                 db.execute(statement)
             self._set_meta(db, "schema", SCHEMA_VERSION)

@@ -10,6 +10,9 @@
 --   records.seq     the order records were first written in (SQLite's rowid): a session loads in that order;
 --   records.row_version  bumped by every write of a record, for a write that checks what it read;
 --   journal, violations  what every instance answered and every broken message it saw, for the inspector;
+--   journal_demand, journal_cleared  when a reader last read the journal (instances write their entries
+--                   only while one does) and when each session's journal was last cleared (added to layout 1
+--                   before its release: a database made by an earlier build of it is made again);
 --   layout_versions one row per layout applied: the newest is the database's layout.
 -- JSON columns are `json`, not `jsonb`: json keeps the text as written, so a record comes back with its
 -- fields in the order the mock wrote them (jsonb would sort them); the columns a query filters on are
@@ -127,5 +130,17 @@ CREATE TABLE violations (
     data json NOT NULL
 );
 CREATE INDEX violations_by_session ON violations (session, seq);
+
+-- The journal is written only while someone reads it: when a reader last did (the database's clock, seconds
+-- since the epoch), and, by session, when it was last cleared (the clearing instance's clock).
+CREATE TABLE journal_demand (
+    id integer PRIMARY KEY CHECK (id = 1),
+    read_at double precision NOT NULL
+);
+
+CREATE TABLE journal_cleared (
+    session text PRIMARY KEY,
+    at double precision NOT NULL
+);
 
 INSERT INTO layout_versions (version) VALUES (1);
