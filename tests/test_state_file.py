@@ -24,6 +24,7 @@ from mockserver import Settings, create_app
 from mockserver.domain.store import State
 from mockserver.storage import sqlite as persistence
 from mockserver.storage import sqlite_file as state_file
+from mockserver.storage.history import AUDIT_FILTERS
 from mockserver.storage.sqlite import SqliteHistory, SqliteState, StateFileError
 
 AUTH = {"Authorization": "Bearer keeper"}
@@ -326,8 +327,8 @@ def test_every_history_read_uses_an_index_matching_its_filter_and_order(tmp_path
         "one version": (persistence.VERSION_SQL, ("", 1, 1), [{"profile_id", "version"}]),
         "a count (audit and versions)": (persistence.COUNT_SQL, ("", "x"), [{"key"}]),
     }
-    for n in range(len(persistence.AUDIT_FILTERS) + 1):
-        for used in itertools.combinations(persistence.AUDIT_FILTERS, n):
+    for n in range(len(AUDIT_FILTERS) + 1):
+        for used in itertools.combinations(AUDIT_FILTERS, n):
             # Without a filter, the walk down the session's primary key in id order stops after the page.
             # A user's rows are few, so with a user either that index or one of the other filters serves.
             others = set(used) - {"user_id"}

@@ -12,6 +12,8 @@
   writing connection and a read-only connection per thread.
 - ``postgresql``: ``--state postgresql://...`` (``PostgresState``, ``PostgresHistory``): the state any
   number of mocks share, its layout in ``sql/postgresql/schema.sql``.
+- ``history``: versions and audit rows read from a database (``DatabaseHistory``), the same class for
+  both engines, which differ only in their SQL's parameter marker.
 - ``shared_log``: the journal's and the violations' rows of a shared state, written and read by every
   instance (``SqliteLog``, ``PostgresLog``).
 

@@ -72,6 +72,7 @@ from mockserver.storage.base import (
     StateNotSaved,
     utc_now,
 )
+from mockserver.storage.history import DatabaseHistory, Statements
 from mockserver.storage.sqlite_file import (
     COLUMNS,
     DEFAULT,
@@ -79,7 +80,6 @@ from mockserver.storage.sqlite_file import (
     SESSION_TABLES,
     VERSIONS_KEY,
     StateFileError,
-    audit_key,
     audit_keys,
     session_column,
 )
@@ -109,7 +109,6 @@ _NOT_SAVED = "the change was not saved; nothing was changed"
 # died. Then it is in the session's log, and this process applies it with its next request, as every other.
 _MAYBE_SAVED = "its commit got no answer: the change may or may not have been saved; read it again to know"
 T = TypeVar("T")
-AUDIT_FILTERS = ("profile_id", "action", "user_id")
 Connection = psycopg.Connection[Any]
 Query = tuple[str, Sequence[Any]]
 LOCK_SQL = "SELECT pg_advisory_xact_lock(%s)"
@@ -1095,82 +1094,14 @@ def recount(db: Connection, session: str) -> None:
     _count(db, session, counts)
 
 
-# Every history read, each with an index that matches its filter and its order
-# (tests/test_postgresql_engine.py checks the plans): a read costs what it returns.
-VERSIONS_SQL = "SELECT data FROM versions WHERE session = %s AND profile_id = %s ORDER BY version"
-VERSION_SQL = "SELECT data FROM versions WHERE session = %s AND profile_id = %s AND version = %s"
-COUNT_SQL = "SELECT n FROM history_counts WHERE session = %s AND key = %s"
+class PostgresHistory(DatabaseHistory):
+    """Version and audit rows in PostgreSQL; rows of the write in progress wait in memory."""
+
+    SQL = Statements("%s")
 
 
-def audit_page_sql(used: Sequence[str]) -> str:
-    """A page of audit rows, newest first, with these filters (of ``AUDIT_FILTERS``) besides the session."""
-    where = " AND ".join(["session = %s", *(f"{column} = %s" for column in used)])
-    return f"SELECT data FROM audit WHERE {where} ORDER BY id DESC LIMIT %s OFFSET %s"  # noqa: S608 - fixed columns
-
-
-class PostgresHistory:
-    """Version and audit rows in the database; rows of the write in progress wait in memory."""
-
-    def __init__(self, file: PostgresState) -> None:
-        self.file = file
-        self._versions: list[Record] = []
-        self._audit: list[Record] = []
-
-    def add_version(self, row: Record) -> None:
-        self._versions.append(row)
-
-    def add_audit(self, row: Record) -> None:
-        self._audit.append(row)
-
-    def versions(self, profile_id: int) -> list[Record]:
-        # A profile's version numbers rise with its rows' ids, so the index's order is the rows' order.
-        stored = self.file.query(VERSIONS_SQL, (profile_id,))
-        return stored + [row for row in self._versions if row["access_profile_id"] == profile_id]
-
-    def version(self, profile_id: int, number: int) -> Record | None:
-        found = self.file.query(VERSION_SQL, (profile_id, number))
-        pending = [r for r in self._versions if r["access_profile_id"] == profile_id and r["version"] == number]
-        return next(iter(found + pending), None)
-
-    def audit_page(
-        self, profile_id: int | None, action: str | None, user_id: str | None, limit: int, offset: int
-    ) -> tuple[list[Record], int]:
-        filters = {"profile_id": profile_id, "action": action, "user_id": user_id}
-        used = {column: value for column, value in filters.items() if value is not None}
-        # Rows of the write in progress are the newest.
-        pending = [
-            row
-            for row in reversed(self._audit)
-            if all(row["access_profile_id" if c == "profile_id" else c] == v for c, v in used.items())
-        ]
-        first = pending[offset : offset + limit]
-        stored = self.file.query(
-            audit_page_sql(list(used)), (*used.values(), limit - len(first), max(offset - len(pending), 0))
-        )
-        total = self.file.count(COUNT_SQL, (audit_key(profile_id, action, user_id),))
-        return first + stored, total + len(pending)
-
-    def rows(self) -> tuple[list[Record], list[Record]]:
-        versions = self.file.query("SELECT data FROM versions WHERE session = %s ORDER BY id") + self._versions
-        return versions, self.file.query("SELECT data FROM audit WHERE session = %s ORDER BY id") + self._audit
-
-    def sizes(self) -> tuple[int, int]:
-        versions = self.file.count(COUNT_SQL, (VERSIONS_KEY,))
-        audit = self.file.count(COUNT_SQL, (audit_key(None, None, None),))
-        return versions + len(self._versions), audit + len(self._audit)
-
-    def pending(self) -> tuple[list[Record], list[Record]]:
-        return list(self._versions), list(self._audit)
-
-    def mark(self) -> None:
-        self._versions.clear()
-        self._audit.clear()
-
-    def rollback(self) -> None:
-        self.mark()
-
-    def copy(self) -> MemoryHistory:
-        return MemoryHistory.of(*self.rows())
-
-    def reader(self) -> PostgresHistory:
-        return PostgresHistory(self.file)  # the database's rows; the pending ones of a write in progress stay out
+# The history's reads, as the plan tests name them: each with an index that matches its filter and order.
+VERSIONS_SQL = PostgresHistory.SQL.versions
+VERSION_SQL = PostgresHistory.SQL.version
+COUNT_SQL = PostgresHistory.SQL.count
+audit_page_sql = PostgresHistory.SQL.audit_page

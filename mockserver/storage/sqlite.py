@@ -43,6 +43,7 @@ from mockserver.storage.base import (
     State,
     utc_now,
 )
+from mockserver.storage.history import DatabaseHistory, Statements
 from mockserver.storage.sqlite_file import (
     CATCH_UP_SQL,
     COLUMNS,
@@ -50,11 +51,9 @@ from mockserver.storage.sqlite_file import (
     HISTORY_TABLES,
     LAST_SQL,
     SESSION_TABLES,
-    VERSIONS_KEY,
     StateFile,
     StateFileError,
     append_history,
-    audit_key,
     hold,
     log_change,
     recount,
@@ -409,83 +408,14 @@ def _instant(text: str) -> datetime:
         return datetime.min.replace(tzinfo=utc_now().tzinfo)
 
 
-# Every history read, each with an index that matches its filter and its order (tests/test_state_file.py
-# checks the plans): a read costs what it returns, however long the session's history.
-VERSIONS_SQL = "SELECT data FROM versions WHERE session = ? AND profile_id = ? ORDER BY version"
-VERSION_SQL = "SELECT data FROM versions WHERE session = ? AND profile_id = ? AND version = ?"
-COUNT_SQL = "SELECT n FROM history_counts WHERE session = ? AND key = ?"
-AUDIT_FILTERS = ("profile_id", "action", "user_id")
-
-
-def audit_page_sql(used: Sequence[str]) -> str:
-    """A page of audit rows, newest first, with these filters (of ``AUDIT_FILTERS``) besides the session."""
-    where = " AND ".join(["session = ?", *(f"{column} = ?" for column in used)])
-    return f"SELECT data FROM audit WHERE {where} ORDER BY id DESC LIMIT ? OFFSET ?"  # noqa: S608 - fixed columns
-
-
-class SqliteHistory:
+class SqliteHistory(DatabaseHistory):
     """Version and audit rows in the state file; rows of the write in progress wait in memory."""
 
-    def __init__(self, file: SqliteState) -> None:
-        self.file = file
-        self._versions: list[Record] = []
-        self._audit: list[Record] = []
+    SQL = Statements("?")
 
-    def add_version(self, row: Record) -> None:
-        self._versions.append(row)
 
-    def add_audit(self, row: Record) -> None:
-        self._audit.append(row)
-
-    def versions(self, profile_id: int) -> list[Record]:
-        # A profile's version numbers rise with its rows' ids, so the index's order is the rows' order.
-        stored = self.file.query(VERSIONS_SQL, (profile_id,))
-        return stored + [row for row in self._versions if row["access_profile_id"] == profile_id]
-
-    def version(self, profile_id: int, number: int) -> Record | None:
-        found = self.file.query(VERSION_SQL, (profile_id, number))
-        pending = [r for r in self._versions if r["access_profile_id"] == profile_id and r["version"] == number]
-        return next(iter(found + pending), None)
-
-    def audit_page(
-        self, profile_id: int | None, action: str | None, user_id: str | None, limit: int, offset: int
-    ) -> tuple[list[Record], int]:
-        filters = {"profile_id": profile_id, "action": action, "user_id": user_id}
-        used = {column: value for column, value in filters.items() if value is not None}
-        # Rows of the write in progress are the newest.
-        pending = [
-            row
-            for row in reversed(self._audit)
-            if all(row["access_profile_id" if c == "profile_id" else c] == v for c, v in used.items())
-        ]
-        first = pending[offset : offset + limit]
-        stored = self.file.query(
-            audit_page_sql(list(used)), (*used.values(), limit - len(first), max(offset - len(pending), 0))
-        )
-        total = self.file.count(COUNT_SQL, (audit_key(profile_id, action, user_id),))
-        return first + stored, total + len(pending)
-
-    def rows(self) -> tuple[list[Record], list[Record]]:
-        versions = self.file.query("SELECT data FROM versions WHERE session = ? ORDER BY id") + self._versions
-        return versions, self.file.query("SELECT data FROM audit WHERE session = ? ORDER BY id") + self._audit
-
-    def sizes(self) -> tuple[int, int]:
-        versions = self.file.count(COUNT_SQL, (VERSIONS_KEY,))
-        audit = self.file.count(COUNT_SQL, (audit_key(None, None, None),))
-        return versions + len(self._versions), audit + len(self._audit)
-
-    def pending(self) -> tuple[list[Record], list[Record]]:
-        return list(self._versions), list(self._audit)
-
-    def mark(self) -> None:
-        self._versions.clear()
-        self._audit.clear()
-
-    def rollback(self) -> None:
-        self.mark()
-
-    def copy(self) -> MemoryHistory:
-        return MemoryHistory.of(*self.rows())
-
-    def reader(self) -> SqliteHistory:
-        return SqliteHistory(self.file)  # the file's rows; the pending ones of a write in progress stay out
+# The history's reads, as the plan tests name them: each with an index that matches its filter and order.
+VERSIONS_SQL = SqliteHistory.SQL.versions
+VERSION_SQL = SqliteHistory.SQL.version
+COUNT_SQL = SqliteHistory.SQL.count
+audit_page_sql = SqliteHistory.SQL.audit_page
