@@ -48,7 +48,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from importlib import resources
@@ -80,7 +80,7 @@ from mockserver.storage.sqlite_file import (
     SESSION_TABLES,
     VERSIONS_KEY,
     StateFileError,
-    audit_keys,
+    audit_counts,
     session_column,
 )
 
@@ -839,7 +839,7 @@ class PostgresState:
         One statement (``SAVE_SQL``), sent with the transaction's COMMIT: a write inside ``writing()`` is
         two round trips, the lock with the log's new rows, then this and the commit."""
         saved = [jsontext.text(record) for _, _, record in changes.saved]
-        counts = _audit_counts((r["access_profile_id"], r["action"], r["user_id"], 1) for r in changes.audit)
+        counts = audit_counts((r["access_profile_id"], r["action"], r["user_id"], 1) for r in changes.audit)
         if changes.versions:
             counts[VERSIONS_KEY] = len(changes.versions)
         logged = changes.saved or changes.removed or changes.counters is not None  # history alone is not in memory
@@ -1056,17 +1056,9 @@ def _count(db: Connection, session: str, counts: Counter[str]) -> None:
     )
 
 
-def _audit_counts(rows: Iterable[tuple[int | None, str, str | None, int]]) -> Counter[str]:
-    counts: Counter[str] = Counter()
-    for profile_id, action, user_id, n in rows:
-        for key in audit_keys(profile_id, action, user_id):
-            counts[key] += n
-    return counts
-
-
 def append_history(db: Connection, versions: Sequence[Record], audit: Sequence[Record], session: str) -> None:
     """Append history rows, and count them in the same transaction."""
-    counts = _audit_counts((r["access_profile_id"], r["action"], r["user_id"], 1) for r in audit)
+    counts = audit_counts((r["access_profile_id"], r["action"], r["user_id"], 1) for r in audit)
     if versions:
         counts[VERSIONS_KEY] = len(versions)
     _count(db, session, counts)
@@ -1088,7 +1080,7 @@ def recount(db: Connection, session: str) -> None:
         "GROUP BY profile_id, action, user_id",
         (session,),
     ).fetchall()
-    counts = _audit_counts(found)
+    counts = audit_counts(found)
     versions = db.execute("SELECT count(*) FROM versions WHERE session = %s", (session,)).fetchone()
     counts[VERSIONS_KEY] = int(versions[0]) if versions is not None else 0
     _count(db, session, counts)

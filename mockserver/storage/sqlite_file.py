@@ -146,7 +146,8 @@ def _count(db: sqlite3.Connection, session: str, counts: Counter[str]) -> None:
     )
 
 
-def _audit_counts(rows: Iterable[tuple[int | None, str, str | None, int]]) -> Counter[str]:
+def audit_counts(rows: Iterable[tuple[int | None, str, str | None, int]]) -> Counter[str]:
+    """The kept counts that audit rows (profile, action, user, how many) add to (both engines keep them alike)."""
     counts: Counter[str] = Counter()
     for profile_id, action, user_id, n in rows:
         for key in audit_keys(profile_id, action, user_id):
@@ -162,7 +163,7 @@ def recount(db: sqlite3.Connection, session: str) -> None:
         "GROUP BY profile_id, action, user_id",
         (session,),
     ).fetchall()
-    counts = _audit_counts(found)
+    counts = audit_counts(found)
     counts[VERSIONS_KEY] = db.execute("SELECT COUNT(*) FROM versions WHERE session = ?", (session,)).fetchone()[0]
     _count(db, session, counts)
 
@@ -171,7 +172,7 @@ def append_history(
     db: sqlite3.Connection, versions: Sequence[Record], audit: Sequence[Record], session: str = DEFAULT
 ) -> None:
     """Append history rows, and count them in the same transaction."""
-    counts = _audit_counts((r["access_profile_id"], r["action"], r["user_id"], 1) for r in audit)
+    counts = audit_counts((r["access_profile_id"], r["action"], r["user_id"], 1) for r in audit)
     if versions:
         counts[VERSIONS_KEY] = len(versions)
     _count(db, session, counts)
