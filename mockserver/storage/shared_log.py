@@ -148,7 +148,7 @@ def open_log(settings: Settings) -> SharedLog | None:
     """The shared log of a shared state; None when the state is this process's alone. Connects on first use."""
     if settings.state_url is not None:
         return PostgresLog(settings.state_url)
-    if settings.workers > 1 and settings.state is not None:
+    if is_shared(settings) and settings.state is not None:
         return SqliteLog(settings.state)
     return None
 
@@ -202,11 +202,24 @@ class _SqlLog:
     where = ""
     _sql: dict[str, str]
 
-    def _write(self, work: Callable[[Any], T]) -> T:
+    _writer: _Connection
+    _reader: _Connection
+
+    def _use(self, connection: _Connection, work: Callable[[Any], T], transaction: bool) -> T:
+        """``work`` on ``connection``, in one transaction when ``transaction``; each engine's faults as
+        ``StoreUnavailable``, the connection dropped."""
         raise NotImplementedError
 
+    def _write(self, work: Callable[[Any], T]) -> T:
+        return self._use(self._writer, work, transaction=True)
+
     def _read(self, work: Callable[[Any], T]) -> T:
-        raise NotImplementedError
+        return self._use(self._reader, work, transaction=False)
+
+    def close(self) -> None:
+        for connection in (self._writer, self._reader):
+            with connection.lock:
+                connection.drop()
 
     def _lock_order(self, db: Any) -> None:
         """Make seq order commit order (see the module's docstring); SQLite's writer lock does already."""
@@ -407,17 +420,6 @@ class SqliteLog(_SqlLog):
                 connection.drop()
                 raise StoreUnavailable(f"the shared journal in {self.where} cannot be used: {exc}") from exc
 
-    def _write(self, work: Callable[[Any], T]) -> T:
-        return self._use(self._writer, work, transaction=True)
-
-    def _read(self, work: Callable[[Any], T]) -> T:
-        return self._use(self._reader, work, transaction=False)
-
-    def close(self) -> None:
-        for connection in (self._writer, self._reader):
-            with connection.lock:
-                connection.drop()
-
 
 # -- PostgreSQL ---------------------------------------------------------------------------------------
 
@@ -514,17 +516,6 @@ class PostgresLog(_SqlLog):
                 raise StoreUnavailable(
                     f"the shared journal in {self.where} cannot be used: {reason or _first_line(exc)}"
                 ) from exc
-
-    def _write(self, work: Callable[[Any], T]) -> T:
-        return self._use(self._writer, work, transaction=True)
-
-    def _read(self, work: Callable[[Any], T]) -> T:
-        return self._use(self._reader, work, transaction=False)
-
-    def close(self) -> None:
-        for connection in (self._writer, self._reader):
-            with connection.lock:
-                connection.drop()
 
 
 def _first_line(error: Exception) -> str:
