@@ -790,3 +790,31 @@ def test_an_instance_that_learns_late_of_a_deletion_keeps_the_rows_of_the_sessio
     assert b.get(f"{CANONICAL}/3", headers=in_s).status_code == 200
     paths = [e["path"] for e in journal_of(a, 2, in_s)["entries"]]
     assert paths == [f"{CANONICAL}/2", f"{CANONICAL}/3"]
+
+
+def test_every_read_and_cut_of_one_sessions_rows_goes_through_its_index(tmp_path: Path) -> None:
+    """EXPLAIN QUERY PLAN of the journal's and the violations' per-session statements on a state file:
+    each searches by (session, seq) or by its key, none scans the table. The budget's statements (``used``,
+    ``budget_cut``, ``cut``) read the whole journal by design: the budget itself bounds it."""
+    path = tmp_path / "state.db"
+    StateFile(path).prepare(fresh=False)
+    log = SqliteLog(path)
+    per_session = {
+        "after": ("", 0, 10),
+        "newest": ("", 10),
+        "row": ("", 1),
+        "count": ("",),
+        "clear": ("",),
+        "keep_last": ("", "", 10),
+        "violations": ("", 10),
+        "count_violations": ("",),
+        "clear_violations": ("",),
+        "keep_violations": ("", "", 10),
+    }
+    with sqlite3.connect(path) as db:
+        for name, parameters in per_session.items():
+            plan = [row[-1] for row in db.execute(f"EXPLAIN QUERY PLAN {log._sql[name]}", parameters)]
+            table = "violations" if "violation" in name else "journal"
+            assert plan and all(f"SCAN {table}" not in step for step in plan), (name, plan)
+            assert any(f"SEARCH {table} USING" in step for step in plan), (name, plan)  # its index or its key
+    log.close()
