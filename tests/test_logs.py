@@ -91,6 +91,33 @@ def test_lines_that_come_together_are_written_together() -> None:
     assert stream.writes <= 5  # woken once a line, it wrote 11 times or more
 
 
+def test_a_steady_stream_of_lines_is_written_in_batches_not_line_by_line() -> None:
+    """Under sustained load the queue is never empty when the writer wakes; it must still let lines
+    gather, or it wakes (and takes the interpreter lock from the serving threads) for every few lines."""
+
+    class Counting(io.StringIO):
+        writes = 0
+
+        def write(self, text: str) -> int:
+            self.writes += 1
+            return super().write(text)
+
+    stream = Counting()
+    writer = LogWriter(stream, TextFormatter()).start()
+    started = time.monotonic()
+    n = 0
+    while time.monotonic() - started < 0.4:  # a line every 0.1 ms or so, for 0.4 s
+        writer.handler.handle(RequestRecord(("GET", f"/{n}", "getX", 200, 0.1, "", ""), {}))
+        n += 1
+        if n % 10 == 0:
+            time.sleep(0.001)
+    elapsed = time.monotonic() - started
+    writer.stop()
+    assert len(stream.getvalue().splitlines()) == n
+    # One write per gathering interval (GATHER_S, 20 ms), and the last one at the stop.
+    assert stream.writes <= elapsed / 0.02 + 3, (stream.writes, n)
+
+
 def test_log_request_reaches_every_handler_as_a_record(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="mockserver.requests"):
         log_request("PUT", "/p", None, 400, 1.25, "bad", session="s1")

@@ -194,10 +194,13 @@ class _Handler(QueueHandler):
 class LogWriter:
     """A queue for log records and the one thread that writes them to ``stream``.
 
-    Woken by a record that came alone, the thread first lets the lines of the next ``gather`` seconds
-    join it, then writes them all at once: woken for every line, it took the interpreter lock from
-    the serving threads once a request, which cost a served request more than making its line did.
-    A line shows at most that late; lines that wait already are written at once, ``batch`` at a time.
+    Woken by a record, the thread first lets the lines of the next ``gather`` seconds join it, then
+    writes them all at once, ``batch`` at a time: woken for every line, it took the interpreter lock
+    from the serving threads once a request, which cost a served request more than making its line
+    did. It gathers whether or not other lines already wait: under sustained load they always do, and
+    a writer that went straight on woke every ten lines or so (331 writes for 3,310 lines in 0.4 s,
+    where about 20 do), which cost a served GET about 40 us of CPU, a tenth of it.
+    A line shows at most ``gather`` seconds late.
     """
 
     def __init__(
@@ -224,7 +227,7 @@ class LogWriter:
     def _run(self) -> None:
         while True:
             batch = [self._queue.get()]
-            if batch[0] is not _STOP and self.gather and self._queue.empty():  # a line alone: others may follow
+            if batch[0] is not _STOP and self.gather:  # others follow: let them gather
                 time.sleep(self.gather)
             while len(batch) < self.batch:
                 try:
