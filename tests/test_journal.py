@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import threading
 import tracemalloc
 from typing import Any
@@ -12,7 +13,16 @@ import pytest
 from conftest import CANONICAL, Api
 
 from mockserver import Settings, create_app
-from mockserver.server.journal import BODY_CAP, ENTRY_OVERHEAD, Budget, Entry, Journal, entry_bytes, masked
+from mockserver.server.journal import (
+    BODY_CAP,
+    ENTRY_OVERHEAD,
+    Budget,
+    Entry,
+    Journal,
+    entry_bytes,
+    environ_headers,
+    masked,
+)
 from mockserver.settings import SettingsError
 
 
@@ -253,3 +263,24 @@ def test_the_budget_is_read_from_the_environment_and_must_be_positive(monkeypatc
     assert app.extensions["mockserver"].journal.budget.limit == 3 * 1024 * 1024
     with pytest.raises(SettingsError, match="journal_mb: expected 1 or more, got 0"):
         create_app(Settings(journal_mb=0))
+
+
+def test_the_headers_of_an_environ_that_holds_the_process_environment_are_the_requests_only() -> None:
+    """granian copies the process's environment into every environ: none of it is a request header,
+    while a header the request sent is kept even when the environment has a key of the same name."""
+    environ = {**os.environ, "PATH": "/usr/bin", "HTTP_PROXY_FROM_ENV": "x"}
+    environ.update(
+        {
+            "REQUEST_METHOD": "GET",
+            "wsgi.input": object(),
+            "HTTP_AUTHORIZATION": "Bearer t",
+            "HTTP_ACCEPT": "*/*",
+            "HOME": "/root",  # in the process's environment too: not a header either way
+            "CONTENT_TYPE": "application/json",
+            "CONTENT_LENGTH": "2",
+        }
+    )
+    expected = sorted((k, v) for k, v in environ.items() if k.startswith("HTTP_"))
+    assert environ_headers(environ) == [*expected, ("CONTENT_TYPE", "application/json"), ("CONTENT_LENGTH", "2")]
+    assert ("HTTP_AUTHORIZATION", "Bearer t") in environ_headers(environ)
+    assert not any(key in os.environ and not key.startswith("HTTP_") for key, _ in environ_headers(environ))
