@@ -1,7 +1,7 @@
 """The app `make bench` serves beside `mockserver serve`: a fixed 200 with a body the size of GET one
 profile's answer, what a server does when the app costs nothing (the ceiling the mock is measured
 against). ``python bench/apps.py trivial PORT THREADS`` serves it on waitress; granian imports
-``bench.apps:trivial``.
+``bench.apps:trivial`` (WSGI) or ``bench.apps:trivial_rsgi`` (RSGI, as ``mockserver serve`` runs).
 """
 
 from __future__ import annotations
@@ -18,6 +18,10 @@ HEADERS = [("Content-Type", "application/json"), ("Content-Length", str(len(BODY
 def trivial(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     start_response("200 OK", HEADERS)
     return [BODY]
+
+
+async def trivial_rsgi(scope: Any, proto: Any) -> None:
+    proto.response_bytes(200, HEADERS, BODY)
 
 
 if __name__ == "__main__":

@@ -203,23 +203,13 @@ def _ratio(one: dict[str, float], other: dict[str, float]) -> float:
 def servers_side_by_side(seconds: int, rounds: int) -> None:
     """GET one profile: the mock and a trivial app (the server's ceiling) on each candidate server."""
     apps = [sys.executable, str(ROOT / "bench" / "apps.py")]
-    granian = [sys.executable, "-m", "granian", "--interface", "wsgi", "--workers", "1", "--log-level", "warning"]
+    granian = [sys.executable, "-m", "granian", "--workers", "1", "--log-level", "warning", "--port", "{port}"]
+    # As server/forked.py runs it: RSGI, the Rust side on one thread, uvloop.
+    rsgi = [*granian, "--interface", "rsgi", "--runtime-mode", "st", "--loop", "uvloop", "bench.apps:trivial_rsgi"]
     serve = [sys.executable, "-m", "mockserver", "serve", "--no-watch", "--port", "{port}", "--threads"]
     waitress = [*serve[:-1], "--server", "waitress", "--threads"]
     candidates = [
-        (
-            "granian, 8 threads (serve)",
-            [*serve, "8", "--server", "granian"],
-            [*granian, "--blocking-threads", "8", "--port", "{port}", "bench.apps:trivial"],
-        ),
-        *(
-            (
-                f"granian, {n} thread{'s' if n > 1 else ''}",
-                [*serve, str(n), "--server", "granian"],
-                [*granian, "--blocking-threads", str(n), "--port", "{port}", "bench.apps:trivial"],
-            )
-            for n in (4, 2, 1)  # what delayed answers' threads cost (issue 23)
-        ),
+        ("granian RSGI (serve)", [*serve, "8", "--server", "granian"], rsgi),
         ("waitress, 8 threads (fallback)", [*waitress, "8"], [*apps, "trivial", "{port}", "8"]),
         ("waitress, 16 threads", [*waitress, "16"], [*apps, "trivial", "{port}", "16"]),
     ]

@@ -56,7 +56,12 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="turn an answer that breaks the contract into a 500 (default on); --no-strict logs it and sends it",
     )
-    serve.add_argument("--threads", type=int, help="threads that run requests (default 8)")
+    serve.add_argument(
+        "--threads",
+        type=int,
+        help="threads that run requests (default 8); on granian, the requests that wait: delayed answers, "
+        "writes to a state file, a shared state's requests (the others run on one event loop)",
+    )
     serve.add_argument(
         "--server",
         choices=_values(ServerKind),

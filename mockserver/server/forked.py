@@ -16,22 +16,21 @@ fast as waitress on this project's machine, because the HTTP work leaves Python.
   ends, even by ``kill -9``: no worker is left holding the port or the state file.
 - **Ctrl-C and SIGTERM** reach granian, which stops the workers gracefully; each writes its queued
   log lines as it exits. A worker still building its app ends at once.
-- **One turn at a time.** granian runs the app on ``threads`` blocking threads (8), so that that many
-  delayed answers (``Prefer: delay``, ``--latency``) can wait at once, as on waitress. Threads that
-  all want the interpreter lock hand it over at every switch interval, and a request waited several
-  intervals: p99 30-60 ms at the default 5 ms, against 1 thread's 5-20 ms (wrk -t1 -c10, six
-  alternating rounds). The worker sets a 1 ms interval (``SWITCH_INTERVAL``: p99 9-24 ms in that run)
-  and wraps the app in ``turns.Turns``: one request at a time runs the mock's Python, the others
-  wait asleep in a lock, and a request gives its turn up around a delay's sleep and before the store
-  waits on its disk or database (``server/turns.py``). Measured on GET one (wrk -t1 -c10, 4-5 s
-  rounds, the servers taking turns, on the 2 cores shared with other jobs: load average 3-9), the
-  turn lowered the median p99 in each of six runs (by 1 to 35 ms; 19.7 against 20.6 ms in the
-  quietest), but not the rate: 8 threads served about what they served without it (within 10%
-  either way), and 1 thread still more (2,822 req/s against 2,685 in the quietest run, at 322 us of
-  the worker's CPU a request against 411, and half its context switches). What is left of the
-  threads' cost happens before the app is called: granian hands each request to whichever thread is
-  idle, and that thread takes the interpreter lock to build the request's environ.
-- **``Prefer: fault=empty``** is exact here too: see ``serving.no_answer``.
+- **One thread for what does not wait.** The worker serves the app through granian's RSGI interface
+  (``server/rsgi.py``): reads (and every request while the state is in memory) run on the worker's
+  event loop, one after the other on one thread; writes to a state file, a shared state's requests
+  and delayed answers (``Prefer: delay``, ``--latency``) run on ``threads`` threads (8), so that many
+  delayed answers wait at once, as on waitress. On granian's WSGI interface every request ran on one
+  of its threads, and each took the interpreter lock to build its environ: under load the lock
+  changed threads at every request, and 8 threads served less than 1 (GET one, wrk -t1 -c10,
+  alternating rounds: 2,704 req/s and p99 17.7 ms at 8 threads against 3,731 and 6.9 ms at 1; RSGI
+  with the loop serves between the two, with 1 thread's p99). The threads and the loop take turns at
+  the mock's Python (``turns.Turns``), and the worker sets a 1 ms switch interval
+  (``SWITCH_INTERVAL``), which keeps a thread that wants the lock from waiting 5 ms for it.
+  granian's Rust side runs on one thread too (``runtime_mode=st``): with its default two, the Rust
+  thread and the loop wanted the interpreter lock in turn, and RSGI served less than 8 WSGI threads
+  (2,063 req/s against 2,276 in one run; with one Rust thread, 3,246 against 2,912 in another).
+- **``Prefer: fault=empty``** is exact here too: the worker shuts the connection unanswered (``rsgi``).
 - **Only where processes fork** (Linux). The pytest plugin's in-thread server is always waitress.
 """
 
@@ -56,6 +55,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from mockserver.server.rsgi import Rsgi
 from mockserver.server.turns import Turns
 from mockserver.settings import Settings
 
@@ -103,7 +103,7 @@ def serve(
     worker could not start or stopped on its own, having said why). Once every worker is ready,
     ``announce`` gets what ``started`` makes of them (by default the first one's lines). ``OSError``
     when the port cannot be used."""
-    from granian.constants import HTTPModes, Interfaces
+    from granian.constants import HTTPModes, Interfaces, Loops, RuntimeModes
     from granian.server import Server
 
     port = _usable_port(host, port)
@@ -133,7 +133,8 @@ def serve(
             os._exit(2)
         writer.send(_READY + json.dumps({"number": number, "pid": os.getpid(), "lines": lines}).encode())
         writer.close()
-        return Turns(app)  # the threads take turns at the mock's Python (server/turns.py)
+        # The loop and the threads take turns at the mock's Python (server/turns.py, server/rsgi.py).
+        return Rsgi(Turns(app), threads, inline_of(app), max_body_of(app))
 
     def watch() -> None:  # in this process: announce once every worker listens
         found = _read_ready(reader, workers)
@@ -145,9 +146,12 @@ def serve(
         "mockserver",
         address=host,
         port=port,
-        interface=Interfaces.WSGI,
+        interface=Interfaces.RSGI,
         workers=workers,
-        blocking_threads=threads,
+        blocking_threads=1,  # RSGI's only setting: the app's own threads are rsgi.Rsgi's
+        runtime_mode=RuntimeModes.st,  # the Rust side on one thread too: RSGI served 25% more than with two
+        loop=Loops.uvloop if importlib.util.find_spec("uvloop") else Loops.asyncio,
+        websockets=False,
         http=HTTPModes.http1,
         log_enabled=False,
         respawn_failed_workers=False,
@@ -253,3 +257,17 @@ def _answers(host: str, port: int, timeout: float = 30.0) -> bool:
         except OSError:
             time.sleep(0.005)
     return False
+
+
+def inline_of(app: Any) -> str:
+    """Which requests of ``app`` run on the event loop (``rsgi.Rsgi``'s ``inline``)."""
+    mock = app.extensions["mockserver"]
+    persistence = mock.store.persistence
+    if persistence is None:
+        return "all"
+    return "none" if persistence.shared else "reads"
+
+
+def max_body_of(app: Any) -> int:
+    """The most of a request's body the worker reads: the app refuses more, and its journal keeps less."""
+    return int(app.extensions["mockserver"].settings.max_body_bytes)

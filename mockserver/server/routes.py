@@ -13,7 +13,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Request, Response
 
 from mockserver.domain.auth import Identity
-from mockserver.server import prefer
+from mockserver.server import prefer, turns
 from mockserver.server.context import Mock, Violation, log
 from mockserver.server.journal import (
     BODY_CAP,
@@ -131,6 +131,8 @@ def dispatch(mock: Mock, request: Request, pick: Picker) -> Reply:
         # Headers straight from the environ: werkzeug's case-insensitive lookup cost more than the check.
         wanted = prefer.parse(request.environ.get("HTTP_PREFER"), request.args)
         delay_ms = wanted.delay_ms or mock.chaos.latency_ms
+        if delay_ms:
+            turns.must_not_wait()  # on the event loop: run it on a thread (server/rsgi.py), chaos untouched
         if wanted.fault:
             request.environ[FAULT_KEY] = wanted.fault
         chaos_code = None if wanted.canned else mock.chaos.error_code(mock.spec, operation)

@@ -5,14 +5,13 @@ answers whose breaking depends on the server: ``Prefer: fault=empty`` (``no_answ
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 from waitress import wasyncore
 from waitress.server import create_server
 
-HALF_ANSWER_PAUSE = 0.1  # seconds granian gets to write the half of a fault=truncate answer
+HALF_ANSWER_PAUSE = 0.1  # seconds granian gets to write the half of a fault=truncate answer (server/rsgi.py)
 
 
 class BackgroundServer:
@@ -77,16 +76,10 @@ def serve(app: Any, host: str, port: int, threads: int, announce: Any = print) -
 def no_answer(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
     """A WSGI answer of which the server sends nothing at all, then closes the connection.
 
-    - waitress closes the connection, having written nothing, when the answer's first part raises
-      ``ClientDisconnected`` before ``start_response`` was called.
-    - granian (hyper underneath) answers such an error with a ``500`` of its own, or has already sent a
-      ``200`` head by then. So there the answer is one hyper refuses to encode: a streamed body whose
-      ``Content-Length`` is not a number. hyper drops the head before writing a byte and closes the
-      connection (``tests/test_serving.py`` reads the socket to its end: no byte for that answer).
+    waitress closes the connection, having written nothing, when the answer's first part raises
+    ``ClientDisconnected`` before ``start_response`` was called. On granian the worker never asks for
+    that part: it finds the fault in the environ and shuts the connection itself (``server/rsgi.py``).
     """
-    if environ.get("SERVER_SOFTWARE") == "Granian":
-        start_response("500 Internal Server Error", [("Content-Length", "none")])
-        return iter((b"",))  # an iterator, not a list: then hyper takes the length from the headers
     return _disconnected()
 
 
@@ -95,19 +88,15 @@ def half_answer(
 ) -> Iterator[bytes]:
     """The status line, the headers and the first half of the body; then the connection breaks.
 
-    ``start_response`` is called now, not when the body is first asked for: granian reads the status
-    and headers as soon as the app returns. hyper (under granian) writes what it holds only while it
-    waits for more of the body, so the break comes a moment after the half; without that pause it
-    sometimes dropped the head too.
+    On granian the worker takes the first part (the half) and breaks the connection itself, a moment
+    after it (``HALF_ANSWER_PAUSE``: hyper writes what it holds while it waits for more of the body).
     """
     start_response(status, headers)
-    return _half(body, pause=environ.get("SERVER_SOFTWARE") == "Granian")
+    return _half(body)
 
 
-def _half(body: bytes, pause: bool) -> Iterator[bytes]:
+def _half(body: bytes) -> Iterator[bytes]:
     yield body[: len(body) // 2]
-    if pause:
-        time.sleep(HALF_ANSWER_PAUSE)
     raise ConnectionAbortedError("fault=truncate: closing the connection in the middle of the body")
 
 

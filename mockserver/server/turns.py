@@ -17,6 +17,12 @@ around them, so that others run meanwhile:
   runs beside the holder's turn, as every request did before. So a read never waits for a write's
   sync.
 
+On granian the worker's event loop runs most requests (``server/rsgi.py``), and nothing may wait
+there: ``pause``, ``leave`` and ``must_not_wait`` raise ``Rerun`` on the loop's thread, always before
+the request has changed anything (the delay is known before the operation runs, and the store gives
+its turn up before it takes its lock or writes), and the request runs again, from the start, on a
+thread.
+
 A thread that does not hold the turn (a test's own thread, the log writer, the reloader) runs as it
 always did: ``pause`` and ``leave`` do nothing there. The turn is one per process, as the
 interpreter lock is, whatever the number of apps.
@@ -32,6 +38,25 @@ from typing import Any
 _lock = threading.Lock()
 _holder: int | None = None  # the thread holding the turn
 _ident = threading.get_ident
+_loop: int | None = None  # the event loop's thread, where no request may wait (server/rsgi.py)
+
+
+class Rerun(BaseException):
+    """Raised on the event loop's thread where a request would wait, before it has changed anything:
+    the server runs it again on a thread. A ``BaseException``, so that no handler of the app's takes it
+    for an error."""
+
+
+def serve_inline_here() -> None:
+    """This thread is the event loop's: a request that would wait here raises ``Rerun``."""
+    global _loop
+    _loop = _ident()
+
+
+def must_not_wait() -> None:
+    """Raise ``Rerun`` on the event loop's thread (a request is about to wait: a delay, a disk, a lock)."""
+    if _loop is not None and _ident() == _loop:
+        raise Rerun
 
 
 class Turns:
@@ -59,6 +84,7 @@ class Turns:
 def pause() -> Iterator[None]:
     """Let other requests run while this thread waits; take the turn back after."""
     global _holder
+    must_not_wait()
     me = _ident()
     if _holder != me:
         yield
@@ -76,6 +102,7 @@ def pause() -> Iterator[None]:
 def leave() -> Iterator[None]:
     """Give the turn up for the rest of this request (see the module's docstring for why not back)."""
     global _holder
+    must_not_wait()
     if _holder == _ident():
         _holder = None
         _lock.release()
