@@ -22,6 +22,16 @@ AUTH = {"Authorization": "Bearer logs"}
 REQUEST_LINE = re.compile(r"^\d\d:\d\d:\d\d (GET|PUT|POST|DELETE) (\S+) (\S+) (\d{3}) \d+\.\dms( - .*)?$")
 
 
+class Counting(io.StringIO):
+    """A stream that counts its writes."""
+
+    writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
 def record(message: str, **request: object) -> logging.LogRecord:
     made = logging.LogRecord("mockserver.requests", logging.INFO, __file__, 1, message, None, None)
     if request:
@@ -73,13 +83,6 @@ def test_a_request_record_has_every_field_of_a_plain_one() -> None:
 
 
 def test_lines_that_come_together_are_written_together() -> None:
-    class Counting(io.StringIO):
-        writes = 0
-
-        def write(self, text: str) -> int:
-            self.writes += 1
-            return super().write(text)
-
     stream = Counting()
     writer = LogWriter(stream, TextFormatter()).start()
     for n in range(500):
@@ -94,13 +97,6 @@ def test_lines_that_come_together_are_written_together() -> None:
 def test_a_steady_stream_of_lines_is_written_in_batches_not_line_by_line() -> None:
     """Under sustained load the queue is never empty when the writer wakes; it must still let lines
     gather, or it wakes (and takes the interpreter lock from the serving threads) for every few lines."""
-
-    class Counting(io.StringIO):
-        writes = 0
-
-        def write(self, text: str) -> int:
-            self.writes += 1
-            return super().write(text)
 
     stream = Counting()
     writer = LogWriter(stream, TextFormatter()).start()

@@ -42,8 +42,8 @@ from typing import Any
 
 from mockserver.server import turns
 from mockserver.server.routes import FAULT_KEY
-from mockserver.server.serving import HALF_ANSWER_PAUSE
 
+HALF_ANSWER_PAUSE = 0.1  # seconds hyper gets to write the half of a fault=truncate answer
 SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 DRAIN_LIMIT = 1 << 30  # a body sent without a length is counted to its end, up to this (waitress's default bound)
 Answer = tuple[int, list[tuple[str, str]], bytes | Iterable[bytes]]

@@ -11,8 +11,6 @@ from typing import Any
 from waitress import wasyncore
 from waitress.server import create_server
 
-HALF_ANSWER_PAUSE = 0.1  # seconds granian gets to write the half of a fault=truncate answer (server/rsgi.py)
-
 
 class BackgroundServer:
     """A waitress server on a background thread; ``port=0`` picks a free port."""
@@ -89,7 +87,7 @@ def half_answer(
     """The status line, the headers and the first half of the body; then the connection breaks.
 
     On granian the worker takes the first part (the half) and breaks the connection itself, a moment
-    after it (``HALF_ANSWER_PAUSE``: hyper writes what it holds while it waits for more of the body).
+    after it (``rsgi.HALF_ANSWER_PAUSE``: hyper writes what it holds while it waits for more of the body).
     """
     start_response(status, headers)
     return _half(body)
