@@ -521,3 +521,39 @@ def test_examples_pair_up_by_name_across_request_answer_and_headers(op: Any) -> 
             header = resolve(header)
             assert "example" not in header, f"{status} {name}: name its examples like the body's"
             assert _named(header) == body, f"{status} {name}"
+
+
+def test_project_keeps_what_the_schema_declares_through_refs_all_of_and_lists_every_time() -> None:
+    """``project`` works a schema's shape out once and keeps it: a second value, with fields the first
+    did not have, is cut by the same rules (declared ones kept at every depth, the rest dropped)."""
+    spec = Spec(
+        {
+            "openapi": "3.1.0",
+            "info": {"title": "t", "version": "1"},
+            "paths": {},
+            "components": {
+                "schemas": {
+                    "Limit": {"type": "object", "properties": {"max": {"type": "integer"}}},
+                    "Named": {"type": "object", "properties": {"name": {"type": "string"}}},
+                    "Body": {
+                        "allOf": [
+                            {"$ref": "#/components/schemas/Named"},
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "limits": {"type": "array", "items": {"$ref": "#/components/schemas/Limit"}},
+                                    "free": {"type": "object"},
+                                },
+                            },
+                        ]
+                    },
+                }
+            },
+        }
+    )
+    body = spec.schema("Body")
+    first = {"name": "a", "extra": 1, "limits": [{"max": 5, "unit": "x"}], "free": {"any": {"deep": 1}}}
+    assert spec.project(first, body) == {"name": "a", "limits": [{"max": 5}], "free": {"any": {"deep": 1}}}
+    second = {"limits": [{"max": 1}, {"max": 2, "min": 0}], "other": [1], "name": "b"}
+    assert spec.project(second, body) == {"limits": [{"max": 1}, {"max": 2}], "name": "b"}
+    assert spec.project("not an object", body) == "not an object"

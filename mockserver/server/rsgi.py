@@ -175,6 +175,8 @@ class Rsgi:
         sized = "content-length" in headers
         if not sized and "transfer-encoding" not in headers:
             return b"", None
+        if sized and int(headers["content-length"]) <= self.max_body:
+            return await proto(), None
         parts: list[bytes] = []
         size = 0
         async for chunk in proto:

@@ -100,6 +100,9 @@ class Spec:
         for route in self.routes:
             if "{" in route.template:
                 self._by_depth.setdefault(route.template.count("/"), []).append(route)
+        # What ``project`` keeps of a value of a schema, worked out on first use: schema id -> (schema, shape).
+        # The schema is kept with its shape, so its id is never another dict's while the entry lives.
+        self._shapes: dict[int, tuple[dict[str, Any], _Shape]] = {}
 
     @classmethod
     def load(cls, path: Path) -> Spec:
@@ -215,16 +218,12 @@ class Spec:
         return schema
 
     def project(self, value: Any, schema: dict[str, Any]) -> Any:
-        """Keep only the properties the schema declares, recursively: unknown fields are dropped."""
-        if isinstance(value, dict):
-            props = self._properties(schema)
-            if props is None:
-                return value
-            return {k: self.project(v, _all_of(props[k])) for k, v in value.items() if k in props}
-        if isinstance(value, list):
-            items = self._items(schema)
-            return value if not items else [self.project(v, _all_of(items)) for v in value]
-        return value
+        """Keep only the properties the schema declares, recursively: unknown fields are dropped.
+        ``schema`` is one of this spec's own (``schema(name)``): its shape is worked out once and kept."""
+        found = self._shapes.get(id(schema))
+        if found is None:
+            found = self._shapes[id(schema)] = (schema, _Shape(self, schema))
+        return found[1].apply(value)
 
     def _members(self, schema: dict[str, Any]) -> list[dict[str, Any]]:
         """The schema and every schema it combines with allOf/oneOf/anyOf (resolved)."""
@@ -264,6 +263,45 @@ class Spec:
             if keyword in member:
                 return member[keyword]
         raise SpecError(f"{self.source}: {schema_name} declares no {keyword}")
+
+
+class _Shape:
+    """The properties (each with its own shape) and the items' shape of one schema, merged over what
+    it combines, for ``Spec.project``. A shape's parts are worked out when a value first reaches them,
+    so a schema that refers to itself is no endless recursion. Two threads may both work one out;
+    they find the same."""
+
+    __slots__ = ("_spec", "_schema", "_properties", "_items", "_known")
+
+    def __init__(self, spec: Spec, schema: dict[str, Any]) -> None:
+        self._spec = spec
+        self._schema = schema
+        self._properties: dict[str, _Shape] | None = None
+        self._items: _Shape | None = None
+        self._known = False
+
+    def _work_out(self) -> None:
+        spec = self._spec
+        merged = spec._properties(self._schema)
+        if merged is not None:
+            self._properties = {name: _Shape(spec, _all_of(subs)) for name, subs in merged.items()}
+        items = spec._items(self._schema)
+        if items:
+            self._items = _Shape(spec, _all_of(items))
+        self._known = True
+
+    def apply(self, value: Any) -> Any:
+        if not self._known:
+            self._work_out()
+        if isinstance(value, dict):
+            properties = self._properties
+            if properties is None:
+                return value
+            return {k: properties[k].apply(v) for k, v in value.items() if k in properties}
+        if isinstance(value, list):
+            items = self._items
+            return value if items is None else [items.apply(v) for v in value]
+        return value
 
 
 def _all_of(schemas: list[dict[str, Any]]) -> dict[str, Any]:
