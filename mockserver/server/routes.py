@@ -61,7 +61,7 @@ def register(app: Flask, mock: Mock, is_control: Callable[[str], bool], pick: Pi
         if is_control(environ.get("PATH_INFO", "")):
             return flask_wsgi(environ, start_response)
         response = dispatch(mock, Request(environ), pick)
-        fault = environ.get(FAULT_KEY)
+        fault = environ.get(turns.FAULT_KEY)
         if fault == "empty":
             return no_answer(environ, start_response)
         if fault == "truncate":
@@ -134,7 +134,7 @@ def dispatch(mock: Mock, request: Request, pick: Picker) -> Reply:
         if delay_ms:
             turns.must_not_wait()  # on the event loop: run it on a thread (server/rsgi.py), chaos untouched
         if wanted.fault:
-            request.environ[FAULT_KEY] = wanted.fault
+            request.environ[turns.FAULT_KEY] = wanted.fault
         chaos_code = None if wanted.canned else mock.chaos.error_code(mock.spec, operation)
         if wanted.canned or chaos_code is not None:
             # An answer chosen by the client (or by chaos): a documented response with its example.
@@ -212,9 +212,6 @@ def dispatch(mock: Mock, request: Request, pick: Picker) -> Reply:
         path = public_path(request.path, query) if secret else request.full_path.rstrip("?")
         log_request(request.method, path, operation_id, response.status_code, duration, reason, mock.session)
     return response
-
-
-FAULT_KEY = "mockserver.fault"
 
 
 def _operation_of(mock: Mock, request: Request) -> Operation | None:

@@ -41,7 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from mockserver.server import turns
-from mockserver.server.routes import FAULT_KEY
+from mockserver.server.turns import FAULT_KEY
 
 HALF_ANSWER_PAUSE = 0.1  # seconds hyper gets to write the half of a fault=truncate answer
 SAFE = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -41,6 +41,11 @@ _ident = threading.get_ident
 _loop: int | None = None  # the event loop's thread, where no request may wait (server/rsgi.py)
 
 
+# The environ key where the app leaves a ``Prefer: fault`` for the server to carry out (server/rsgi.py; on
+# waitress the answer itself breaks the connection: serving.no_answer, serving.half_answer).
+FAULT_KEY = "mockserver.fault"
+
+
 class Rerun(BaseException):
     """Raised on the event loop's thread where a request would wait, before it has changed anything:
     the server runs it again on a thread. A ``BaseException``, so that no handler of the app's takes it
