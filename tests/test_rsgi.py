@@ -6,9 +6,11 @@ bound and the faults."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from mockserver.server import rsgi, turns
 from mockserver.server.forked import inline_of, max_body_of
 from mockserver.server.rsgi import Rsgi
 from mockserver.server.turns import Turns
+from mockserver.storage.sqlite_file import hold
 
 AUTH = ("authorization", "Bearer rsgi")
 
@@ -225,6 +228,77 @@ def test_with_a_state_file_reads_run_on_the_loop_and_writes_on_threads(tmp_path:
     finally:
         served.close()
         served.flask.extensions["mockserver"].store.close()
+
+
+def elsewhere(call: Any) -> Any:
+    """``call()`` on a thread of its own: this test's thread runs the event loop (another worker's
+    request here would be taken for one on the loop)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(call).result()
+
+
+def test_with_a_state_shared_on_a_file_the_default_state_s_reads_run_on_the_loop_and_see_other_workers_writes(
+    tmp_path: Path,
+) -> None:
+    """Two workers' apps on one file (``--workers 2``). A read of the default state runs on the loop,
+    its catch-up included: after the other worker's write it reads the change there, without a thread.
+    A read naming a session asks the engine for the session: it runs again on a thread, and the mock's
+    own routes run on one from the start."""
+    file = tmp_path / "state.sqlite"
+    held = hold(file)
+    other = create_app(Settings(state=file, workers=2)).test_client()
+    served = Served(Settings(state=file, workers=2))
+    try:
+        assert served.rsgi.inline == "shared-reads"
+        first = served.one(Scope("GET", f"{CANONICAL}/1")).json()["access_profile"]["version"]
+        changed = elsewhere(
+            lambda: other.put(f"{CANONICAL}/1", json={"description": "by the other worker"}, headers=[AUTH])
+        )
+        assert changed.status_code == 200
+        seen = served.one(Scope("GET", f"{CANONICAL}/1")).json()["access_profile"]
+        assert seen["version"] == first + 1 and seen["description"] == "by the other worker"
+        assert served.threads == [served.loop_thread] * 2
+        named = served.one(Scope("GET", f"{CANONICAL}/1", headers=[AUTH, ("x-mockserver-session", "s1")]))
+        assert named.status == 200 and named.json()["access_profile"]["version"] == first  # the session's own
+        assert served.threads[2] == served.loop_thread and served.threads[3] != served.loop_thread
+        assert served.one(Scope("GET", "/__mock/journal", headers=[AUTH])).status == 200
+        assert len(served.threads) == 5 and served.threads[4] != served.loop_thread
+    finally:
+        served.close()
+        for app in (served.flask, other.application):
+            app.extensions["mockserver"].store.close()
+        os.close(held)
+
+
+def test_a_catch_up_that_finds_a_write_holding_the_store_s_lock_runs_again_on_a_thread(tmp_path: Path) -> None:
+    file = tmp_path / "state.sqlite"
+    held = hold(file)
+    other = create_app(Settings(state=file, workers=2)).test_client()
+    served = Served(Settings(state=file, workers=2))
+    store = served.flask.extensions["mockserver"].store
+    try:
+        made = elsewhere(lambda: other.put(f"{CANONICAL}/1", json={"description": "to catch up"}, headers=[AUTH]))
+        assert made.status_code == 200
+        taken, release = threading.Event(), threading.Event()
+
+        def writer() -> None:  # what a write of this worker does: hold the store's lock through its save
+            with store._lock:
+                taken.set()
+                release.wait(5)
+
+        holder = threading.Thread(target=writer)
+        holder.start()
+        taken.wait(5)
+        threading.Timer(0.2, release.set).start()
+        seen = served.one(Scope("GET", f"{CANONICAL}/1")).json()["access_profile"]
+        holder.join()
+        assert seen["description"] == "to catch up"
+        assert served.threads[0] == served.loop_thread and served.threads[1] != served.loop_thread
+    finally:
+        served.close()
+        for app in (served.flask, other.application):
+            app.extensions["mockserver"].store.close()
+        os.close(held)
 
 
 def test_the_environ_is_as_granian_s_wsgi_interface_makes_it(served: Served) -> None:

@@ -455,6 +455,8 @@ class Persistence(Protocol):
     - ``missed()`` is the rows after ``seen``, without a lock: one indexed query, ``[]`` when none.
     - ``unchanged()``, where an engine has it, says without a query and without waiting that ``missed()``
       would find nothing (SQLite: no commit to the file since it last did); the store then skips it.
+    - ``reads_wait``, where an engine has it: whether ``missed()`` may wait (a round trip to a server:
+      True, the default; a query of a local file in WAL mode, which never waits for a writer: False).
     """
 
     shared: bool
@@ -558,11 +560,14 @@ class Store:
         unchanged = getattr(self.persistence, "unchanged", None)
         if unchanged is not None and unchanged():
             return
-        with Store.waiting():
+        if getattr(self.persistence, "reads_wait", True):
+            with Store.waiting():
+                entries = self.persistence.missed()
+        else:  # a local file's query, which never waits for a writer: the request keeps its turn
             entries = self.persistence.missed()
         if not entries:
             return
-        with self._lock:
+        with self._locked():  # a write saving holds the lock: this waits after ``waiting``
             events = self._apply(entries)
             self._publish()
         self._tell(events)

@@ -265,7 +265,11 @@ def inline_of(app: Any) -> str:
     persistence = mock.store.persistence
     if persistence is None:
         return "all"
-    return "none" if persistence.shared else "reads"
+    if not persistence.shared:
+        return "reads"
+    # Shared: a read's catch-up asks the engine. A local file answers without waiting (its reads run on
+    # the loop, as one process's do); a server is a round trip (every request on a thread).
+    return "none" if getattr(persistence, "reads_wait", True) else "shared-reads"
 
 
 def max_body_of(app: Any) -> int:

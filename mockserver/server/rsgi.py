@@ -9,8 +9,12 @@ would make delayed answers wait one after the other. Here one thread runs every 
 wait, and a request that waits runs on a thread of its own, so delays still wait at once:
 
 - **On the loop** (``inline``): reads, and with the state in memory every request; they never wait.
-- **On a thread:** writes to a state file (a save waits for its sync), every request of a shared state
-  (database round trips), and any request that turns out to wait: ``Prefer: delay``, ``--latency`` or a
+  With a state shared on a SQLite file (``--workers``), the default state's API reads: their catch-up
+  with the other workers is a query of the file, which never waits for a writer (WAL).
+- **On a thread:** writes to a state file (a save waits for its sync), the requests of a state shared
+  on PostgreSQL (round trips), a shared state's sessions and the mock's own routes (they ask the
+  engine more), and any request that turns out to wait: a catch-up that finds a write holding the
+  store's lock, ``Prefer: delay``, ``--latency`` or a
   session's chaos latency. The app finds that out before it has changed anything and raises
   ``turns.Rerun`` (the store does the same before it would wait for its lock or its disk), and the
   request runs again, from the start, on a thread.
@@ -53,7 +57,9 @@ class Rsgi:
     """An RSGI app serving the WSGI ``app`` (see the module's docstring).
 
     ``inline``: ``"all"`` (the state in memory: no request waits on a disk or a database), ``"reads"``
-    (a state file: writes sync) or ``"none"`` (a shared state: every request may wait on it).
+    (a state file: writes sync), ``"shared-reads"`` (a state shared on a file: the default state's API
+    reads, whose catch-up is a query of the file that never waits) or ``"none"`` (a state shared on a
+    server: every request may wait on it).
     ``max_body``: the most of a request's body that is read (the app refuses larger ones).
     """
 
@@ -91,7 +97,7 @@ class Rsgi:
         body, size = await self._body(scope, proto)
         environ: dict[str, Any] = {}
         answer: Answer | None = None
-        if self.inline == "all" or (self.inline == "reads" and scope.method in SAFE):
+        if self.inline == "all" or (scope.method in SAFE and self._reads_inline(scope)):
             environ = self._environ(scope, body, size)
             try:
                 answer = self._call(environ)
@@ -113,6 +119,11 @@ class Rsgi:
             _shut(scope)
             return
         proto.response_bytes(status, headers, chunks if isinstance(chunks, bytes) else b"".join(chunks))
+
+    def _reads_inline(self, scope: Any) -> bool:
+        """Whether a read runs on the loop: with a state file, every one; with a shared state on a file,
+        those of the default state's API (the mock's own routes and a session ask the engine more)."""
+        return self.inline == "reads" or (self.inline == "shared-reads" and not scope.path.startswith("/__"))
 
     # -- the WSGI side -----------------------------------------------------------------------------
 

@@ -44,6 +44,7 @@ from werkzeug.http import parse_cookie
 
 from mockserver.domain.store import LogEntry, State, StateNotSaved, Store
 from mockserver.domain.timeutil import format_timestamp, parse_timestamp
+from mockserver.server import turns
 from mockserver.server.context import Mock, log
 from mockserver.server.prefer import Chaos
 from mockserver.spec.errors import BadRequest, Gone, NotFound, StoreUnavailable, TooManyRequests
@@ -138,6 +139,8 @@ class Sessions:
         found = requested(environ)
         if found is None:
             return self.base
+        if self.shared:  # the engine is asked (lookups, uses, expiry): not on the event loop (server/rsgi.py)
+            turns.must_not_wait()
         name, where = found
         now = self.clock()
         with self._lock:

@@ -114,6 +114,7 @@ class SqliteState:
         self.path = path
         self.session = DEFAULT
         self.shared = shared
+        self.reads_wait = False  # missed() is a query of this file, which never waits for a writer (WAL)
         self._file = StateFile(path, held=shared)
         self._owner = True
         self._dropped = False
