@@ -132,7 +132,7 @@ def dispatch(mock: Mock, request: Request, pick: Picker) -> Reply:
         wanted = prefer.parse(request.environ.get("HTTP_PREFER"), request.args)
         delay_ms = wanted.delay_ms or mock.chaos.latency_ms
         if delay_ms:
-            turns.must_not_wait()  # on the event loop: run it on a thread (server/rsgi.py), chaos untouched
+            turns.must_not_delay()  # on the loop or the writes' thread: again on a thread, chaos untouched
         if wanted.fault:
             request.environ[turns.FAULT_KEY] = wanted.fault
         chaos_code = None if wanted.canned else mock.chaos.error_code(mock.spec, operation)

@@ -11,7 +11,11 @@ wait, and a request that waits runs on a thread of its own, so delays still wait
 - **On the loop** (``inline``): reads, and with the state in memory every request; they never wait.
   With a state shared on a SQLite file (``--workers``), the default state's API reads: their catch-up
   with the other workers is a query of the file, which never waits for a writer (WAL).
-- **On a thread:** writes to a state file (a save waits for its sync), the requests of a state shared
+- **On the writes' thread:** writes to one process's state file (a save waits for its sync), one after
+  the other: they take the store's lock in turn anyway, and on threads of their own their Python after
+  the sync ran beside the loop's reads (GET one beside 4 writers: 2.3 times its p50 alone; 1.7 times
+  with this thread). A write that would wait out a delay runs again on a thread, as on the loop.
+- **On a thread:** the requests of a state shared
   on PostgreSQL (round trips), a shared state's sessions and the mock's own routes (they ask the
   engine more), and any request that turns out to wait: a catch-up that finds a write holding the
   store's lock, ``Prefer: delay``, ``--latency`` or a
@@ -69,6 +73,7 @@ class Rsgi:
         self.inline = inline
         self.max_body = max_body
         self._pool: ThreadPoolExecutor | None = None
+        self._writes: ThreadPoolExecutor | None = None
         self._base = {
             "GATEWAY_INTERFACE": "CGI/1.1",
             "SCRIPT_NAME": "",
@@ -86,10 +91,13 @@ class Rsgi:
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         turns.serve_inline_here()  # granian calls this on the loop's thread
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="mockserver")
+        if self.inline == "reads":  # one process's state file: its writes, one after the other on a thread
+            self._writes = ThreadPoolExecutor(1, "mockserver-writes", initializer=turns.serve_writes_here)
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
+        for pool in (self._pool, self._writes):
+            if pool is not None:
+                pool.shutdown(wait=False)
 
     async def __rsgi__(self, scope: Any, proto: Any) -> None:
         if scope.proto != "http":  # granian runs without websockets; nothing else comes
@@ -103,10 +111,17 @@ class Rsgi:
                 answer = self._call(environ)
             except turns.Rerun:  # it would wait: again, from the start, on a thread
                 answer = None
+        loop = asyncio.get_running_loop()
+        if answer is None and self._writes is not None and scope.method not in SAFE:
+            environ = self._environ(scope, body, size)
+            try:
+                answer = await loop.run_in_executor(self._writes, self._call, environ)
+            except turns.Rerun:  # it would wait out a delay: again, from the start, on a thread
+                answer = None
         if answer is None:
             environ = self._environ(scope, body, size)
             assert self._pool is not None
-            answer = await asyncio.get_running_loop().run_in_executor(self._pool, self._call, environ)
+            answer = await loop.run_in_executor(self._pool, self._call, environ)
         status, headers, chunks = answer
         fault = environ.get(FAULT_KEY)
         if fault == "empty":

@@ -18,7 +18,9 @@ around them, so that others run meanwhile:
   sync.
 
 On granian the worker's event loop runs most requests (``server/rsgi.py``), and nothing may wait
-there: ``pause``, ``leave`` and ``must_not_wait`` raise ``Rerun`` on the loop's thread, always before
+there: ``pause``, ``leave`` and ``must_not_wait`` raise ``Rerun`` on the loop's thread (and ``pause``
+and ``must_not_delay`` on the thread of a state file's writes, which waits for the disk but never out
+a delay), always before
 the request has changed anything (the delay is known before the operation runs, and the store gives
 its turn up before it takes its lock or writes), and the request runs again, from the start, on a
 thread.
@@ -39,6 +41,7 @@ _lock = threading.Lock()
 _holder: int | None = None  # the thread holding the turn
 _ident = threading.get_ident
 _loop: int | None = None  # the event loop's thread, where no request may wait (server/rsgi.py)
+_writes: int | None = None  # the thread of a state file's writes, where no request waits out a delay
 
 
 # The environ key where the app leaves a ``Prefer: fault`` for the server to carry out (server/rsgi.py; on
@@ -61,6 +64,21 @@ def serve_inline_here() -> None:
 def must_not_wait() -> None:
     """Raise ``Rerun`` on the event loop's thread (a request is about to wait: a delay, a disk, a lock)."""
     if _loop is not None and _ident() == _loop:
+        raise Rerun
+
+
+def serve_writes_here() -> None:
+    """This thread runs the writes to a state file (server/rsgi.py): it may wait for the store and its
+    disk, but not out a delay, which would hold every write behind it."""
+    global _writes
+    _writes = _ident()
+
+
+def must_not_delay() -> None:
+    """Raise ``Rerun`` on the event loop's thread and on the writes' thread: a request is about to wait out
+    a delay (``Prefer: delay``, ``--latency``, a session's chaos latency)."""
+    me = _ident()
+    if me == _loop or me == _writes:
         raise Rerun
 
 
@@ -89,7 +107,7 @@ class Turns:
 def pause() -> Iterator[None]:
     """Let other requests run while this thread waits; take the turn back after."""
     global _holder
-    must_not_wait()
+    must_not_delay()
     me = _ident()
     if _holder != me:
         yield
