@@ -219,47 +219,64 @@ def test_chaos_draws_once_for_a_request_that_runs_again() -> None:
     assert len(set(expected)) > 1  # chaos did answer some with an error
 
 
-def test_with_a_state_file_reads_run_on_the_loop_and_writes_on_the_writes_thread(tmp_path: Path) -> None:
+@pytest.fixture
+def on_a_file(tmp_path: Path) -> Iterator[Served]:
+    """One process's app on a state file."""
+    made = Served(Settings(state=tmp_path / "state.sqlite"))
+    yield made
+    made.close()
+    made.flask.extensions["mockserver"].store.close()
+
+
+@pytest.fixture
+def two_workers(tmp_path: Path) -> Iterator[tuple[Served, Any]]:
+    """What ``--workers 2`` on a file builds: this worker's app on the loop, and the other's test client."""
+    file = tmp_path / "state.sqlite"
+    held = hold(file)
+    other = create_app(Settings(state=file, workers=2)).test_client()
+    served = Served(Settings(state=file, workers=2))
+    yield served, other
+    served.close()
+    for app in (served.flask, other.application):
+        app.extensions["mockserver"].store.close()
+    os.close(held)
+
+
+def test_with_a_state_file_reads_run_on_the_loop_and_writes_on_the_writes_thread(on_a_file: Served) -> None:
     """Writes to one process's state file take the store's lock one at a time anyway; on threads of their
     own, their Python after the sync ran beside the loop's reads (GET one beside 4 writers: 2.3 times its
     p50 alone, 1.7 times with one thread for the writes)."""
-    served = Served(Settings(state=tmp_path / "state.sqlite"))
-    try:
-        assert served.rsgi.inline == "reads"
-        assert served.one(Scope("GET", f"{CANONICAL}/1")).status == 200
-        for text in ("saved on the writes' thread", "and again"):
-            headers, body = json_body({"description": text})
-            assert served.one(Scope("PUT", f"{CANONICAL}/1", headers=headers), body).status == 200
-        assert served.threads[0] == served.loop_thread
-        assert served.names[1:] == ["mockserver-writes_0"] * 2
-    finally:
-        served.close()
-        served.flask.extensions["mockserver"].store.close()
+    served = on_a_file
+    assert served.rsgi.inline == "reads"
+    assert served.one(Scope("GET", f"{CANONICAL}/1")).status == 200
+    for text in ("saved on the writes' thread", "and again"):
+        headers, body = json_body({"description": text})
+        assert served.one(Scope("PUT", f"{CANONICAL}/1", headers=headers), body).status == 200
+    assert served.threads[0] == served.loop_thread
+    assert served.names[1:] == ["mockserver-writes_0"] * 2
 
 
-def test_delayed_writes_to_a_state_file_wait_at_once_on_threads_and_change_the_state_once_each(tmp_path: Path) -> None:
+def test_delayed_writes_to_a_state_file_wait_at_once_on_threads_and_change_the_state_once_each(
+    on_a_file: Served,
+) -> None:
     """A delay would hold every write behind it on the writes' thread: the write runs again, from the start,
     on a thread of ``--threads``, having changed nothing."""
-    served = Served(Settings(state=tmp_path / "state.sqlite"))
-    try:
-        before = served.one(Scope("GET", f"{CANONICAL}/1")).json()["access_profile"]["version"]
-        requests = []
-        for n in range(4):
-            headers, body = json_body({"description": f"delayed {n}"})
-            requests.append((Scope("PUT", f"{CANONICAL}/1", headers=[*headers, ("prefer", "delay=400")]), Proto(body)))
-        started = time.monotonic()
-        answered = served(*requests)
-        took = time.monotonic() - started
-        assert [p.status for p in answered] == [200] * 4
-        assert 0.4 <= took < 1.2, took  # the four waited at once, not one after the other (1.6 s)
-        after = served.one(Scope("GET", f"{CANONICAL}/1")).json()["access_profile"]["version"]
-        assert after == before + 4
-        ran = served.names[1:-1]
-        assert ran.count("mockserver-writes_0") == 4  # each began there, and gave the delay up
-        assert sum(name.startswith("mockserver_") for name in ran) == 4
-    finally:
-        served.close()
-        served.flask.extensions["mockserver"].store.close()
+    served = on_a_file
+    before = served.one(Scope("GET", f"{CANONICAL}/1")).json()["access_profile"]["version"]
+    requests = []
+    for n in range(4):
+        headers, body = json_body({"description": f"delayed {n}"})
+        requests.append((Scope("PUT", f"{CANONICAL}/1", headers=[*headers, ("prefer", "delay=400")]), Proto(body)))
+    started = time.monotonic()
+    answered = served(*requests)
+    took = time.monotonic() - started
+    assert [p.status for p in answered] == [200] * 4
+    assert 0.4 <= took < 1.2, took  # the four waited at once, not one after the other (1.6 s)
+    after = served.one(Scope("GET", f"{CANONICAL}/1")).json()["access_profile"]["version"]
+    assert after == before + 4
+    ran = served.names[1:-1]
+    assert ran.count("mockserver-writes_0") == 4  # each began there, and gave the delay up
+    assert sum(name.startswith("mockserver_") for name in ran) == 4
 
 
 def elsewhere(call: Any) -> Any:
@@ -270,67 +287,51 @@ def elsewhere(call: Any) -> Any:
 
 
 def test_with_a_state_shared_on_a_file_the_default_state_s_reads_run_on_the_loop_and_see_other_workers_writes(
-    tmp_path: Path,
+    two_workers: tuple[Served, Any],
 ) -> None:
     """Two workers' apps on one file (``--workers 2``). A read of the default state runs on the loop,
     its catch-up included: after the other worker's write it reads the change there, without a thread.
     A read naming a session asks the engine for the session: it runs again on a thread, and the mock's
     own routes run on one from the start."""
-    file = tmp_path / "state.sqlite"
-    held = hold(file)
-    other = create_app(Settings(state=file, workers=2)).test_client()
-    served = Served(Settings(state=file, workers=2))
-    try:
-        assert served.rsgi.inline == "shared-reads"
-        first = served.one(Scope("GET", f"{CANONICAL}/1")).json()["access_profile"]["version"]
-        changed = elsewhere(
-            lambda: other.put(f"{CANONICAL}/1", json={"description": "by the other worker"}, headers=[AUTH])
-        )
-        assert changed.status_code == 200
-        seen = served.one(Scope("GET", f"{CANONICAL}/1")).json()["access_profile"]
-        assert seen["version"] == first + 1 and seen["description"] == "by the other worker"
-        assert served.threads == [served.loop_thread] * 2
-        named = served.one(Scope("GET", f"{CANONICAL}/1", headers=[AUTH, ("x-mockserver-session", "s1")]))
-        assert named.status == 200 and named.json()["access_profile"]["version"] == first  # the session's own
-        assert served.threads[2] == served.loop_thread and served.threads[3] != served.loop_thread
-        assert served.one(Scope("GET", "/__mock/journal", headers=[AUTH])).status == 200
-        assert len(served.threads) == 5 and served.threads[4] != served.loop_thread
-    finally:
-        served.close()
-        for app in (served.flask, other.application):
-            app.extensions["mockserver"].store.close()
-        os.close(held)
+    served, other = two_workers
+    assert served.rsgi.inline == "shared-reads"
+    first = served.one(Scope("GET", f"{CANONICAL}/1")).json()["access_profile"]["version"]
+    changed = elsewhere(
+        lambda: other.put(f"{CANONICAL}/1", json={"description": "by the other worker"}, headers=[AUTH])
+    )
+    assert changed.status_code == 200
+    seen = served.one(Scope("GET", f"{CANONICAL}/1")).json()["access_profile"]
+    assert seen["version"] == first + 1 and seen["description"] == "by the other worker"
+    assert served.threads == [served.loop_thread] * 2
+    named = served.one(Scope("GET", f"{CANONICAL}/1", headers=[AUTH, ("x-mockserver-session", "s1")]))
+    assert named.status == 200 and named.json()["access_profile"]["version"] == first  # the session's own
+    assert served.threads[2] == served.loop_thread and served.threads[3] != served.loop_thread
+    assert served.one(Scope("GET", "/__mock/journal", headers=[AUTH])).status == 200
+    assert len(served.threads) == 5 and served.threads[4] != served.loop_thread
 
 
-def test_a_catch_up_that_finds_a_write_holding_the_store_s_lock_runs_again_on_a_thread(tmp_path: Path) -> None:
-    file = tmp_path / "state.sqlite"
-    held = hold(file)
-    other = create_app(Settings(state=file, workers=2)).test_client()
-    served = Served(Settings(state=file, workers=2))
+def test_a_catch_up_that_finds_a_write_holding_the_store_s_lock_runs_again_on_a_thread(
+    two_workers: tuple[Served, Any],
+) -> None:
+    served, other = two_workers
     store = served.flask.extensions["mockserver"].store
-    try:
-        made = elsewhere(lambda: other.put(f"{CANONICAL}/1", json={"description": "to catch up"}, headers=[AUTH]))
-        assert made.status_code == 200
-        taken, release = threading.Event(), threading.Event()
+    made = elsewhere(lambda: other.put(f"{CANONICAL}/1", json={"description": "to catch up"}, headers=[AUTH]))
+    assert made.status_code == 200
+    taken, release = threading.Event(), threading.Event()
 
-        def writer() -> None:  # what a write of this worker does: hold the store's lock through its save
-            with store._lock:
-                taken.set()
-                release.wait(5)
+    def writer() -> None:  # what a write of this worker does: hold the store's lock through its save
+        with store._lock:
+            taken.set()
+            release.wait(5)
 
-        holder = threading.Thread(target=writer)
-        holder.start()
-        taken.wait(5)
-        threading.Timer(0.2, release.set).start()
-        seen = served.one(Scope("GET", f"{CANONICAL}/1")).json()["access_profile"]
-        holder.join()
-        assert seen["description"] == "to catch up"
-        assert served.threads[0] == served.loop_thread and served.threads[1] != served.loop_thread
-    finally:
-        served.close()
-        for app in (served.flask, other.application):
-            app.extensions["mockserver"].store.close()
-        os.close(held)
+    holder = threading.Thread(target=writer)
+    holder.start()
+    taken.wait(5)
+    threading.Timer(0.2, release.set).start()
+    seen = served.one(Scope("GET", f"{CANONICAL}/1")).json()["access_profile"]
+    holder.join()
+    assert seen["description"] == "to catch up"
+    assert served.threads[0] == served.loop_thread and served.threads[1] != served.loop_thread
 
 
 def test_the_environ_is_as_granian_s_wsgi_interface_makes_it(served: Served) -> None:

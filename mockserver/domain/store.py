@@ -455,11 +455,12 @@ class Persistence(Protocol):
     - ``missed()`` is the rows after ``seen``, without a lock: one indexed query, ``[]`` when none.
     - ``unchanged()``, where an engine has it, says without a query and without waiting that ``missed()``
       would find nothing (SQLite: no commit to the file since it last did); the store then skips it.
-    - ``reads_wait``, where an engine has it: whether ``missed()`` may wait (a round trip to a server:
-      True, the default; a query of a local file in WAL mode, which never waits for a writer: False).
+    - ``reads_wait``: whether ``missed()`` may wait (a round trip to a server: True; a query of a local
+      file in WAL mode, which never waits for a writer: False).
     """
 
     shared: bool
+    reads_wait: bool
     seen: int
 
     def writing(self) -> AbstractContextManager[list[LogEntry]]: ...
@@ -560,7 +561,7 @@ class Store:
         unchanged = getattr(self.persistence, "unchanged", None)
         if unchanged is not None and unchanged():
             return
-        if getattr(self.persistence, "reads_wait", True):
+        if self.persistence.reads_wait:
             with Store.waiting():
                 entries = self.persistence.missed()
         else:  # a local file's query, which never waits for a writer: the request keeps its turn

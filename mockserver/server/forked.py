@@ -269,7 +269,7 @@ def inline_of(app: Any) -> str:
         return "reads"
     # Shared: a read's catch-up asks the engine. A local file answers without waiting (its reads run on
     # the loop, as one process's do); a server is a round trip (every request on a thread).
-    return "none" if getattr(persistence, "reads_wait", True) else "shared-reads"
+    return "none" if persistence.reads_wait else "shared-reads"
 
 
 def max_body_of(app: Any) -> int:

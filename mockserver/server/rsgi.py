@@ -103,25 +103,19 @@ class Rsgi:
         if scope.proto != "http":  # granian runs without websockets; nothing else comes
             return
         body, size = await self._body(scope, proto)
-        environ: dict[str, Any] = {}
-        answer: Answer | None = None
-        if self.inline == "all" or (scope.method in SAFE and self._reads_inline(scope)):
-            environ = self._environ(scope, body, size)
-            try:
-                answer = self._call(environ)
-            except turns.Rerun:  # it would wait: again, from the start, on a thread
-                answer = None
         loop = asyncio.get_running_loop()
-        if answer is None and self._writes is not None and scope.method not in SAFE:
+        for place in self._places(scope):
             environ = self._environ(scope, body, size)
             try:
-                answer = await loop.run_in_executor(self._writes, self._call, environ)
-            except turns.Rerun:  # it would wait out a delay: again, from the start, on a thread
-                answer = None
-        if answer is None:
-            environ = self._environ(scope, body, size)
-            assert self._pool is not None
-            answer = await loop.run_in_executor(self._pool, self._call, environ)
+                if place is None:
+                    answer = self._call(environ)
+                else:
+                    answer = await loop.run_in_executor(place, self._call, environ)
+                break
+            except turns.Rerun:  # it would wait there: again, from the start, in the next place
+                continue
+        else:  # a thread of --threads never gives a request up
+            raise AssertionError("no place ran the request")
         status, headers, chunks = answer
         fault = environ.get(FAULT_KEY)
         if fault == "empty":
@@ -135,10 +129,19 @@ class Rsgi:
             return
         proto.response_bytes(status, headers, chunks if isinstance(chunks, bytes) else b"".join(chunks))
 
-    def _reads_inline(self, scope: Any) -> bool:
-        """Whether a read runs on the loop: with a state file, every one; with a shared state on a file,
-        those of the default state's API (the mock's own routes and a session ask the engine more)."""
-        return self.inline == "reads" or (self.inline == "shared-reads" and not scope.path.startswith("/__"))
+    def _places(self, scope: Any) -> list[ThreadPoolExecutor | None]:
+        """Where the request runs, in order, each next one if it would wait in the one before (``None``:
+        the loop). The last, a thread of ``--threads``, runs whatever comes."""
+        assert self._pool is not None
+        if self.inline == "all":
+            return [None, self._pool]
+        if scope.method not in SAFE:
+            return [self._pool] if self._writes is None else [self._writes, self._pool]
+        # With a shared state on a file, the default state's API reads (the mock's own routes and a
+        # session ask the engine more).
+        if self.inline == "reads" or (self.inline == "shared-reads" and not scope.path.startswith("/__")):
+            return [None, self._pool]
+        return [self._pool]
 
     # -- the WSGI side -----------------------------------------------------------------------------
 

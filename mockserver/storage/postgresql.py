@@ -723,6 +723,7 @@ class PostgresState:
     """
 
     shared = True
+    reads_wait = True  # missed() is a round trip to the server
 
     def __init__(self, url: str, fresh: bool = False, instance: str | None = None) -> None:
         """``instance``: this process's name in the shared journal and violations (None: host:pid)."""
